@@ -1,0 +1,21 @@
+"""Shared module rewrites; each computes exactly what it replaces (tests/test_rewrites.py shows it)."""
+
+from converters.rewrites.fold_bn import (
+    bn_affine,
+    fold_bn_after_conv,
+    fold_bn_before_conv1x1,
+    fold_bn_before_linear,
+)
+from converters.rewrites.linear_to_conv import column_to_conv1x1, linear_to_conv1x1
+from converters.rewrites.scale import average_linears, fold_scale_into_conv
+
+__all__ = [
+    "average_linears",
+    "bn_affine",
+    "column_to_conv1x1",
+    "fold_bn_after_conv",
+    "fold_bn_before_conv1x1",
+    "fold_bn_before_linear",
+    "fold_scale_into_conv",
+    "linear_to_conv1x1",
+]

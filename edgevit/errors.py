@@ -1,0 +1,39 @@
+"""Errors a user can cause. The CLI prints them without a traceback and exits non-zero."""
+
+from __future__ import annotations
+
+
+class EdgevitError(Exception):
+    """Base class: the message says what went wrong and what to do about it."""
+
+    exit_code = 2
+
+
+class UnknownModelError(EdgevitError):
+    """A model name that is not in the registry (or not in timm)."""
+
+
+class WeightsError(EdgevitError):
+    """A checkpoint that cannot be read, is unsafe, or does not fit the model."""
+
+
+class ExportError(EdgevitError):
+    """An exporter failed; the message names the module and op where it could be found."""
+
+
+class OutputError(EdgevitError):
+    """An output path that cannot be written."""
+
+
+class ArtifactError(EdgevitError):
+    """An artifact (or its manifest) that is missing, corrupt, or of an unknown kind."""
+
+
+class ParityError(EdgevitError):
+    """An artifact does not compute the same function as the original model."""
+
+    exit_code = 3
+
+
+class SchemaError(EdgevitError):
+    """A results file that does not conform to edgevit/bench/schema.json."""

@@ -1,0 +1,129 @@
+"""Host harness: time every form of a model in one process and one run, write the shared results schema.
+
+Forms: the original eager PyTorch model, the prepared eager model, the ExecuTorch ``.pte`` (ExecuTorch
+runtime) and the ONNX model (onnxruntime); CoreML is recorded as not run off macOS. Per form and batch:
+warm-up, N timed iterations, median / trimmed mean / p90 (edgevit.bench.stats), load time, and the peak
+growth of the process's resident memory while loading and running (sampled every 2 ms).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import torch
+
+from edgevit.bench.device import host_device
+from edgevit.bench.stats import DEFAULT_TRIM_FRACTION, summarize
+from edgevit.manifest import tool_versions
+from edgevit.runtimes import Runner, RuntimeUnavailable, open_runner
+
+
+@dataclass
+class Plan:
+    warmup: int
+    iterations: int
+
+
+def default_plan(batch: int) -> Plan:
+    """Enough iterations for a stable median at batch 1; fewer at large batches where one run takes seconds."""
+    return Plan(warmup=5, iterations=30) if batch <= 4 else Plan(warmup=2, iterations=8)
+
+
+class PeakRss:
+    """Peak resident-set growth over a block, sampled in a thread (native allocations included)."""
+
+    def __init__(self, interval_s: float = 0.002):
+        self._proc = psutil.Process()
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self.base = self.peak = 0
+
+    def __enter__(self) -> PeakRss:
+        gc.collect()
+        self.base = self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def time_iterations(fn: Callable[[], object], plan: Plan) -> list[float]:
+    for _ in range(plan.warmup):
+        fn()
+    samples = []
+    for _ in range(plan.iterations):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def result_record(model: str, form: str, runtime: str, batch: int, input_shape: list[int], plan: Plan, *,
+                  samples: list[float] | None = None, artifact: Path | None = None, sha256: str | None = None,
+                  backend: str | None = None, precision: str = "fp32", load_ms: float | None = None,
+                  peak_mb: float | None = None, status: str = "ok", error: str | None = None,
+                  compute_unit: str | None = None) -> dict:
+    """One result in the schema; absent measurements stay null."""
+    samples = samples or []
+    return {
+        "model": model, "form": form, "artifact": artifact.name if artifact else None, "artifact_sha256": sha256,
+        "runtime": runtime, "backend": backend, "compute_unit": compute_unit, "precision": precision,
+        "device": host_device(), "batch": batch, "input_shape": input_shape, "warmup": plan.warmup,
+        "iterations": len(samples), "per_iteration_ms": [round(s, 4) for s in samples],
+        **summarize(samples, DEFAULT_TRIM_FRACTION),
+        "peak_memory_mb": None if peak_mb is None else round(peak_mb, 2),
+        "memory_kind": None if peak_mb is None else "rss_growth",
+        "load_time_ms": None if load_ms is None else round(load_ms, 3), "tool_versions": tool_versions(),
+        "status": status, "error": error,
+    }
+
+
+def bench_eager(model_name: str, form: str, module: torch.nn.Module, example: torch.Tensor, plan: Plan) -> dict:
+    with torch.inference_mode(), PeakRss() as mem:
+        samples = time_iterations(lambda: module(example), plan)
+    return result_record(model_name, form, "pytorch", example.shape[0], list(example.shape), plan, samples=samples,
+                         backend="eager-cpu", peak_mb=mem.growth_mb)
+
+
+def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: torch.Tensor, plan: Plan) -> dict:
+    """Load the artifact in its runtime and time it; a runtime this host lacks gives a not_run record."""
+    target = manifest["target"]
+    form = {"executorch": "executorch", "onnx": "onnx", "coreml": "coreml"}[target]
+    runtime = {"executorch": "executorch", "onnx": "onnxruntime", "coreml": "coreml"}[target]
+    common = dict(artifact=artifact, sha256=manifest["sha256"], backend=manifest.get("backend"),
+                  precision=manifest["precision"])
+    try:
+        with PeakRss() as mem:
+            runner: Runner = open_runner(artifact, manifest)
+            samples = time_iterations(lambda: runner.run(example), plan)
+    except RuntimeUnavailable as exc:
+        return result_record(model_name, form, runtime, example.shape[0], list(example.shape), plan,
+                             status="not_run", error=str(exc), **common)
+    common["backend"] = runner.backend or common["backend"]
+    return result_record(model_name, form, runtime, example.shape[0], list(example.shape), plan, samples=samples,
+                         load_ms=runner.load_ms, peak_mb=mem.growth_mb, **common)
+
+
+def results_document(results: list[dict]) -> dict:
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    return {"schema_version": 1, "harness": "host", "created": created, "results": results}

@@ -1,0 +1,118 @@
+"""Command line: argument parsing and printing only; the work is in edgevit.api.
+
+User errors (EdgevitError) print as one clear message without a traceback and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  edgevit list --details
+  edgevit convert swiftformer-l1 --target coreml
+  edgevit convert swiftformer-l1 --target coreml executorch onnx --out artifacts
+  edgevit convert swiftformer-s --weights SwiftFormer_S.pth --attention-form softmax
+  edgevit validate artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte
+  edgevit bench swiftformer-l1 --artifacts artifacts --out artifacts/bench.json
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgevit",
+        description="Efficient vision transformers -> CoreML / ExecuTorch artifacts, with parity proof.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ls = sub.add_parser("list", help="list the registered models")
+    ls.add_argument("--details", action="store_true", help="also build each model to show params and FLOPs")
+
+    cv = sub.add_parser(
+        "convert", help="convert a model to CoreML / ExecuTorch / ONNX and validate each artifact",
+        description="Build MODEL (a registry name or timm:<name>), reparameterize it into a plain inference graph, "
+        "export each --target, and check every artifact against the original PyTorch model on real photos and "
+        "random tensors. Each artifact gets a JSON manifest and a folder of validation inputs beside it.",
+    )
+    cv.add_argument("model", help="registry name (see `edgevit list`) or timm:<name>")
+    cv.add_argument("--target", nargs="+", default=["coreml"], choices=["coreml", "executorch", "onnx"],
+                    help="one or more targets (default: coreml)")
+    cv.add_argument("--out", default="artifacts", help="output directory (default: artifacts)")
+    cv.add_argument("--weights", help="local checkpoint: official layout, timm layout or .safetensors. "
+                    "Without it the model is random-initialised (and the output says so)")
+    cv.add_argument("--attention-form", choices=["normalize", "softmax"],
+                    help="SwiftFormer only: attention of the current official release (normalize, default) or of "
+                    "the first release / Hugging Face port (softmax); must match the checkpoint")
+    cv.add_argument("--precision", choices=["fp16", "fp32"],
+                    help="default: fp16 for CoreML (and the CoreML-delegated .pte), fp32 for XNNPACK and ONNX")
+    cv.add_argument("--backend", choices=["xnnpack", "coreml"], default="xnnpack",
+                    help="ExecuTorch delegate: xnnpack (Android/CPU, default) or coreml (iOS)")
+    cv.add_argument("--deployment-target", default="iOS17", help="CoreML minimum deployment target (default iOS17)")
+    cv.add_argument("--tensor-input", action="store_true",
+                    help="CoreML: raw normalised float tensor input and logits output instead of an RGB image "
+                    "classifier with labels")
+    cv.add_argument("--init", choices=["exercised", "library"], default="exercised",
+                    help="random init without --weights: 'exercised' (default) makes every block count (layer scales "
+                    "~1, random BN statistics, calibrated head) so parity means something; 'library' is timm's")
+    cv.add_argument("--seed", type=int, default=0, help="seed of the random init and random validation inputs")
+    cv.add_argument("--no-validate", action="store_true", help="skip parity validation")
+    cv.add_argument("--no-mil-report", action="store_true", help="skip the MIL reshape/transpose count")
+
+    va = sub.add_parser("validate", help="check an artifact against its original PyTorch model",
+                        description="Rebuild the original model from the artifact's manifest and compare outputs on "
+                        "the saved validation inputs (photos + random tensors). Exits 3 when parity fails.")
+    va.add_argument("artifact", help=".mlpackage, .pte or .onnx made by `edgevit convert`")
+    va.add_argument("--device-outputs", help="outputs saved by the iOS/Android harness, to compare instead of "
+                    "running the artifact here")
+
+    be = sub.add_parser("bench", help="time a model's forms (or artifacts) on this host",
+                        description="Time, in one process, the original eager model, the prepared eager model, the "
+                        "ExecuTorch .pte and the ONNX model at each --batch; writes the shared results schema.")
+    be.add_argument("items", nargs="+", metavar="MODEL|ARTIFACT")
+    be.add_argument("--artifacts", help="reuse batch-1 artifacts converted into this directory")
+    be.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default: 1 32)")
+    be.add_argument("--iterations", type=int, help="timed iterations (default: 30 at batch<=4, 8 above)")
+    be.add_argument("--warmup", type=int, help="warm-up iterations (default: 5 at batch<=4, 2 above)")
+    be.add_argument("--out", help="write results JSON here")
+
+    for a in (cv, va, be):
+        a.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars drown the output
+    from edgevit.errors import EdgevitError
+
+    try:
+        return _dispatch(args)
+    except EdgevitError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no partial artifact was published", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from edgevit import cli_output as out
+
+    if args.command == "list":
+        return out.show_models(args.details)
+    if args.command == "convert":
+        return out.run_convert(args)
+    if args.command == "validate":
+        return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet)
+    if args.command == "bench":
+        return out.run_bench(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""What the CLI prints: rich tables and progress for the API's results (kept out of the API itself)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+# Logs and CI are not terminals: rich would squeeze tables into 80 columns there.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _progress(quiet: bool):
+    def say(message: str) -> None:
+        if not quiet:
+            console.print(f"[dim]•[/] {message}")
+
+    return say
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "not measured"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}g}"
+
+
+def show_models(details: bool) -> int:
+    from edgevit.api import list_models
+
+    table = Table(title="edgevit models (any timm model also works as timm:<name>)")
+    for col in ("name", "family", "converter", "input", "published top-1", "options"):
+        table.add_column(col)
+    if details:
+        table.add_column("params (M)", justify="right")
+        table.add_column("GFLOPs", justify="right")
+    for spec in list_models():
+        row = [spec.name, spec.family, spec.converter, "x".join(map(str, spec.input_size)),
+               f"{spec.published_top1:.1f} ({spec.top1_source})" if spec.published_top1 else "-",
+               ", ".join(f"{k}={'|'.join(v)}" for k, v in spec.options.items()) or "-"]
+        if details:
+            from edgevit.complexity import complexity
+
+            c = complexity(spec)
+            row += [f"{c['params'] / 1e6:.2f}", f"{c['flops'] / 1e9:.2f}"]
+        table.add_row(*row)
+    console.print(table)
+    if details:
+        console.print("FLOPs from torch.utils.flop_counter at the model's input size (a multiply-add counts as 2).")
+    return 0
+
+
+def parity_table(results) -> Table:
+    table = Table(title="parity vs the original PyTorch model (photos + random tensors)")
+    for col in ("artifact", "runtime", "status", "max abs", "rel L2", "PSNR dB", "cosine", "top-1", "top-5",
+                "photos top-1", "distinct classes"):
+        table.add_column(col)
+    for r in results:
+        if r is None:
+            continue
+        style = {"pass": "green", "fail": "bold red"}.get(r.status, "yellow")
+        status = f"[{style}]{r.status}[/]" + (f": {r.reason}" if r.reason else "")
+        m = r.overall
+        if m is None:
+            table.add_row(r.artifact, r.runtime, status, *["not measured"] * 8)
+            continue
+        table.add_row(r.artifact, r.runtime, status, _fmt(m.max_abs), _fmt(m.rel_l2), _fmt(m.psnr_db, 4),
+                      f"{m.cosine:.6f}", f"{m.top1_agreement:.0%}", f"{m.top5_agreement:.0%}",
+                      f"{r.photos.top1_agreement:.0%}" if r.photos else "-", str(m.distinct_top1))
+    return table
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from edgevit.api import convert
+
+    options = {"attention_form": args.attention_form} if args.attention_form else None
+    warnings.filterwarnings("ignore")
+    result = convert(
+        args.model, args.target, args.out, weights=args.weights, options=options, precision=args.precision,
+        backend=args.backend, deployment_target=args.deployment_target, tensor_input=args.tensor_input,
+        init=args.init, seed=args.seed, validate=not args.no_validate, mil_report=not args.no_mil_report,
+        progress=_progress(args.quiet),
+    )
+    console.print(f"[bold]{result.model}[/]: {result.weights}")
+    console.print("rewrites: " + "; ".join(result.rewrites))
+    console.print(f"prepared vs original (fp32, validation inputs): relative L2 {result.prepared_rel_l2:.2e}")
+    if result.mil_layout:
+        m = result.mil_layout["model"]
+        att = result.mil_layout["attention_blocks"]
+        console.print(f"CoreML MIL reshape/transpose ops, whole model: {m['before']} {m['before_ops']} -> "
+                      f"{m['after']} {m['after_ops']}; max tensor rank {m['max_rank_before']} -> {m['max_rank_after']}")
+        console.print(f"  per attention block: before {list(att['before'].values())} -> after "
+                      f"{list(att['after'].values())}")
+    for art in result.artifacts:
+        extra = ""
+        if "delegation" in art.export_info:
+            d = art.export_info["delegation"]
+            extra = (f" — {d['backend']} took {d['delegated_nodes']} nodes in {d['delegated_subgraphs']} subgraphs, "
+                     f"{d['non_delegated_nodes']} left on portable kernels {d['non_delegated_ops'] or ''}")
+        console.print(f"[green]wrote[/] {art.path} ({art.seconds:.1f} s){extra}")
+    if any(a.parity for a in result.artifacts):
+        console.print(parity_table([a.parity for a in result.artifacts]))
+    if result.failed:
+        console.print(f"[bold red]parity FAILED[/] for {', '.join(a.path.name for a in result.failed)}")
+        return 3
+    return 0
+
+
+def run_validate(artifact: Path, device_outputs: str | None, quiet: bool) -> int:
+    from edgevit.api import validate
+
+    warnings.filterwarnings("ignore")
+    _progress(quiet)(f"validating {artifact}")
+    result = validate(artifact, device_outputs)
+    console.print(parity_table([result]))
+    return 3 if result.failed else 0
+
+
+def bench_table(document: dict) -> Table:
+    table = Table(title="host benchmark (ms; ratios are median speed-ups)")
+    for col in ("model", "batch", "form", "runtime/backend", "median", "trimmed mean", "p90", "load ms",
+                "peak MB", "vs original eager", "vs onnxruntime"):
+        table.add_column(col, justify="right" if col not in ("model", "form", "runtime/backend") else "left")
+    results = document["results"]
+    index = {(r["model"], r["batch"], r["form"]): r for r in results}
+    for r in results:
+        if r["status"] != "ok":
+            table.add_row(r["model"], str(r["batch"]), r["form"], r["runtime"], f"not measured: {r['error']}",
+                          *[""] * 6)
+            continue
+        ratios = []
+        for ref_form in ("original-eager", "onnx"):
+            ref = index.get((r["model"], r["batch"], ref_form))
+            ok = ref and ref["status"] == "ok" and ref["median_ms"]
+            ratios.append(f"{ref['median_ms'] / r['median_ms']:.2f}x" if ok else "-")
+        table.add_row(r["model"], str(r["batch"]), r["form"], f"{r['runtime']}/{r['backend']}",
+                      f"{r['median_ms']:.2f}", f"{r['trimmed_mean_ms']:.2f}", f"{r['p90_ms']:.2f}",
+                      _fmt(r["load_time_ms"], 4), _fmt(r["peak_memory_mb"], 4), *ratios)
+    return table
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from edgevit.api import bench
+    from edgevit.bench.host import Plan
+
+    plan = None
+    if args.iterations is not None or args.warmup is not None:
+        plan = Plan(warmup=args.warmup if args.warmup is not None else 5,
+                    iterations=args.iterations if args.iterations is not None else 30)
+    warnings.filterwarnings("ignore")
+    document = bench(args.items, artifacts=args.artifacts, batches=args.batch, plan=plan, out=args.out,
+                     progress=_progress(args.quiet))
+    console.print(bench_table(document))
+    console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")
+    if args.out:
+        console.print(f"[green]wrote[/] {args.out}")
+    return 0

@@ -1,0 +1,102 @@
+"""Prepared module -> CoreML ``.mlpackage`` (mlprogram) that drops into Xcode and Vision.
+
+By default the package takes an RGB image (0-255) and applies the model's exact per-channel normalisation
+inside the model (``ct.ImageType`` has only one scale for all channels), outputs class probabilities
+(softmax inside) with ImageNet-1k labels via ``ct.ClassifierConfig``, and carries author/license/version/
+description metadata. ``tensor_input=True`` gives a raw float tensor input and logits instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgevit.errors import ExportError
+from edgevit.export.atomic import atomic_path
+from edgevit.export.locate import export_error
+from edgevit.export.mil import stats_of_program, to_exported_program
+from edgevit.registry import ModelSpec
+
+DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
+
+
+class ImageClassifier(nn.Module):
+    """uint8-range RGB image -> normalised tensor -> model -> softmax, all inside the CoreML graph."""
+
+    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.model = model
+        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.register_buffer("scale", 1.0 / (255.0 * std_t))
+        self.register_buffer("shift", -mean_t / std_t)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(image * self.scale + self.shift), dim=-1)
+
+
+def imagenet_labels() -> list[str]:
+    """ImageNet-1k class descriptions, from timm's bundled class info (no download)."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo("imagenet-1k")
+    return [info.index_to_description(i) for i in range(1000)]
+
+
+def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision: str = "fp16",
+                  deployment_target: str = "iOS17", tensor_input: bool = False,
+                  metadata: dict[str, str] | None = None, num_classes: int = 1000) -> dict:
+    """Convert and save atomically; returns what the manifest records (input/output spec, MIL stats)."""
+    import coremltools as ct
+
+    if deployment_target not in DEPLOYMENT_TARGETS:
+        raise ExportError(f"unknown deployment target {deployment_target!r}; choose one of {DEPLOYMENT_TARGETS}")
+    shape = (1, *spec.input_size)
+    classify = not tensor_input and spec.labels == "imagenet-1k" and num_classes == 1000
+    module = prepared if tensor_input else ImageClassifier(prepared, spec.mean, spec.std).eval()
+    example = torch.rand(shape) * (1.0 if tensor_input else 255.0)
+    program = None
+    try:
+        program = to_exported_program(module, example)
+        if tensor_input:
+            inputs = [ct.TensorType(name="input", shape=shape)]
+        else:
+            inputs = [ct.ImageType(name="image", shape=shape, color_layout=ct.colorlayout.RGB)]
+        kwargs = {"classifier_config": ct.ClassifierConfig(imagenet_labels())} if classify else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlmodel = ct.convert(
+                program,
+                inputs=inputs,
+                convert_to="mlprogram",
+                minimum_deployment_target=getattr(ct.target, deployment_target),
+                compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+                **kwargs,
+            )
+    except ExportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with module and op, not the converter's trace
+        raise export_error("CoreML", exc, program) from None
+    meta = metadata or {}
+    mlmodel.author = meta.get("author", "edgevit")
+    mlmodel.license = meta.get("license", "")
+    mlmodel.version = meta.get("version", "")
+    mlmodel.short_description = meta.get("description", spec.name)
+    for key, value in meta.items():
+        mlmodel.user_defined_metadata[key] = str(value)
+    mil = stats_of_program(mlmodel._mil_program)
+    with atomic_path(out) as tmp:
+        mlmodel.save(str(tmp))
+    desc = mlmodel.get_spec().description
+    return {
+        "input": {"name": inputs[0].name, "kind": "tensor" if tensor_input else "image", "shape": list(shape),
+                  "color_layout": None if tensor_input else "RGB", "range": None if tensor_input else [0, 255]},
+        "output": {"name": desc.predictedProbabilitiesName or desc.output[0].name,
+                   "kind": "logits" if tensor_input else "probabilities",
+                   "label_name": desc.predictedFeatureName or None},
+        "deployment_target": deployment_target,
+        "mil": mil.to_json(),
+    }

@@ -1,0 +1,138 @@
+"""Inspect the CoreML MIL program a module converts to: op histogram, layout ops, max tensor rank.
+
+Why: reshape/transpose ops and rank>4 tensors are what keep a model off the Neural Engine; this is how the
+converters prove their rewrites removed them (and how the zoo table reports what is left).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+# MIL ops that only move data around (the ones the rewrites aim to remove).
+LAYOUT_OPS = frozenset({"reshape", "transpose", "reshape_like", "flatten2d", "space_to_depth", "depth_to_space"})
+
+
+@dataclass
+class MilStats:
+    """What one MIL program contains; ``error`` is set (and the rest empty) when conversion failed."""
+
+    histogram: Counter = field(default_factory=Counter)
+    layout_ops: list[str] = field(default_factory=list)  # names of reshape/transpose ops, in program order
+    max_rank: int = 0
+    error: str | None = None
+
+    @property
+    def layout_count(self) -> int:
+        return len(self.layout_ops)
+
+    def layout_ops_in(self, scope: str) -> int:
+        """Layout ops whose MIL name comes from a module path containing ``scope`` (dots as underscores)."""
+        key = scope.replace(".", "_")
+        return sum(1 for name in self.layout_ops if key in name)
+
+    def to_json(self) -> dict:
+        return {
+            "histogram": dict(sorted(self.histogram.items())),
+            "layout_ops": self.layout_count,
+            "max_rank": self.max_rank,
+            "error": self.error,
+        }
+
+
+def to_exported_program(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """torch.export in the ATEN dialect, the form coremltools' ExportedProgram frontend accepts."""
+    return torch.export.export(module.eval(), (example,)).run_decompositions({})
+
+
+def mil_program_of(module: nn.Module, example: torch.Tensor, deployment_target: str = "iOS17"):
+    """Convert to an (unsaved) MIL program; coremltools runs its default optimisation passes on it."""
+    import coremltools as ct
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ct.convert(
+            to_exported_program(module, example),
+            inputs=[ct.TensorType(name="x", shape=tuple(example.shape))],
+            convert_to="milinternal",
+            minimum_deployment_target=getattr(ct.target, deployment_target),
+        )
+
+
+def stats_of_program(program) -> MilStats:
+    """Histogram, layout ops and the highest tensor rank of every op output in a MIL program."""
+    stats = MilStats()
+    for func in program.functions.values():
+        for op in _walk(func.operations):
+            stats.histogram[op.op_type] += 1
+            if op.op_type in LAYOUT_OPS:
+                stats.layout_ops.append(op.name)
+            for out in op.outputs:
+                try:
+                    shape = out.shape
+                except ValueError:  # list values (e.g. classifier labels) have no tensor shape
+                    continue
+                if shape is not None:
+                    stats.max_rank = max(stats.max_rank, len(shape))
+    return stats
+
+
+def inspect_mil(module: nn.Module, example: torch.Tensor) -> MilStats:
+    """Convert ``module`` to MIL and count; a conversion failure is recorded, not raised."""
+    try:
+        program = mil_program_of(module, example)
+    except Exception as exc:  # noqa: BLE001 - the failure itself is the measurement
+        return MilStats(error=_one_line(exc))
+    return stats_of_program(program)
+
+
+def _walk(operations):
+    for op in operations:
+        yield op
+        for block in getattr(op, "blocks", ()):
+            yield from _walk(block.operations)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return re.sub(r"\s+", " ", text)[:500]
+
+
+def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Outermost submodules whose class name says Attention (timm's and the converters' naming)."""
+    found: dict[str, nn.Module] = {}
+    for name, module in model.named_modules():
+        if "Attention" in type(module).__name__ and not any(name.startswith(p + ".") for p in found):
+            found[name] = module
+    return found
+
+
+def attention_layout_counts(model: nn.Module, example: torch.Tensor) -> dict[str, int | str]:
+    """Reshape/transpose count of each attention block converted on its own (MIL names lose module scope)."""
+    blocks = attention_modules(model)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def recorder(name: str):
+        def hook(_module: nn.Module, args: tuple) -> None:  # must return None: a value would replace the args
+            shapes.setdefault(name, tuple(args[0].shape))
+
+        return hook
+
+    hooks = [m.register_forward_pre_hook(recorder(n)) for n, m in blocks.items()]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    counts: dict[str, int | str] = {}
+    for name, module in blocks.items():
+        if name in shapes:
+            stats = inspect_mil(module, torch.randn(shapes[name]))
+            counts[name] = stats.error or stats.layout_count
+    return counts

@@ -1,0 +1,35 @@
+"""Prepared module -> ONNX, the reference artifact (runs anywhere onnxruntime does)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgevit.export.atomic import atomic_path
+from edgevit.export.locate import export_error
+
+
+def export_onnx(prepared: nn.Module, example: torch.Tensor, out: Path) -> dict:
+    """torch.onnx's dynamo exporter (with onnxscript's graph optimisation), saved atomically."""
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            onnx_program = torch.onnx.export(prepared.eval(), (example,), dynamo=True, input_names=["input"],
+                                             output_names=["output"], verbose=False)
+    except Exception as exc:  # noqa: BLE001
+        program = None
+        with contextlib.suppress(Exception):
+            program = torch.export.export(prepared.eval(), (example,))
+        raise export_error("ONNX", exc, program) from None
+    with atomic_path(out) as tmp:
+        onnx_program.save(str(tmp))
+    return {
+        "input": {"name": "input", "kind": "tensor", "shape": list(example.shape)},
+        "output": {"name": "output", "kind": "logits"},
+        "opset": int(onnx_program.model_proto.opset_import[0].version),
+    }

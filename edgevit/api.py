@@ -96,8 +96,8 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
         result.mil_layout = mil_layout_report(original, prepared.module, spec)
     example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(seed))
     for tgt in targets:
-        prec = precision or DEFAULT_PRECISION[tgt]
         be = backend if tgt == "executorch" else None
+        prec = precision or ("fp16" if be == "coreml" else DEFAULT_PRECISION[tgt])
         path = out / artifact_name(spec.name, tgt, prec, be)
         progress(f"exporting {path.name}")
         start = time.perf_counter()

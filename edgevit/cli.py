@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="one or more targets (default: coreml)")
     cv.add_argument("--out", default="artifacts", help="output directory (default: artifacts)")
     cv.add_argument("--weights", help="local checkpoint: official layout, timm layout or .safetensors. "
-                    "Without it the model is random-initialised (and the output says so)")
+                    "Without it the model is random-init (and the output and manifest say so)")
     cv.add_argument("--attention-form", choices=["normalize", "softmax"],
                     help="SwiftFormer only: attention of the current official release (normalize, default) or of "
                     "the first release / Hugging Face port (softmax); must match the checkpoint")

@@ -10,6 +10,7 @@ from edgevit.errors import ExportError
 
 # Op names as the exporters spell them in their errors: aten.foo.default, aten::foo, 'foo' op, op foo...
 _OP_PATTERNS = (
+    r"[Uu]nsupported fx node ([a-zA-Z0-9_]+)",
     r"aten[.:]+([a-zA-Z0-9_]+)",
     r"[Oo]p(?:eration)?\s+['\"]?([a-zA-Z0-9_]+)['\"]?\s+(?:is\s+)?not\s+(?:implemented|supported)",
     r"convert function for op ['\"]([a-zA-Z0-9_]+)['\"]",

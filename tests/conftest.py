@@ -1,0 +1,29 @@
+"""Shared fixtures. Models get exercised weights (layer scales ~1, calibrated BatchNorm statistics, wide
+head) so a broken block cannot hide under the tolerance; see edgevit/models/init.py."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+warnings.filterwarnings("ignore")
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+@pytest.fixture(scope="session")
+def xs_artifacts(tmp_path_factory) -> dict[str, Path]:
+    """swiftformer-xs converted once to every target (the expensive part of the suite)."""
+    from edgevit.api import convert
+
+    out = tmp_path_factory.mktemp("artifacts")
+    result = convert("swiftformer-xs", ["coreml", "executorch", "onnx"], out)
+    return {a.target: a.path for a in result.artifacts} | {"_result": result}  # type: ignore[dict-item]

@@ -1,0 +1,57 @@
+"""The CLI as a user runs it: clear errors without tracebacks, non-zero exits, real output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from edgevit.export.naming import manifest_path
+
+
+def edgevit(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgevit.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=900)
+
+
+def test_help_teaches():
+    proc = edgevit("convert", "--help")
+    assert proc.returncode == 0
+    for word in ("--target", "--weights", "--attention-form", "--precision", "--tensor-input", "random-init"):
+        assert word in proc.stdout
+
+
+def test_unknown_model_suggests_close_names():
+    proc = edgevit("convert", "swiftformer-l2", "--target", "onnx")
+    assert proc.returncode == 2
+    assert "swiftformer-l1" in proc.stderr and "swiftformer-l3" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_unknown_timm_model_suggests_close_names():
+    proc = edgevit("convert", "timm:fastvit_t9", "--target", "onnx")
+    assert proc.returncode == 2 and "timm:fastvit_t8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pth"
+    torch.save({"foo": torch.zeros(3)}, bad)
+    proc = edgevit("convert", "swiftformer-xs", "--target", "onnx", "--weights", str(bad), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "missing keys" in proc.stderr and "unexpected keys (1): foo" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list((tmp_path / "o").glob("*.onnx"))
+
+
+def test_convert_and_validate_end_to_end(tmp_path):
+    proc = edgevit("convert", "swiftformer-xs", "--target", "onnx", "--out", str(tmp_path), "--no-mil-report")
+    assert proc.returncode == 0, proc.stderr
+    assert "RANDOM-INIT" in proc.stdout and "pass" in proc.stdout
+    art = tmp_path / "swiftformer-xs.onnx.fp32.onnx"
+    assert json.loads(manifest_path(art).read_text())["parity"]["status"] == "pass"
+    proc = edgevit("validate", str(art))
+    assert proc.returncode == 0 and "pass" in proc.stdout
+    proc = edgevit("validate", str(tmp_path / "missing.pte"))
+    assert proc.returncode == 2 and "not found" in proc.stderr

@@ -1,0 +1,184 @@
+"""Every exporter on a real conversion (swiftformer-xs), manifests, parity, atomic writes, failures."""
+
+from __future__ import annotations
+
+import json
+import platform
+
+import pytest
+import torch
+from torch import nn
+
+from edgevit.api import convert, validate
+from edgevit.errors import ArtifactError, ExportError, OutputError
+from edgevit.export.atomic import atomic_path
+from edgevit.export.naming import bundle_path, manifest_path
+from edgevit.inputs import read_bundle
+from edgevit.registry import get_spec
+
+
+def test_artifact_names_and_manifests(xs_artifacts):
+    assert xs_artifacts["coreml"].name == "swiftformer-xs.coreml.fp16.mlpackage"
+    assert xs_artifacts["executorch"].name == "swiftformer-xs.executorch.xnnpack.fp32.pte"
+    assert xs_artifacts["onnx"].name == "swiftformer-xs.onnx.fp32.onnx"
+    for target in ("coreml", "executorch", "onnx"):
+        manifest = json.loads(manifest_path(xs_artifacts[target]).read_text())
+        assert manifest["model"] == "swiftformer-xs" and manifest["target"] == target
+        assert manifest["weights"]["source"] == "random-init" and manifest["options"]["attention_form"] == "normalize"
+        assert len(manifest["sha256"]) == 64 and manifest["tool_versions"]["coremltools"] == "9.0"
+        assert manifest["preprocessing"]["mean"] == list(get_spec("swiftformer-xs").mean)
+        assert manifest["prepared_vs_original_rel_l2"] < 1e-5
+        assert manifest["parity"] is not None
+        assert len(read_bundle(bundle_path(xs_artifacts[target]))) >= 14
+
+
+def test_parity_passes_where_a_runtime_exists(xs_artifacts):
+    for target in ("executorch", "onnx"):
+        parity = json.loads(manifest_path(xs_artifacts[target]).read_text())["parity"]
+        assert parity["status"] == "pass", parity
+        assert parity["overall"]["rel_l2"] <= 1e-4 and parity["overall"]["top1_agreement"] == 1.0
+        assert parity["photos"]["n_inputs"] == 12 and parity["random"]["n_inputs"] == 2
+        assert parity["overall"]["distinct_top1"] > 1  # outputs differ across inputs: top-1 means something
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="on macOS CoreML runs")
+def test_coreml_is_not_run_off_macos_and_never_a_pass(xs_artifacts):
+    parity = json.loads(manifest_path(xs_artifacts["coreml"]).read_text())["parity"]
+    assert parity["status"] == "not run" and "macOS" in parity["reason"] and parity["overall"] is None
+
+
+def test_coreml_package_is_an_image_classifier(xs_artifacts):
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(xs_artifacts["coreml"]))
+    assert spec.WhichOneof("Type") == "mlProgram"
+    image = spec.description.input[0].type.imageType
+    assert (image.width, image.height) == (224, 224)
+    assert image.colorSpace == ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB
+    assert spec.description.predictedFeatureName == "classLabel"
+    labels = spec.mlProgram and ct.models.MLModel(str(xs_artifacts["coreml"]), skip_model_load=True)
+    meta = labels.user_defined_metadata
+    assert meta["edgevit.model"] == "swiftformer-xs" and meta["edgevit.weights"] == "random-init"
+    assert spec.description.metadata.author and spec.description.metadata.versionString == "0.1.0"
+    manifest = json.loads(manifest_path(xs_artifacts["coreml"]).read_text())
+    assert manifest["export"]["mil"]["layout_ops"] == 0
+    assert manifest["output"]["kind"] == "probabilities"
+
+
+def test_executorch_delegation_is_reported(xs_artifacts):
+    d = json.loads(manifest_path(xs_artifacts["executorch"]).read_text())["export"]["delegation"]
+    assert d["backend"] == "xnnpack" and d["delegated_nodes"] > 0 and d["delegated_subgraphs"] > 0
+
+
+def test_validate_command_rebuilds_and_passes(xs_artifacts):
+    assert validate(xs_artifacts["onnx"]).status == "pass"
+
+
+def test_validate_rejects_a_tampered_artifact(xs_artifacts, tmp_path):
+    import shutil
+
+    copy = tmp_path / xs_artifacts["onnx"].name
+    shutil.copy(xs_artifacts["onnx"], copy)
+    shutil.copy(manifest_path(xs_artifacts["onnx"]), manifest_path(copy))
+    shutil.copytree(bundle_path(xs_artifacts["onnx"]), bundle_path(copy))
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    with pytest.raises(ArtifactError, match="sha256"):
+        validate(copy)
+
+
+def test_device_outputs_are_compared(xs_artifacts, tmp_path):
+    """What a phone harness saves: real outputs (here from onnxruntime) pass; perturbed ones fail."""
+    import onnxruntime as ort
+
+    art = xs_artifacts["onnx"]
+    manifest = json.loads(manifest_path(art).read_text())
+    session = ort.InferenceSession(str(art))
+    outputs = [{"name": item.name, "shape": [1, 1000],
+                "values": session.run(None, {"input": item.tensor.numpy()})[0].ravel().tolist()}
+               for item in read_bundle(bundle_path(art))]
+    doc = {"format": "edgevit-device-outputs/1", "artifact": art.name, "artifact_sha256": manifest["sha256"],
+           "device": {"kind": "android", "name": "test", "os": "-", "cpu": "-"}, "outputs": outputs}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(doc))
+    assert validate(art, device_outputs=good).status == "pass"
+    for out in outputs:
+        out["values"] = [v + 0.05 * (i % 7) for i, v in enumerate(out["values"])]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    assert validate(art, device_outputs=bad).status == "fail"
+
+
+class ZeroedAttention(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x) * 0.0
+
+
+def test_parity_fails_for_a_broken_conversion(tmp_path, monkeypatch):
+    """The check can fail: an exporter fed a prepared model with one attention block removed is caught."""
+    import converters.swiftformer as sf
+
+    real = sf.SwiftFormerConverter._rewrite
+
+    def broken(self, model, applied):
+        prepared = real(self, model, applied)
+        block = prepared.stages[3][-1]
+        block.attn = ZeroedAttention(block.attn)
+        return prepared
+
+    monkeypatch.setattr(sf.SwiftFormerConverter, "_rewrite", broken)
+    result = convert("swiftformer-xs", "onnx", tmp_path, mil_report=False)
+    parity = result.artifacts[0].parity
+    assert parity.status == "fail" and "relative L2" in parity.reason
+    assert result.failed
+
+
+def test_coreml_delegated_pte_and_tensor_input_coreml(tmp_path):
+    result = convert("swiftformer-xs", ["executorch"], tmp_path, backend="coreml", mil_report=False)
+    art = result.artifacts[0]
+    assert art.path.name == "swiftformer-xs.executorch.coreml.fp16.pte"
+    assert art.export_info["delegation"]["backend"] == "coreml" and art.export_info["delegation"]["delegated_nodes"]
+    if platform.system() != "Darwin":
+        assert art.parity.status == "not run"
+    result = convert("swiftformer-xs", ["coreml"], tmp_path, tensor_input=True, precision="fp32", mil_report=False)
+    manifest = json.loads(result.artifacts[0].manifest_path.read_text())
+    assert manifest["input"]["kind"] == "tensor" and manifest["output"]["kind"] == "logits"
+    assert result.artifacts[0].path.name == "swiftformer-xs.coreml.fp32.mlpackage"
+
+
+class Unconvertible(nn.Module):
+    def forward(self, x):
+        return torch.kthvalue(x.flatten(1), 3, dim=1).values[:, None].expand(-1, 1000)
+
+
+def test_unsupported_op_names_the_module_and_leaves_nothing(tmp_path):
+    from edgevit.export.coreml import export_coreml
+
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), Unconvertible()).eval()
+    out = tmp_path / "odd.coreml.fp16.mlpackage"
+    with pytest.raises(ExportError) as err:
+        export_coreml(model, get_spec("swiftformer-xs"), out)
+    assert "kthvalue" in str(err.value) and "Unconvertible" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_publishes_only_on_success(tmp_path):
+    final = tmp_path / "a.pte"
+    final.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(final) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert final.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.pte"]
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(b"new")
+    assert final.read_bytes() == b"new"
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OutputError, match="cannot write to output directory"):
+        convert("swiftformer-xs", "onnx", blocker / "out")

@@ -1,0 +1,88 @@
+"""Each shared rewrite computes exactly what it replaces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import rel_l2
+from torch import nn
+
+from converters.rewrites import (
+    average_linears,
+    column_to_conv1x1,
+    fold_bn_after_conv,
+    fold_bn_before_conv1x1,
+    fold_bn_before_linear,
+    fold_scale_into_conv,
+    linear_to_conv1x1,
+)
+
+
+def random_bn(c: int, seed: int = 0) -> nn.BatchNorm2d:
+    g = torch.Generator().manual_seed(seed)
+    bn = nn.BatchNorm2d(c).eval()
+    bn.running_mean.copy_(torch.randn(c, generator=g))
+    bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+    bn.weight.data = torch.rand(c, generator=g) + 0.5
+    bn.bias.data = torch.randn(c, generator=g)
+    return bn
+
+
+@pytest.mark.parametrize("groups,kernel,padding", [(1, 3, 1), (8, 3, 1), (1, 1, 0)])
+def test_fold_bn_after_conv(groups, kernel, padding):
+    conv = nn.Conv2d(8, 16, kernel, padding=padding, groups=groups).eval()
+    bn = random_bn(16)
+    x = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        assert rel_l2(fold_bn_after_conv(conv, bn)(x), bn(conv(x))) < 1e-6
+
+
+def test_fold_bn_before_conv1x1():
+    bn, conv = random_bn(8), nn.Conv2d(8, 12, 1)
+    x = torch.randn(2, 8, 5, 7)
+    with torch.no_grad():
+        assert rel_l2(fold_bn_before_conv1x1(bn, conv)(x), conv(bn(x))) < 1e-6
+
+
+def test_fold_bn_before_conv_refuses_padded_kernels():
+    with pytest.raises(ValueError, match="1x1"):
+        fold_bn_before_conv1x1(random_bn(8), nn.Conv2d(8, 8, 3, padding=1))
+
+
+def test_fold_bn_before_linear_through_global_pool():
+    bn, linear = random_bn(8), nn.Linear(8, 10)
+    x = torch.randn(3, 8, 4, 4)
+    with torch.no_grad():
+        expected = linear(bn(x).mean(dim=(2, 3)))
+        assert rel_l2(fold_bn_before_linear(bn, linear)(x.mean(dim=(2, 3))), expected) < 1e-6
+
+
+def test_fold_scale_into_conv():
+    conv, scale = nn.Conv2d(4, 6, 3, padding=1), torch.rand(6, 1, 1) + 0.5
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        assert rel_l2(fold_scale_into_conv(conv, scale)(x), conv(x) * scale) < 1e-6
+
+
+def test_average_linears():
+    a, b = nn.Linear(8, 5), nn.Linear(8, 5)
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        assert rel_l2(average_linears(a, b)(x), (a(x) + b(x)) / 2) < 1e-6
+
+
+def test_linear_to_conv1x1_matches_linear_on_tokens():
+    linear = nn.Linear(8, 12)
+    x = torch.randn(2, 8, 5, 6)
+    tokens = x.flatten(2).transpose(1, 2)  # (B, N, C): how the original applies it
+    with torch.no_grad():
+        expected = linear(tokens).transpose(1, 2).reshape(2, 12, 5, 6)
+        assert rel_l2(linear_to_conv1x1(linear)(x), expected) < 1e-6
+
+
+def test_column_to_conv1x1():
+    w = torch.randn(8, 1)
+    x = torch.randn(2, 8, 3, 3)
+    expected = (x.flatten(2).transpose(1, 2) @ w).transpose(1, 2).reshape(2, 1, 3, 3)
+    with torch.no_grad():
+        assert rel_l2(column_to_conv1x1(w)(x), expected) < 1e-6

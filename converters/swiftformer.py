@@ -5,7 +5,7 @@ layers and reshapes back: four layout ops per block in CoreML's MIL, and the lay
 accelerators handle worst. The rewrite keeps every tensor (B,C,H,W):
 
 * query/key projections, ``proj`` and ``final`` become 1x1 convs;
-* L2 normalisation of each token becomes normalisation over the channel axis;
+* L2 normalisation of each token becomes normalisation over the channel axis (channel sum as a 1x1 conv);
 * ``q @ w_g * scale`` becomes a 1x1 conv to one channel (scale folded into its weights);
 * normalising the attention over tokens becomes a norm over H and W; the global query is a sum over H and W,
   and its broadcast over tokens is a plain broadcast multiply.
@@ -32,12 +32,23 @@ from converters.rewrites import (
 )
 from edgevit.models.swiftformer import SoftmaxAdditiveAttention
 
-NORM_EPS = 1e-12  # F.normalize's eps: results match the original bit for bit up to rounding
+NORM_EPS = 1e-12  # F.normalize's eps: results match the original up to rounding
 
 
-def l2_normalize(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """F.normalize over ``dims`` without moving data: x / max(||x||, eps)."""
-    return x / torch.linalg.vector_norm(x, dim=dims, keepdim=True).clamp_min(NORM_EPS)
+class ChannelL2Normalize(nn.Module):
+    """F.normalize over channels, as q * rsqrt(max(sum_c q^2, eps^2)) with the channel sum as a 1x1 conv.
+
+    max(sqrt(s), eps) == sqrt(max(s, eps^2)), so this is exact. The conv with all-ones weights is what
+    XNNPACK delegates; a plain reduction over channels would stay on ExecuTorch's portable kernels.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.sum_channels = nn.Conv2d(channels, 1, 1, bias=False)
+        nn.init.ones_(self.sum_channels.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(self.sum_channels(x * x).clamp_min(NORM_EPS**2))
 
 
 class ResidualConvMixer(nn.Module):
@@ -52,21 +63,28 @@ class ResidualConvMixer(nn.Module):
 
 
 class ChannelsFirstAdditiveAttention(nn.Module):
-    """Efficient additive attention on (B,C,H,W) with no reshape, permute, transpose, flatten or view."""
+    """Efficient additive attention on (B,C,H,W) with no reshape, permute, transpose, flatten or view.
+
+    Sums over tokens are written as means (keepdim) times the token count, the form XNNPACK delegates:
+    with attention a (B,1,H,W), sum_hw(a/||a|| * q) = sqrt(HW) * mean_hw(a*q) * rsqrt(max(mean_hw(a^2), eps^2/HW)).
+    """
 
     def __init__(self, to_query: nn.Conv2d, to_key: nn.Conv2d, w_g: nn.Conv2d | None, proj: nn.Conv2d,
                  final: nn.Conv2d):
         super().__init__()
         self.to_query, self.to_key, self.w_g, self.proj, self.final = to_query, to_key, w_g, proj, final
+        self.normalize = ChannelL2Normalize(to_query.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        query = l2_normalize(self.to_query(x), (1,))
-        key = l2_normalize(self.to_key(x), (1,))
+        query = self.normalize(self.to_query(x))
+        key = self.normalize(self.to_key(x))
+        tokens = float(x.shape[2] * x.shape[3])  # a float: an int scalar makes export insert a dtype copy
         if self.w_g is None:  # softmax form: every token weight is exactly 1
-            global_query = query.sum(dim=(2, 3), keepdim=True)
+            global_query = query.mean(dim=(2, 3), keepdim=True) * tokens
         else:
-            attn = l2_normalize(self.w_g(query), (2, 3))  # (B,1,H,W), normalised over tokens
-            global_query = (attn * query).sum(dim=(2, 3), keepdim=True)  # (B,D,1,1)
+            attn = self.w_g(query)  # (B,1,H,W); its normalisation over tokens is folded into the scale below
+            inv_norm = torch.rsqrt((attn * attn).mean(dim=(2, 3), keepdim=True).clamp_min(NORM_EPS**2 / tokens))
+            global_query = (attn * query).mean(dim=(2, 3), keepdim=True) * inv_norm * tokens**0.5  # (B,D,1,1)
         return self.final(self.proj(global_query * key) + query)
 
 
@@ -92,7 +110,8 @@ class PreparedSwiftFormer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
-        return self.head(x.mean(dim=(2, 3)))
+        # keepdim + flatten: XNNPACK delegates this global pool; the flatten is the model's one layout op
+        return self.head(x.mean(dim=(2, 3), keepdim=True).flatten(1))
 
 
 def _gamma(layer_scale: nn.Module) -> torch.Tensor | None:

@@ -61,13 +61,23 @@ def test_coreml_package_is_an_image_classifier(xs_artifacts):
     assert meta["edgevit.model"] == "swiftformer-xs" and meta["edgevit.weights"] == "random-init"
     assert spec.description.metadata.author and spec.description.metadata.versionString == "0.1.0"
     manifest = json.loads(manifest_path(xs_artifacts["coreml"]).read_text())
-    assert manifest["export"]["mil"]["layout_ops"] == 0
+    assert manifest["export"]["mil"]["layout_ops"] == 1  # the classifier flatten, nothing else
     assert manifest["output"]["kind"] == "probabilities"
+
+
+def test_classifier_labels_are_unique():
+    from edgevit.export.coreml import imagenet_labels
+
+    labels = imagenet_labels()
+    assert len(labels) == 1000 and len(set(labels)) == 1000  # "crane" is two ImageNet classes
+    assert labels[0].startswith("tench")
 
 
 def test_executorch_delegation_is_reported(xs_artifacts):
     d = json.loads(manifest_path(xs_artifacts["executorch"]).read_text())["export"]["delegation"]
-    assert d["backend"] == "xnnpack" and d["delegated_nodes"] > 0 and d["delegated_subgraphs"] > 0
+    assert d["backend"] == "xnnpack" and d["delegated_nodes"] > 0
+    # the rewrite's point: the whole model is one XNNPACK subgraph, nothing left on portable kernels
+    assert d["delegated_subgraphs"] == 1 and d["non_delegated_ops"] == {}
 
 
 def test_validate_command_rebuilds_and_passes(xs_artifacts):

@@ -39,11 +39,19 @@ class ImageClassifier(nn.Module):
 
 
 def imagenet_labels() -> list[str]:
-    """ImageNet-1k class descriptions, from timm's bundled class info (no download)."""
+    """Unique ImageNet-1k class names from timm's bundled class info (no download).
+
+    Two classes (134 and 517) are both "crane": a classifier's {label: probability} output would merge them,
+    so duplicates get their class index appended.
+    """
+    from collections import Counter
+
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo("imagenet-1k")
-    return [info.index_to_description(i) for i in range(1000)]
+    names = [info.index_to_description(i) for i in range(1000)]
+    counts = Counter(names)
+    return [f"{name} (class {i})" if counts[name] > 1 else name for i, name in enumerate(names)]
 
 
 def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision: str = "fp16",

@@ -138,10 +138,14 @@ def find_artifacts(artifacts_dir: Path) -> list[dict]:
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool, artifacts_dir: Path, harness_dir: Path) -> None:
-    out = out_dir.resolve()
-    for inside, what in ((harness_dir, "the harness sources"), (artifacts_dir, "the artifacts")):
-        if out == inside.resolve() or inside.resolve() in out.parents or out in inside.resolve().parents:
-            raise OutputError(f"--out {out_dir} overlaps {what} ({inside}); stage into a separate folder.")
+    out, harness, arts = out_dir.resolve(), harness_dir.resolve(), artifacts_dir.resolve()
+    # Inside the harness the copy would contain itself; replacing a folder that holds the harness or the
+    # artifacts would delete them. (A folder inside the artifacts folder is fine: it is not an artifact.)
+    if out == harness or harness in out.parents or out in harness.parents:
+        raise OutputError(f"--out {out_dir} overlaps the harness sources ({harness_dir}); stage elsewhere.")
+    if out == arts or out in arts.parents:
+        raise OutputError(f"--out {out_dir} overlaps the artifacts ({artifacts_dir}): staging would replace "
+                          "them; choose a separate folder.")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out {out_dir} is a file; choose a folder to stage the harness into.")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
@@ -181,13 +185,13 @@ def _publish(tmp: Path, out_dir: Path) -> None:
 
 
 def write_config(staged: Path, entries: list[dict], rounds: int, iterations: int, warmup: int,
-                 trim_fraction: float, compute_units: list[str]) -> Path:
+                 trim_fraction: float, compute_units: list[str], autostart: bool = False) -> Path:
     """config.json: the run the Swift harness performs (HarnessConfig in Config.swift reads it)."""
     config = {
         "format": CONFIG_FORMAT,
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "rounds": rounds, "iterations": iterations, "warmup": warmup, "trim_fraction": trim_fraction,
-        "compute_units": compute_units, "artifacts": entries,
+        "compute_units": compute_units, "autostart": autostart, "artifacts": entries,
     }
     path = staged / CONFIG_NAME
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -197,13 +201,14 @@ def write_config(staged: Path, entries: list[dict], rounds: int, iterations: int
 def stage_ios_harness(artifacts_dir: Path, out_dir: Path, rounds: int = 20, iterations: int = 50,
                       compute_units: list[str] | None = None, *, warmup: int = 1,
                       trim_fraction: float = DEFAULT_TRIM_FRACTION, overwrite: bool = False,
-                      harness_dir: Path | None = None) -> Path:
+                      autostart: bool = False, harness_dir: Path | None = None) -> Path:
     """Copy the harness package to `out_dir` with every artifact of `artifacts_dir` staged in the app.
 
     The artifacts (with manifests and validation folders) and config.json go to
     ``out_dir/App/EdgevitBench.swiftpm/Sources/AppModule/Staged/``, which the iOS app bundles and
     ``edgevit-ios-bench --artifacts`` reads. The copy is built beside `out_dir` and renamed into place, so
-    `out_dir` is either the complete staged harness or untouched. Returns `out_dir`.
+    `out_dir` is either the complete staged harness or untouched. `autostart` makes the app start the run
+    as soon as it opens. Returns `out_dir`.
     """
     artifacts_dir, out_dir = Path(artifacts_dir), Path(out_dir)
     harness = Path(harness_dir) if harness_dir is not None else HARNESS_DIR
@@ -220,12 +225,17 @@ def stage_ios_harness(artifacts_dir: Path, out_dir: Path, rounds: int = 20, iter
         # symlinks=False: the app package's link to Sources/EdgevitHarness becomes a real copy (self-contained).
         shutil.copytree(harness, tmp, symlinks=False, ignore=shutil.ignore_patterns(*_IGNORED))
         staged = tmp / STAGED_DIR
+        for leftover in staged.glob("*") if staged.is_dir() else ():  # keep only the placeholder README
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            elif leftover.name != "README.md":
+                leftover.unlink()
         staged.mkdir(parents=True, exist_ok=True)
         for entry in entries:
             for name in (entry["artifact"], entry["manifest"], entry["validation"]):
                 if name:
                     _copy(artifacts_dir / name, staged / name)
-        write_config(staged, entries, rounds, iterations, warmup, trim_fraction, units)
+        write_config(staged, entries, rounds, iterations, warmup, trim_fraction, units, autostart)
         _publish(tmp, out_dir)
     except OSError as exc:
         raise OutputError(f"staging the iOS harness into {out_dir} failed: {exc}") from None

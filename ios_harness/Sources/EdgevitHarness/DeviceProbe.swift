@@ -1,0 +1,110 @@
+// Where the numbers were measured (schema device object) and how much memory the process holds.
+// No UIKit: the model identifier comes from utsname/sysctl, so the same code runs in the macOS command
+// line tool, the iOS app and XCTest.
+
+import Foundation
+
+public enum DeviceProbe {
+    /// The schema's device object for this machine.
+    public static func current() -> DeviceInfo {
+        let name = modelIdentifier()
+        return DeviceInfo(kind: kind(modelIdentifier: name), name: name, os: osDescription(), cpu: cpuDescription())
+    }
+
+    /// `iPhone15,2` / `iPad13,4` on iOS (utsname.machine; the simulated model on the Simulator),
+    /// `Mac14,2` / `MacBookPro18,3` on macOS (sysctl hw.model).
+    public static func modelIdentifier() -> String {
+        #if os(macOS)
+        if let model = sysctlString("hw.model"), !model.isEmpty { return model }
+        #endif
+        if let simulated = ProcessInfo.processInfo.environment["SIMULATOR_MODEL_IDENTIFIER"] {
+            return simulated + " (Simulator)"
+        }
+        var info = utsname()
+        uname(&info)
+        let machine = withUnsafeBytes(of: &info.machine) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return machine.isEmpty ? "unknown" : machine
+    }
+
+    /// iphone / ipad / mac, as the schema's device.kind enum spells them.
+    public static func kind(modelIdentifier: String) -> String {
+        #if os(macOS)
+        return "mac"
+        #else
+        if ProcessInfo.processInfo.isiOSAppOnMac || ProcessInfo.processInfo.isMacCatalystApp { return "mac" }
+        if modelIdentifier.hasPrefix("iPad") { return "ipad" }
+        return "iphone"
+        #endif
+    }
+
+    /// "iOS Version 17.4 (Build 21E219)" / "macOS Version 14.4 (Build 23E214)".
+    public static func osDescription() -> String {
+        #if os(macOS)
+        let platform = "macOS"
+        #elseif os(iOS)
+        let platform = "iOS"
+        #else
+        let platform = "unknown OS"
+        #endif
+        return "\(platform) \(ProcessInfo.processInfo.operatingSystemVersionString)"
+    }
+
+    /// "Apple M2 (8 cores: 4 performance + 4 efficiency)"; the SoC name where the OS reports it.
+    public static func cpuDescription() -> String {
+        let brand = sysctlString("machdep.cpu.brand_string") ?? "Apple SoC"
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if let perf = sysctlInt("hw.perflevel0.physicalcpu"), let eff = sysctlInt("hw.perflevel1.physicalcpu") {
+            return "\(brand) (\(cores) cores: \(perf) performance + \(eff) efficiency)"
+        }
+        return "\(brand) (\(cores) cores)"
+    }
+
+    static func sysctlString(_ name: String) -> String? {
+        var size = 0
+        guard sysctlbyname(name, nil, &size, nil, 0) == 0, size > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: size)
+        guard sysctlbyname(name, &buffer, &size, nil, 0) == 0 else { return nil }
+        let text = String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+        return text.isEmpty ? nil : text
+    }
+
+    static func sysctlInt(_ name: String) -> Int? {
+        var value: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        guard sysctlbyname(name, &value, &size, nil, 0) == 0 else { return nil }
+        return Int(value)
+    }
+}
+
+/// The process's physical footprint (task_vm_info.phys_footprint): the number iOS's memory limit
+/// (jetsam) and Xcode's memory gauge use. It includes memory CoreML maps for the GPU/Neural Engine.
+public enum Memory {
+    public static let kind = "phys_footprint"
+
+    public static func physFootprintBytes() -> UInt64? {
+        var info = task_vm_info_data_t()
+        var count = mach_msg_type_number_t(MemoryLayout<task_vm_info_data_t>.size / MemoryLayout<integer_t>.size)
+        let result = withUnsafeMutablePointer(to: &info) { pointer in
+            pointer.withMemoryRebound(to: integer_t.self, capacity: Int(count)) {
+                task_info(mach_task_self_, task_flavor_t(TASK_VM_INFO), $0, &count)
+            }
+        }
+        return result == KERN_SUCCESS ? info.phys_footprint : nil
+    }
+}
+
+/// Highest footprint seen over a measurement (sampled between predictions, never inside a timed one).
+struct PeakFootprint {
+    private(set) var peakBytes: UInt64?
+
+    mutating func sample() {
+        guard let now = Memory.physFootprintBytes() else { return }
+        peakBytes = max(peakBytes ?? 0, now)
+    }
+
+    var megabytes: Double? {
+        peakBytes.map { Double($0) / 1_048_576.0 }
+    }
+}

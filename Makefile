@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= swiftformer-l1
 OUT    ?= artifacts
 
-.PHONY: run test test-all bench lint clean
+.PHONY: run test test-all bench lint clean tools
 
 # The venv is rebuilt only when the pins change. torch/torchvision are a ~6 GB CUDA build that runs on the CPU.
 $(STAMP): requirements.lock pyproject.toml
@@ -21,15 +21,25 @@ run: $(STAMP)
 	$(VENV)/bin/edgevit convert $(MODEL) --target coreml executorch onnx --out $(OUT)
 	$(VENV)/bin/edgevit bench $(MODEL) --artifacts $(OUT) --out $(OUT)/$(MODEL).bench.json
 
-test: $(STAMP)
-	$(PY) -m pytest -q --timeout=1200
+# The device-harness tests need a JDK (the Android harness's Java core) and Debian's adb (driver errors).
+# Installed from Debian when missing and we may; otherwise those tests skip and say why.
+tools:
+	@command -v javac >/dev/null 2>&1 && command -v adb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends adb default-jdk-headless >/dev/null; \
+	  else echo "note: javac/adb missing and not root: Android harness tests will skip"; fi; }
+
+test: $(STAMP) tools
+	$(PY) -m pytest -q --timeout=1200 -p no:logging
 
 # Every slow model sweep too (all variants x all targets).
-test-all: $(STAMP)
-	$(PY) -m pytest -q --timeout=3600 -m ''
+test-all: $(STAMP) tools
+	$(PY) -m pytest -q --timeout=3600 -p no:logging -m ''
 
+# Host report for the seed models: reports/report.md, report.html, pareto.png (+ the raw results JSON).
+BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3
 bench: $(STAMP)
-	$(VENV)/bin/edgevit bench swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 --out reports/host-bench.json
+	$(VENV)/bin/edgevit bench $(BENCH_MODELS) --out reports/host-bench.json
 	$(VENV)/bin/edgevit report reports/host-bench.json --out reports
 
 lint: $(STAMP)

@@ -17,6 +17,9 @@ EPILOG = """examples:
   edgevit convert swiftformer-s --weights SwiftFormer_S.pth --attention-form softmax
   edgevit validate artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte
   edgevit bench swiftformer-l1 --artifacts artifacts --out artifacts/bench.json
+  edgevit report artifacts/bench.json --out reports
+  edgevit harness ios --artifacts artifacts --out ios-bench          (then open it in Xcode)
+  edgevit bench artifacts/*.pte --device android --out phone.json    (a phone on adb)
 """
 
 
@@ -76,7 +79,36 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default: 1 32)")
     be.add_argument("--iterations", type=int, help="timed iterations (default: 30 at batch<=4, 8 above)")
     be.add_argument("--warmup", type=int, help="warm-up iterations (default: 5 at batch<=4, 2 above)")
-    be.add_argument("--out", help="write results JSON here")
+    be.add_argument("--out", help="write results JSON here (required with --device android)")
+    be.add_argument("--device", default="host", metavar="host|android[:SERIAL]",
+                    help="where to time: this host (default) or an Android phone over adb (.pte artifacts)")
+    be.add_argument("--apk", help="android: the harness APK to install (default: android_harness build output)")
+    be.add_argument("--dry-run", action="store_true", help="android: print the adb commands instead of running")
+
+    rp = sub.add_parser(
+        "report", help="tables and a Pareto plot from any mix of results files",
+        description="Read results files of any harness (host, iOS, Android; edgevit/bench/schema.json), write "
+        "report.md, a self-contained report.html and pareto.png (latency vs published top-1).",
+    )
+    rp.add_argument("results", nargs="+", help="results JSON files")
+    rp.add_argument("--out", default="reports", help="output directory (default: reports)")
+    rp.add_argument("--x-axis", choices=["latency", "throughput"], default="latency", help="Pareto plot x axis")
+    rp.add_argument("--title", help="report title")
+
+    ha = sub.add_parser("harness", help="stage a device harness with your artifacts")
+    hsub = ha.add_subparsers(dest="platform", required=True, metavar="PLATFORM")
+    ios = hsub.add_parser("ios", help="a ready-to-open copy of ios_harness with artifacts and config",
+                          description="Copy ios_harness with every .mlpackage (plus manifests and validation inputs) "
+                          "of --artifacts into --out; open the app package in Xcode and run on an iPhone, or run "
+                          "`swift run edgevit-ios-bench` on a Mac. Protocol: warm-up, rounds x iterations, highest "
+                          "and lowest trimmed per round.")
+    ios.add_argument("--artifacts", required=True, help="directory with artifacts made by edgevit convert")
+    ios.add_argument("--out", required=True, help="directory to create")
+    ios.add_argument("--rounds", type=int, default=20)
+    ios.add_argument("--iterations", type=int, default=50)
+    ios.add_argument("--warmup", type=int, default=1)
+    ios.add_argument("--compute-units", nargs="+", help="cpuOnly cpuAndGPU cpuAndNeuralEngine all (default: all four)")
+    ios.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
     for a in (cv, va, be):
         a.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
@@ -110,7 +142,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate":
         return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet)
     if args.command == "bench":
-        return out.run_bench(args)
+        return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
+    if args.command == "report":
+        return out.run_report(args)
+    if args.command == "harness":
+        return out.run_harness_ios(args)
     raise AssertionError(args.command)
 
 

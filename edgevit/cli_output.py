@@ -11,6 +11,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edgevit.errors import EdgevitError
+
 # Logs and CI are not terminals: rich would squeeze tables into 80 columns there.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
@@ -160,4 +162,61 @@ def run_bench(args: argparse.Namespace) -> int:
     console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")
     if args.out:
         console.print(f"[green]wrote[/] {args.out}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from edgevit.bench.results import load_results
+    from edgevit.registry import get_spec, model_names
+    from edgevit.report import DEFAULT_TITLE, write_report
+
+    results = load_results([Path(p) for p in args.results])
+    top1 = {}
+    for name in {r["model"] for r in results} | set(model_names()):
+        try:
+            spec = get_spec(name)
+        except EdgevitError:
+            continue
+        if spec.published_top1 is not None:
+            top1[name] = spec.published_top1
+    paths = write_report(results, Path(args.out), top1, title=args.title or DEFAULT_TITLE, x_axis=args.x_axis)
+    for path in (paths.markdown, paths.html, paths.png):
+        console.print(f"[green]wrote[/] {path}")
+    return 0
+
+
+def run_harness_ios(args: argparse.Namespace) -> int:
+    from edgevit.device.ios import stage_ios_harness
+
+    out = stage_ios_harness(Path(args.artifacts), Path(args.out), rounds=args.rounds, iterations=args.iterations,
+                            compute_units=args.compute_units, warmup=args.warmup, overwrite=args.overwrite)
+    console.print(f"[green]staged[/] {out}")
+    console.print(f"next: open {out}/App/EdgevitBench.swiftpm in Xcode and run on your iPhone, or on a Mac: "
+                  f"cd {out} && swift run -c release edgevit-ios-bench --help (see {out}/README.md)")
+    return 0
+
+
+def run_android_bench(args: argparse.Namespace) -> int:
+    from edgevit.device import android
+
+    if not args.device.startswith("android"):
+        raise EdgevitError(f"unknown --device {args.device!r}: use host, android or android:SERIAL")
+    if not args.out:
+        raise EdgevitError("--device android needs --out FILE for the results pulled from the phone")
+    serial = android.parse_device_arg(args.device)
+    artifacts = []
+    for item in args.items:
+        path = Path(item)
+        artifacts += sorted(path.glob("*.pte")) if path.is_dir() else [path]
+    artifacts = android.check_artifacts(artifacts)
+    iterations = args.iterations if args.iterations is not None else 50
+    warmup = args.warmup if args.warmup is not None else 5
+    apk = android.resolve_apk(Path(args.apk) if args.apk else None)
+    if args.dry_run:
+        steps = android.plan_android_bench(artifacts, serial, Path(args.out), iterations, warmup, apk)
+        console.print(android.format_plan(steps), markup=False)
+        return 0
+    out = android.bench_on_android(artifacts, serial, Path(args.out), iterations, warmup, apk,
+                                   log=_progress(args.quiet))
+    console.print(f"[green]wrote[/] {out} — next: edgevit report {out} --out reports")
     return 0

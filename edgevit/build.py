@@ -31,7 +31,7 @@ class WeightsInfo:
     def describe(self) -> str:
         if self.source == "checkpoint":
             return f"weights from {self.path} (sha256 {self.sha256[:12]}...)"
-        how = ("every block exercised: layer scales ~U(0.5,1), random BatchNorm statistics, calibrated head"
+        how = ("every block exercised: layer scales ~U(0.5,1), BatchNorm statistics calibrated on noise"
                if self.init == "exercised" else "the library's training init (layer scales ~1e-5)")
         return f"RANDOM-INIT weights (no --weights given; seed {self.seed}; {how}) - not a trained model"
 

@@ -60,8 +60,9 @@ def show_models(details: bool) -> int:
 
 def parity_table(results) -> Table:
     table = Table(title="parity vs the original PyTorch model (photos + random tensors)")
-    for col in ("artifact", "runtime", "status", "max abs", "rel L2", "PSNR dB", "cosine", "top-1", "top-5",
-                "photos top-1", "distinct classes"):
+    table.add_column("artifact", no_wrap=True)
+    for col in ("runtime", "status", "max abs", "rel L2", "PSNR dB", "cosine", "top-1", "top-5", "photos top-1",
+                "distinct classes"):
         table.add_column(col)
     for r in results:
         if r is None:
@@ -103,8 +104,10 @@ def run_convert(args: argparse.Namespace) -> int:
         extra = ""
         if "delegation" in art.export_info:
             d = art.export_info["delegation"]
-            extra = (f" — {d['backend']} took {d['delegated_nodes']} nodes in {d['delegated_subgraphs']} subgraphs, "
-                     f"{d['non_delegated_nodes']} left on portable kernels {d['non_delegated_ops'] or ''}")
+            left = (f"ops left on portable kernels: {d['non_delegated_ops']}" if d["non_delegated_ops"]
+                    else "no op left on portable kernels")
+            took = f"{d['backend']} took {d['delegated_nodes']} nodes in {d['delegated_subgraphs']} subgraph(s)"
+            extra = f" — {took}, {left}"
         console.print(f"[green]wrote[/] {art.path} ({art.seconds:.1f} s){extra}")
     if any(a.parity for a in result.artifacts):
         console.print(parity_table([a.parity for a in result.artifacts]))
@@ -124,17 +127,19 @@ def run_validate(artifact: Path, device_outputs: str | None, quiet: bool) -> int
     return 3 if result.failed else 0
 
 
-def bench_table(document: dict) -> Table:
+def bench_table(document: dict) -> tuple[Table, list[str]]:
+    """The results as a table, plus one note per row that was not measured (and why)."""
     table = Table(title="host benchmark (ms; ratios are median speed-ups)")
     for col in ("model", "batch", "form", "runtime/backend", "median", "trimmed mean", "p90", "load ms",
                 "peak MB", "vs original eager", "vs onnxruntime"):
         table.add_column(col, justify="right" if col not in ("model", "form", "runtime/backend") else "left")
     results = document["results"]
     index = {(r["model"], r["batch"], r["form"]): r for r in results}
+    notes = []
     for r in results:
         if r["status"] != "ok":
-            table.add_row(r["model"], str(r["batch"]), r["form"], r["runtime"], f"not measured: {r['error']}",
-                          *[""] * 6)
+            notes.append(f"{r['model']} batch {r['batch']} {r['form']}: not measured: {r['error']}")
+            table.add_row(r["model"], str(r["batch"]), r["form"], r["runtime"], "not measured", *[""] * 6)
             continue
         ratios = []
         for ref_form in ("original-eager", "onnx"):
@@ -144,7 +149,7 @@ def bench_table(document: dict) -> Table:
         table.add_row(r["model"], str(r["batch"]), r["form"], f"{r['runtime']}/{r['backend']}",
                       f"{r['median_ms']:.2f}", f"{r['trimmed_mean_ms']:.2f}", f"{r['p90_ms']:.2f}",
                       _fmt(r["load_time_ms"], 4), _fmt(r["peak_memory_mb"], 4), *ratios)
-    return table
+    return table, sorted(set(notes))
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -158,7 +163,10 @@ def run_bench(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore")
     document = bench(args.items, artifacts=args.artifacts, batches=args.batch, plan=plan, out=args.out,
                      progress=_progress(args.quiet))
-    console.print(bench_table(document))
+    table, notes = bench_table(document)
+    console.print(table)
+    for note in notes:
+        console.print(f"  {note}")
     console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")
     if args.out:
         console.print(f"[green]wrote[/] {args.out}")

@@ -126,17 +126,26 @@ def _window_grid(rows: torch.Tensor, cols: torch.Tensor, height: int, width: int
 
 
 class ChannelsFirstLayerNorm(nn.Module):
-    """LayerNorm over the channels of (B, C, H, W) without permutes (coremltools fuses it to layer_norm)."""
+    """LayerNorm over the channels of (B, C, H, W) without permutes.
+
+    The channel means are 1x1 convs with all-ones weights, scaled by 1/C: XNNPACK delegates those, while a mean over
+    the channel axis stays on ExecuTorch's portable kernels and splits the graph (83 subgraphs -> 14 for
+    TurboViT, with the attention below).
+    """
 
     def __init__(self, norm: nn.LayerNorm):
         super().__init__()
         self.eps = norm.eps
+        channels = norm.weight.numel()
         self.weight = nn.Parameter(norm.weight.detach().clone()[:, None, None])
         self.bias = nn.Parameter(norm.bias.detach().clone()[:, None, None])
+        # all-ones weights (exact in any dtype) and a Python-float 1/C: float64 runs stay exact too
+        self.register_buffer("ones", torch.ones(1, channels, 1, 1, dtype=norm.weight.dtype))
+        self.inv_channels = 1.0 / channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centred = x - x.mean(1, keepdim=True)
-        var = (centred * centred).mean(1, keepdim=True)
+        centred = x - F.conv2d(x, self.ones) * self.inv_channels
+        var = F.conv2d(centred * centred, self.ones) * self.inv_channels
         return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
@@ -184,16 +193,18 @@ class ChannelsFirstAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
+        d = self.dim_out
         qkv = self.qkv(x)
-        if self.pool is None:
-            q, k, v = qkv.reshape(b, 3 * self.heads, self.head_dim, h * w).chunk(3, dim=1)
-        else:
-            q = self.pool(qkv[:, : self.dim_out])
+        # static channel slices, not chunk(): XNNPACK delegates slices but not split_with_sizes
+        q, k, v = qkv[:, :d], qkv[:, d : 2 * d], qkv[:, 2 * d :]
+        if self.pool is not None:
+            q = self.pool(q)
             h, w = q.shape[-2:]
-            q = q.reshape(b, self.heads, self.head_dim, h * w)
-            k, v = qkv[:, self.dim_out :].reshape(b, 2 * self.heads, self.head_dim, -1).chunk(2, dim=1)
-        scores = (q.transpose(-1, -2) @ k).softmax(dim=-1)  # (b, heads, queries, keys)
-        return self.proj((v @ scores.transpose(-1, -2)).reshape(b, self.dim_out, h, w))
+        # rank-3 batched matmuls (batch x heads folded): rank-4 matmuls export with expand copies
+        bh = b * self.heads
+        q, k, v = (t.reshape(bh, self.head_dim, -1) for t in (q, k, v))
+        scores = torch.bmm(q.transpose(1, 2), k).softmax(dim=-1)  # (b*heads, queries, keys)
+        return self.proj(torch.bmm(v, scores.transpose(1, 2)).reshape(b, self.dim_out, h, w))
 
 
 class ChannelsFirstHieraBlock(nn.Module):
@@ -250,17 +261,24 @@ class ChannelsFirstHiera(nn.Module):
         self.blocks = nn.Sequential(*layers)
         self.pool_type = pool_type
         self.head = model.head
+        # the head's LayerNorm on the pooled (B, C, 1, 1) map, so XNNPACK takes it with the rest
+        norm = model.head.norm
+        self.head_norm = ChannelsFirstLayerNorm(norm) if isinstance(norm, nn.LayerNorm) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.patch_embed(x) + self.pos_embed)
         if self.pool_type == "avg":
-            x = x.mean((2, 3))
+            x = x.mean((2, 3), keepdim=True)  # keepdim: the global pool XNNPACK delegates
         elif self.pool_type == "max":
-            x = x.amax((2, 3))
+            x = x.amax((2, 3), keepdim=True)
         else:
-            x = 0.5 * (x.amax((2, 3)) + x.mean((2, 3)))
+            x = 0.5 * (x.amax((2, 3), keepdim=True) + x.mean((2, 3), keepdim=True))
         head = self.head
-        return head.fc(head.drop(head.pre_logits(head.norm(x))))
+        if self.head_norm is not None:
+            x = self.head_norm(x).flatten(1)
+        else:
+            x = head.norm(x.flatten(1))
+        return head.fc(head.drop(head.pre_logits(x)))
 
 
 def _fold_layer_scale(conv: nn.Conv2d, layer_scale: nn.Module) -> nn.Conv2d:

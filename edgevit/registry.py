@@ -91,7 +91,43 @@ def _swiftformer_specs() -> None:
         )
 
 
+def _hiera_specs() -> None:
+    import timm
+
+    register(
+        ModelSpec(
+            name="turbovit",
+            builder=lambda: _turbovit(),
+            converter="hiera",
+            family="turbovit",
+            crop_pct=0.9,
+            paper="Wong et al., TurboViT, arXiv:2308.11421 (configuration ours: no official code or weights)",
+            top1_source="none: our configuration of TurboViT has no trained weights, so no accuracy is claimed",
+        )
+    )
+    register(
+        ModelSpec(
+            name="hiera-t",
+            builder=lambda: timm.create_model("hiera_tiny_224", pretrained=False),
+            converter="hiera",
+            family="hiera",
+            timm_name="hiera_tiny_224",
+            crop_pct=0.9,
+            paper="Ryali et al., Hiera, ICML 2023 (arXiv:2306.00989)",
+            published_top1=82.8,
+            top1_source="Hiera paper, ImageNet-1k system-level comparison (Hiera-T)",
+        )
+    )
+
+
+def _turbovit():
+    from edgevit.models.turbovit import turbovit
+
+    return turbovit()
+
+
 _swiftformer_specs()
+_hiera_specs()
 
 
 def model_names() -> list[str]:

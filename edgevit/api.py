@@ -185,7 +185,8 @@ def mil_layout_report(original, prepared, spec: ModelSpec) -> dict:
     return {
         "model": {"before": before.layout_count, "after": after.layout_count,
                   "before_ops": _layout_histogram(before), "after_ops": _layout_histogram(after),
-                  "max_rank_before": before.max_rank, "max_rank_after": after.max_rank},
+                  "max_rank_before": before.max_rank, "max_rank_after": after.max_rank,
+                  "error_before": before.error, "error_after": after.error},
         "attention_blocks": {"before": attention_layout_counts(original, example),
                              "after": attention_layout_counts(prepared, example)},
     }

@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                     "classifier with labels")
     cv.add_argument("--init", choices=["exercised", "library"], default="exercised",
                     help="random init without --weights: 'exercised' (default) makes every block count (layer scales "
-                    "~1, BatchNorm statistics calibrated on noise, wide head) so parity means something; 'library' is timm's")
+                    "~1, BatchNorm statistics calibrated on noise, wide head) so parity means something; "
+                    "'library' is timm's")
     cv.add_argument("--seed", type=int, default=0, help="seed of the random init and random validation inputs")
     cv.add_argument("--no-validate", action="store_true", help="skip parity validation")
     cv.add_argument("--no-mil-report", action="store_true", help="skip the MIL reshape/transpose count")

@@ -96,8 +96,15 @@ def run_convert(args: argparse.Namespace) -> int:
     if result.mil_layout:
         m = result.mil_layout["model"]
         att = result.mil_layout["attention_blocks"]
-        console.print(f"CoreML MIL reshape/transpose ops, whole model: {m['before']} {m['before_ops']} -> "
-                      f"{m['after']} {m['after_ops']}; max tensor rank {m['max_rank_before']} -> {m['max_rank_after']}")
+        side = {}
+        for when in ("before", "after"):
+            error = m[f"error_{when}"]
+            side[when] = (f"conversion fails ({error})" if error else
+                          f"{m[when]} {m[f'{when}_ops']} at max tensor rank {m[f'max_rank_{when}']}")
+        console.print(f"CoreML MIL reshape/transpose ops, whole model: {side['before']} -> {side['after']}")
+        if m["max_rank_before"] > 5:
+            console.print("  (the original exceeds rank 5: CoreML's mlprogram conversion rejects it; "
+                          "the prepared model is what ships)")
         console.print(f"  per attention block: before {list(att['before'].values())} -> after "
                       f"{list(att['after'].values())}")
     for art in result.artifacts:

@@ -37,7 +37,7 @@ test-all: $(STAMP) tools
 	$(PY) -m pytest -q --timeout=3600 -p no:logging -m ''
 
 # Host report for the seed models: reports/report.md, report.html, pareto.png (+ the raw results JSON).
-BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3
+BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 turbovit hiera-t
 bench: $(STAMP)
 	$(VENV)/bin/edgevit bench $(BENCH_MODELS) --out reports/host-bench.json
 	$(VENV)/bin/edgevit report reports/host-bench.json --out reports

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list the registered models")
     ls.add_argument("--details", action="store_true", help="also build each model to show params and FLOPs")
+    ls.add_argument("--turbovit-comparison", action="store_true",
+                    help="params/FLOPs of TurboViT vs FastViT-SA24, Hiera-T and the paper's other seed models")
 
     cv = sub.add_parser(
         "convert", help="convert a model to CoreML / ExecuTorch / ONNX and validate each artifact",
@@ -137,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from edgevit import cli_output as out
 
     if args.command == "list":
-        return out.show_models(args.details)
+        return out.show_turbovit_comparison() if args.turbovit_comparison else out.show_models(args.details)
     if args.command == "convert":
         return out.run_convert(args)
     if args.command == "validate":

@@ -58,6 +58,21 @@ def show_models(details: bool) -> int:
     return 0
 
 
+def show_turbovit_comparison() -> int:
+    from edgevit.models.turbovit import seed_comparison
+
+    table = Table(title="TurboViT vs seed models at 224x224 (torch.utils.flop_counter; MACs = FLOPs / 2)")
+    for col in ("model", "params (M)", "GFLOPs", "GMACs", "TurboViT is"):
+        table.add_column(col, justify="left" if col in ("model", "TurboViT is") else "right")
+    for row in seed_comparison():
+        verdict = "-" if row["model"] == "turbovit" else ", ".join((
+            "smaller" if row["turbovit_smaller"] else "larger", "cheaper" if row["turbovit_cheaper"] else "costlier"))
+        table.add_row(row["model"], f"{row['params'] / 1e6:.2f}", f"{row['flops'] / 1e9:.2f}",
+                      f"{row['macs'] / 1e9:.2f}", verdict)
+    console.print(table)
+    return 0
+
+
 def parity_table(results) -> Table:
     table = Table(title="parity vs the original PyTorch model (photos + random tensors)")
     table.add_column("artifact", no_wrap=True)

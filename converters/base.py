@@ -51,6 +51,7 @@ def register_converter(cls: type[Converter]) -> type[Converter]:
 
 def get_converter(name: str) -> Converter:
     """Look a converter up by name; importing the modules registers them."""
+    import converters.fastvit  # noqa: F401
     import converters.generic  # noqa: F401
     import converters.hiera  # noqa: F401
     import converters.swiftformer  # noqa: F401

@@ -1,0 +1,339 @@
+"""FastViT -> a plain inference graph: one conv per layer, no BatchNorm, channels-first attention.
+
+FastViT (Vasu et al., ICCV 2023) trains with branches that exist only to be folded away:
+
+* MobileOne blocks (stem, patch embeddings, ``final_conv``): k x k conv+BN branches, a 1x1 conv+BN "scale"
+  branch and a BatchNorm "identity" branch, summed;
+* RepMixer: ``x + gamma * (mixer(x) - norm(x))`` with two MobileOne blocks, i.e. a depthwise conv with a skip;
+* the large-kernel convs of the patch embeddings (7x7 conv+BN plus 3x3 conv+BN);
+* RepCPE (SA/MA stage 4): ``x + depthwise_conv(x)``;
+* the ConvMlp's depthwise 7x7 conv+BN, the attention blocks' BatchNorm, and the layer scales.
+
+timm's own ``reparameterize`` methods do the first four (the same algebra as Apple's ml-fastvit); this
+converter runs them, then folds what they leave: the ConvMlp BatchNorm into its conv, each layer scale into
+the 1x1 conv that produces its input, and the attention BatchNorm into the qkv projection. ``unfused_modules``
+lists anything that survived; the converter refuses to return a model for which it is not empty.
+
+The SA/MA stage-4 attention (timm ``Attention``: flatten, transpose, Linear qkv, reshape+permute into heads,
+SDPA, transpose+reshape back, Linear, transpose+reshape to the map: seven layout ops per block) becomes
+``ChannelsFirstAttention``, following Apple's "Deploying Transformers on the Apple Neural Engine" principles:
+qkv and proj are 1x1 convs on the (B,C,H,W) map; the only layout ops are one reshape that splits the qkv
+channels into (3*heads, head_dim) with tokens on the last axis, and one reshape back to (B,C,H,W); all heads are
+attended at once by two batched matmuls in rank-4 tensors (the transposes they need are matmul operand flags
+in CoreML's MIL, not separate ops); XNNPACK delegates the whole prepared graph.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from timm.layers import ConvNormAct
+from timm.models import fastvit as tfv
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from converters.base import Converter, register_converter
+from converters.rewrites import (
+    fold_bn_after_conv,
+    fold_bn_before_conv1x1,
+    fold_scale_into_conv,
+    linear_to_conv1x1,
+)
+
+# Modules that carry train-time branches until their ``reparameterize`` has run.
+TRAIN_TIME_MODULES = (tfv.MobileOneBlock, tfv.ReparamLargeKernelConv, tfv.RepMixer, tfv.RepConditionalPosEnc)
+
+
+# --------------------------------------------------------------------------------------------------- checks
+
+
+def _is_fused(module: nn.Module) -> bool:
+    return getattr(module, "reparam_conv", None) is not None
+
+
+def unfused_modules(model: nn.Module) -> list[str]:
+    """Every module of ``model`` that is not a single inference op yet, as ``"path (reason)"``.
+
+    Flags BatchNorm layers (folded nowhere), train-time branches (MobileOne / RepMixer / large-kernel /
+    RepCPE modules not reparameterized), ConvNormAct with a norm, and layer scales left as multiplies.
+    Empty for a fully prepared FastViT.
+    """
+    found: list[str] = []
+    for name, module in model.named_modules():
+        path = name or "<root>"
+        if isinstance(module, _BatchNorm):
+            found.append(f"{path} ({type(module).__name__}: BatchNorm not folded)")
+        elif isinstance(module, TRAIN_TIME_MODULES) and not _is_fused(module):
+            found.append(f"{path} ({type(module).__name__}: train-time branches not reparameterized)")
+        elif isinstance(module, tfv.LayerScale2d):
+            found.append(f"{path} (LayerScale2d: layer scale not folded)")
+        elif isinstance(module, ConvNormAct) and not isinstance(module.bn, nn.Identity):
+            found.append(f"{path} (ConvNormAct: norm not folded)")
+    return found
+
+
+def layout_modules(model: nn.Module) -> list[str]:
+    """Token-layout attention blocks (timm's flatten/transpose ``Attention``) left in ``model``."""
+    return [name for name, m in model.named_modules() if isinstance(m, tfv.Attention)]
+
+
+# ----------------------------------------------------------------------------------------- reparameterize
+
+
+def reparameterize_fastvit(model: nn.Module) -> int:
+    """Run timm's ``reparameterize`` on every train-time module not fused yet (in place); returns the count.
+
+    timm's ``reparameterize_model`` would call it on already fused modules too (a ``_reparam`` checkpoint,
+    or a model fused once already) and fail there: ReparamLargeKernelConv and RepConditionalPosEnc have no
+    guard, RepMixer never sets its ``inference_mode`` flag.
+    """
+    fused = 0
+    for module in list(model.modules()):  # pre-order: a RepMixer fuses its own MobileOne children first
+        if isinstance(module, TRAIN_TIME_MODULES) and not _is_fused(module):
+            module.reparameterize()
+            fused += 1
+    return fused
+
+
+# ------------------------------------------------------------------------------------- prepared modules
+
+
+class ChannelsFirstAttention(nn.Module):
+    """timm FastViT ``Attention`` on the (B,C,H,W) map: 1x1-conv projections, heads batched in rank 4.
+
+    qkv: (B,3C,H,W) -> reshape (B, 3*heads, head_dim, N) -> q, k, v (B, heads, head_dim, N) as channel slices;
+    attn = softmax(q^T k) over keys (B, heads, N, N); out = v attn^T (B, heads, head_dim, N) -> reshape (B,C,H,W).
+    The softmax scale is folded into the q rows of the qkv conv, a preceding BatchNorm into all of it.
+
+    Why einsum and channel slices: in CoreML's MIL both become plain ``matmul`` (transposes as operand flags)
+    and ``slice_by_index``, 2 reshapes per block in all; ``torch.matmul`` on rank-4 operands exports as
+    ``expand`` + ``bmm``, and the expand copies stay off XNNPACK (measured: 3 delegate subgraphs per block
+    instead of 1), as does ``chunk``'s ``split_with_sizes``. Per-head loops (Apple's ANE reference) give the
+    same 2 reshapes but 16x the matmul/softmax ops.
+    """
+
+    def __init__(self, qkv: nn.Conv2d, proj: nn.Conv2d, num_heads: int, head_dim: int):
+        super().__init__()
+        self.qkv, self.proj = qkv, proj
+        self.num_heads, self.head_dim = num_heads, head_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        heads = self.num_heads
+        qkv = self.qkv(x).reshape(b, 3 * heads, self.head_dim, h * w)
+        q, k, v = qkv[:, :heads], qkv[:, heads : 2 * heads], qkv[:, 2 * heads :]
+        attn = torch.einsum("bhdq,bhdk->bhqk", q, k).softmax(dim=-1)  # (B, heads, N_q, N_k)
+        out = torch.einsum("bhdk,bhqk->bhdq", v, attn)  # (B, heads, head_dim, N_q)
+        return self.proj(out.reshape(b, c, h, w))
+
+
+class FusedRepMixerBlock(nn.Module):
+    """RepMixerBlock after folding: the RepMixer is one depthwise conv (its skip inside), then x + mlp(x)."""
+
+    def __init__(self, token_mixer: nn.Conv2d, mlp: nn.Sequential):
+        super().__init__()
+        self.token_mixer, self.mlp = token_mixer, mlp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.token_mixer(x)
+        return x + self.mlp(x)
+
+
+class FusedAttentionBlock(nn.Module):
+    """AttentionBlock after folding: x + attn(x), then x + mlp(x); BatchNorm and layer scales in the convs."""
+
+    def __init__(self, token_mixer: ChannelsFirstAttention, mlp: nn.Sequential):
+        super().__init__()
+        self.token_mixer, self.mlp = token_mixer, mlp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.token_mixer(x)
+        return x + self.mlp(x)
+
+
+class PreparedFastViT(nn.Module):
+    """stem -> stages -> final conv -> mean over H,W -> linear."""
+
+    def __init__(self, stem: nn.Sequential, stages: nn.Sequential, final_conv: nn.Sequential, head: nn.Linear):
+        super().__init__()
+        self.stem, self.stages, self.final_conv, self.head = stem, stages, final_conv, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.final_conv(self.stages(self.stem(x)))
+        # keepdim + flatten: the global pool form XNNPACK delegates; the flatten is the classifier's one layout op
+        return self.head(x.mean(dim=(2, 3), keepdim=True).flatten(1))
+
+
+# ------------------------------------------------------------------------------------------------ glue
+
+
+def _plain(*modules: nn.Module) -> list[nn.Module]:
+    return [m for m in modules if not isinstance(m, (nn.Identity, nn.Dropout))]
+
+
+def _conv_block(block: nn.Module) -> list[nn.Module]:
+    """A fused MobileOneBlock / ReparamLargeKernelConv as its ops: conv, squeeze-excite, activation."""
+    if not _is_fused(block):
+        raise RuntimeError(f"{type(block).__name__} was not reparameterized")
+    return _plain(block.reparam_conv, block.se, block.act)
+
+
+def _gamma(layer_scale: nn.Module) -> torch.Tensor | None:
+    return getattr(layer_scale, "gamma", None)
+
+
+def _mlp(mlp: tfv.ConvMlp, layer_scale: nn.Module, counts: dict[str, int]) -> nn.Sequential:
+    """ConvMlp: depthwise conv + BN folded, fc1, act, fc2 with the block's layer scale folded in."""
+    conv = mlp.conv
+    dw = fold_bn_after_conv(conv.conv, conv.bn) if isinstance(conv.bn, _BatchNorm) else conv.conv
+    counts["bn"] += isinstance(conv.bn, _BatchNorm)
+    if not isinstance(getattr(conv.bn, "act", nn.Identity()), nn.Identity):
+        raise ValueError("ConvMlp with an activation after its norm is not a FastViT classifier variant")
+    fc2 = mlp.fc2
+    gamma = _gamma(layer_scale)
+    if gamma is not None:
+        fc2 = fold_scale_into_conv(fc2, gamma)
+        counts["layer_scale"] += 1
+    return nn.Sequential(*_plain(dw, mlp.fc1, mlp.act, fc2))
+
+
+def channels_first_attention(attn: tfv.Attention, norm: nn.Module | None = None,
+                             layer_scale: nn.Module | None = None) -> ChannelsFirstAttention:
+    """timm ``Attention`` (with the BatchNorm before it and the layer scale after it) -> ChannelsFirstAttention."""
+    dim = attn.qkv.in_features
+    qkv = linear_to_conv1x1(attn.qkv)
+    if norm is not None and not isinstance(norm, nn.Identity):
+        if not isinstance(norm, nn.BatchNorm2d):
+            raise ValueError(f"only a BatchNorm before the attention can be folded, got {type(norm).__name__}")
+        qkv = fold_bn_before_conv1x1(norm, qkv)
+    if qkv.bias is None:
+        qkv.bias = nn.Parameter(torch.zeros(qkv.out_channels))
+    qkv.weight.data[:dim] *= attn.scale  # q * scale, as SDPA applies it
+    qkv.bias.data[:dim] *= attn.scale
+    proj = linear_to_conv1x1(attn.proj)
+    gamma = _gamma(layer_scale) if layer_scale is not None else None
+    if gamma is not None:
+        proj = fold_scale_into_conv(proj, gamma)
+    return ChannelsFirstAttention(qkv, proj, attn.num_heads, attn.head_dim)
+
+
+def _block(block: nn.Module, counts: dict[str, int]) -> nn.Module:
+    if isinstance(block, tfv.RepMixerBlock):
+        if not _is_fused(block.token_mixer):
+            raise RuntimeError("RepMixer was not reparameterized")
+        counts["repmixer"] += 1
+        return FusedRepMixerBlock(block.token_mixer.reparam_conv, _mlp(block.mlp, block.layer_scale, counts))
+    if isinstance(block, tfv.AttentionBlock):
+        counts["attention"] += 1
+        counts["bn"] += isinstance(block.norm, _BatchNorm)
+        counts["layer_scale"] += _gamma(block.layer_scale_1) is not None
+        attn = channels_first_attention(block.token_mixer, block.norm, block.layer_scale_1)
+        return FusedAttentionBlock(attn, _mlp(block.mlp, block.layer_scale_2, counts))
+    raise TypeError(f"unexpected FastViT block {type(block).__name__}")
+
+
+def _stage(stage: tfv.FastVitStage, counts: dict[str, int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    if isinstance(stage.downsample, tfv.PatchEmbed):
+        for m in stage.downsample.proj:
+            layers += _conv_block(m)
+    if isinstance(stage.pos_emb, tfv.RepConditionalPosEnc):
+        layers.append(stage.pos_emb.reparam_conv)
+        counts["repcpe"] += 1
+    layers += [_block(b, counts) for b in stage.blocks]
+    return nn.Sequential(*layers)
+
+
+@register_converter
+class FastViTConverter(Converter):
+    name = "fastvit"
+
+    def _rewrite(self, model: nn.Module, applied: list[str]) -> nn.Module:
+        if not isinstance(model, tfv.FastVit):
+            raise TypeError(f"FastViTConverter expects timm's FastVit, got {type(model).__name__}")
+        if model.fork_feat or not isinstance(model.head, tfv.ClassifierHead) or model.global_pool != "avg":
+            raise ValueError("only the classifier form (global_pool='avg', fork_feat=False) is supported")
+        reparam = reparameterize_fastvit(model)
+        counts = {"bn": 0, "layer_scale": 0, "attention": 0, "repmixer": 0, "repcpe": 0}
+        stem = nn.Sequential(*[op for m in model.stem for op in _conv_block(m)])
+        stages = nn.Sequential(*[_stage(s, counts) for s in model.stages])
+        final_conv = nn.Sequential(*_conv_block(model.final_conv))
+        prepared = PreparedFastViT(stem, stages, final_conv, model.head.fc)
+        left = unfused_modules(prepared)
+        if left:
+            raise RuntimeError(f"FastViT modules left unfused: {left}")
+        applied += [
+            f"reparameterize train-time branches (MobileOne, RepMixer, large-kernel conv, RepCPE): {reparam}"
+            + (" (checkpoint was already fused)" if reparam == 0 else ""),
+            f"RepMixer blocks -> one depthwise conv + MLP: {counts['repmixer']}",
+            f"fold BatchNorm into neighbouring conv (ConvMlp, attention qkv): {counts['bn']}",
+            f"fold layer scale into conv: {counts['layer_scale']}",
+            f"attention -> 4D channels-first (1x1 convs, heads batched, 2 reshapes): {counts['attention']}",
+        ]
+        return prepared
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+_APPLE_RE_CPE = re.compile(r"^network\.(\d+)\.reparam_conv\.")
+_TRAIN_TIME_KEYS = ("rbr_conv", "rbr_scale", "rbr_skip", "lkb_origin", "small_conv", "conv_kxk", "conv_scale",
+                    "large_conv", ".identity.", "token_mixer.mixer.", "token_mixer.norm.", ".pe.", "pos_enc.")
+
+
+def _unwrap(state_dict: dict) -> dict:
+    for key in ("state_dict", "model", "model_ema"):
+        inner = state_dict.get(key)
+        if isinstance(inner, dict) and not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
+            state_dict = inner
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def is_reparameterized_checkpoint(state_dict: dict) -> bool:
+    """True for an inference (``_reparam``) checkpoint, timm or Apple layout: its branches are already fused.
+
+    Fused modules save ``reparam_conv`` (Apple's large-kernel conv: ``lkb_reparam``); a train-time checkpoint
+    has none. A mix of both cannot come from either code base and is refused.
+    """
+    keys = list(_unwrap(state_dict))
+    fused = [k for k in keys if "reparam_conv." in k or "lkb_reparam." in k]
+    if not fused:
+        return False
+    branches = [k for k in keys if any(t in k for t in _TRAIN_TIME_KEYS)]
+    if branches:
+        raise ValueError(f"checkpoint mixes fused keys ({fused[0]}) and train-time branch keys ({branches[0]})")
+    return True
+
+
+def fastvit_checkpoint_filter(state_dict: dict, model: nn.Module) -> dict:
+    """Any FastViT checkpoint -> timm's key layout for ``model``; fused checkpoints fuse ``model`` first.
+
+    Layouts: timm (``stem.``/``stages.``), Apple ml-fastvit train-time (``patch_embed.``/``network.N``) and
+    Apple's ``_reparam`` inference checkpoints, whose branches are already folded. timm's
+    ``checkpoint_filter_fn`` covers the Apple train-time layout (and MobileCLIP); it does not cover Apple's
+    ``_reparam`` keys (``lkb_reparam``, RepCPE's ``network.N.reparam_conv``) nor timm-layout fused checkpoints
+    (it renames ``head.fc`` to ``head.fc.fc``). For a fused checkpoint, ``model`` is reparameterized in place
+    (timm's ``reparameterize`` on each train-time module) so that its keys match; the converter then skips
+    what is fused already.
+    """
+    state_dict = _unwrap(dict(state_dict))
+    if is_reparameterized_checkpoint(state_dict):
+        reparameterize_fastvit(model)
+    elif not unfused_modules_of_kind(model):
+        raise ValueError("a train-time (unfused) checkpoint cannot load into an already reparameterized model")
+    if any(k.startswith(("stem.", "stages.")) for k in state_dict):
+        return state_dict  # timm layout
+    renamed = {}
+    for key, value in state_dict.items():
+        key = key.replace(".lkb_reparam.", ".reparam_conv.")
+        key = _APPLE_RE_CPE.sub(r"network.\1.pe.__reparam__.", key)  # RepCPE: keep it a pos_emb key for timm
+        renamed[key] = value
+    out = tfv.checkpoint_filter_fn(renamed, model)
+    return {k.replace(".pos_emb.pos_enc.__reparam__.", ".pos_emb.reparam_conv."): v for k, v in out.items()}
+
+
+def unfused_modules_of_kind(model: nn.Module) -> list[str]:
+    """Train-time FastViT modules of ``model`` not yet reparameterized."""
+    return [n for n, m in model.named_modules() if isinstance(m, TRAIN_TIME_MODULES) and not _is_fused(m)]

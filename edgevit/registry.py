@@ -126,6 +126,13 @@ def _turbovit():
     return turbovit()
 
 
+def _catalog_specs() -> None:
+    from edgevit.catalog import fastvit_specs, zoo_specs
+
+    for spec in fastvit_specs() + zoo_specs():
+        register(spec)
+
+
 _swiftformer_specs()
 _hiera_specs()
 
@@ -139,7 +146,7 @@ def get_spec(name: str) -> ModelSpec:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.startswith("timm:"):
-        return _timm_spec(name[len("timm:") :])
+        return timm_spec(name[len("timm:") :])
     normalized = name.lower().replace("_", "-")
     if normalized in _REGISTRY:
         return _REGISTRY[normalized]
@@ -150,7 +157,8 @@ def get_spec(name: str) -> ModelSpec:
     )
 
 
-def _timm_spec(timm_name: str) -> ModelSpec:
+def timm_spec(timm_name: str) -> ModelSpec:
+    """A generic-converter spec for any timm model, preprocessing from timm's pretrained config."""
     import timm
 
     if timm_name not in timm.list_models():
@@ -182,3 +190,6 @@ def _timm_module_name(timm_name: str) -> str | None:
     from timm.models import _registry
 
     return _registry._model_to_module.get(_registry.get_arch_name(timm_name))
+
+
+_catalog_specs()  # after timm_spec exists: the catalog builds its specs from it

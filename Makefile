@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= swiftformer-l1
 OUT    ?= artifacts
 
-.PHONY: run test test-all bench lint clean tools
+.PHONY: run test test-all bench zoo lint clean tools
 
 # The venv is rebuilt only when the pins change. torch/torchvision are a ~6 GB CUDA build that runs on the CPU.
 $(STAMP): requirements.lock pyproject.toml
@@ -37,10 +37,16 @@ test-all: $(STAMP) tools
 	$(PY) -m pytest -q --timeout=3600 -p no:logging -m ''
 
 # Host report for the seed models: reports/report.md, report.html, pareto.png (+ the raw results JSON).
-BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 turbovit hiera-t
+BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 fastvit-t8 fastvit-sa12 \
+		fastvit-sa24 turbovit hiera-t
 bench: $(STAMP)
 	$(VENV)/bin/edgevit bench $(BENCH_MODELS) --out reports/host-bench.json
 	$(VENV)/bin/edgevit report reports/host-bench.json --out reports
+
+# The curated zoo to CoreML + ExecuTorch (status, parity, MIL layout ops, .pte latency) and the FastViT report.
+zoo: $(STAMP)
+	$(VENV)/bin/edgevit zoo --json reports/zoo.json --markdown reports/zoo.md
+	$(VENV)/bin/edgevit zoo --fastvit --json reports/fastvit.json --markdown reports/fastvit.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,8 @@ EPILOG = """examples:
   edgevit report artifacts/bench.json --out reports
   edgevit harness ios --artifacts artifacts --out ios-bench          (then open it in Xcode)
   edgevit bench artifacts/*.pte --device android --out phone.json    (a phone on adb)
+  edgevit zoo --json reports/zoo.json                 (the curated efficient-ViT zoo, both targets)
+  edgevit zoo --fastvit --json reports/fastvit.json   (FastViT T8..MA36: FLOPs, MIL ops, fused vs unfused)
 """
 
 
@@ -98,6 +100,24 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--x-axis", choices=["latency", "throughput"], default="latency", help="Pareto plot x axis")
     rp.add_argument("--title", help="report title")
 
+    zo = sub.add_parser(
+        "zoo", help="convert the curated efficient-ViT zoo to CoreML and ExecuTorch; a status table",
+        description="Convert each curated model (see `edgevit list`; the families compared in 'Which Transformer "
+        "to Favor') to each --target, validate every artifact, count reshape/transpose ops in the CoreML MIL "
+        "program and time each .pte on this host. A model that fails keeps its row, with the failing op and "
+        "module. With --fastvit: the FastViT report instead (params, FLOPs, MIL op histogram, batch-1 latency "
+        "of the unfused original vs the fused model in eager PyTorch and in the ExecuTorch runtime).",
+    )
+    zo.add_argument("models", nargs="*", metavar="MODEL", help="a subset (default: the whole curated zoo)")
+    zo.add_argument("--target", nargs="+", default=["coreml", "executorch"], choices=["coreml", "executorch", "onnx"])
+    zo.add_argument("--out", default="artifacts/zoo", help="artifact directory (default: artifacts/zoo)")
+    zo.add_argument("--json", help="also write the rows (and the host they ran on) as JSON here")
+    zo.add_argument("--markdown", help="also write the table as Markdown here")
+    zo.add_argument("--iterations", type=int, default=20, help="timed iterations per .pte (default 20)")
+    zo.add_argument("--no-mil-report", action="store_true",
+                    help="skip converting the original models to count their MIL reshape/transpose ops")
+    zo.add_argument("--fastvit", action="store_true", help="the per-variant FastViT report instead of the sweep")
+
     ha = sub.add_parser("harness", help="stage a device harness with your artifacts")
     hsub = ha.add_subparsers(dest="platform", required=True, metavar="PLATFORM")
     ios = hsub.add_parser("ios", help="a ready-to-open copy of ios_harness with artifacts and config",
@@ -113,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     ios.add_argument("--compute-units", nargs="+", help="cpuOnly cpuAndGPU cpuAndNeuralEngine all (default: all four)")
     ios.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
-    for a in (cv, va, be):
+    for a in (cv, va, be, zo):
         a.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     return p
 
@@ -148,6 +168,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
     if args.command == "report":
         return out.run_report(args)
+    if args.command == "zoo":
+        return out.run_fastvit_report(args) if args.fastvit else out.run_zoo(args)
     if args.command == "harness":
         return out.run_harness_ios(args)
     raise AssertionError(args.command)

@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -213,6 +214,52 @@ def run_report(args: argparse.Namespace) -> int:
     for path in (paths.markdown, paths.html, paths.png):
         console.print(f"[green]wrote[/] {path}")
     return 0
+
+
+def run_zoo(args: argparse.Namespace) -> int:
+    from rich.markdown import Markdown
+
+    from edgevit.registry import get_spec
+    from edgevit.zoo import run_zoo as sweep
+    from edgevit.zoo import write_zoo_json, zoo_table_markdown
+
+    for name in args.models:
+        get_spec(name)  # an unknown name stops here, with the closest names, before any conversion
+    warnings.filterwarnings("ignore")
+    rows = sweep(args.models or None, targets=args.target, out_dir=args.out, iterations=args.iterations,
+                 mil_report=not args.no_mil_report, progress=_progress(args.quiet))
+    markdown = zoo_table_markdown(rows)
+    console.print(Markdown(markdown))
+    _write_outputs(args, rows, markdown, write_zoo_json)
+    failed = sum(str(r.get("status", "")).startswith("failed") or r.get("parity") == "fail" for r in rows)
+    console.print(f"{len(rows) - failed} of {len(rows)} model x target rows converted with parity not failed")
+    return 0
+
+
+def run_fastvit_report(args: argparse.Namespace) -> int:
+    from rich.markdown import Markdown
+
+    from edgevit.zoo import fastvit_report, fastvit_report_markdown, write_zoo_json
+
+    warnings.filterwarnings("ignore")
+    rows = fastvit_report(args.models or None, iterations=args.iterations, mil=not args.no_mil_report,
+                          progress=_progress(args.quiet))
+    markdown = fastvit_report_markdown(rows)
+    console.print(Markdown(markdown))
+    _write_outputs(args, rows, markdown, partial(write_zoo_json, kind="edgevit-fastvit-report/1"))
+    return 0
+
+
+def _write_outputs(args: argparse.Namespace, rows: list[dict], markdown: str, write_json) -> None:
+    from edgevit.export.atomic import ensure_writable_dir, write_text_atomic
+
+    if args.json:
+        console.print(f"[green]wrote[/] {write_json(rows, args.json)}")
+    if args.markdown:
+        path = Path(args.markdown)
+        ensure_writable_dir(path.parent)
+        write_text_atomic(path, markdown)
+        console.print(f"[green]wrote[/] {path}")
 
 
 def run_harness_ios(args: argparse.Namespace) -> int:

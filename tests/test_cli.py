@@ -55,3 +55,24 @@ def test_convert_and_validate_end_to_end(tmp_path):
     assert proc.returncode == 0 and "pass" in proc.stdout
     proc = edgevit("validate", str(tmp_path / "missing.pte"))
     assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+def test_zoo_unknown_model_stops_before_converting(tmp_path):
+    proc = edgevit("zoo", "fastvit-sa25", "--out", str(tmp_path / "zoo"))
+    assert proc.returncode == 2 and "fastvit-sa24" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_zoo_table_and_json_from_a_real_conversion(tmp_path):
+    """One small zoo model to ONNX (the quickest target): a converted row with parity and a measured .pte-free
+    row (no ExecuTorch target, so no latency is claimed)."""
+    out = tmp_path / "zoo.json"
+    proc = edgevit("zoo", "mobileone-s0", "--target", "onnx", "--out", str(tmp_path / "a"), "--json", str(out),
+                   "--markdown", str(tmp_path / "zoo.md"), "--no-mil-report", "-q")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "edgevit-zoo/1" and doc["device"]["cpu"]
+    (row,) = doc["rows"]
+    assert row["model"] == "mobileone-s0" and row["status"] == "converted" and row["parity"] == "pass"
+    assert row["rel_l2"] < 1e-4 and row["pte_latency_ms"] is None
+    assert "| mobileone-s0 | onnx | converted | pass |" in (tmp_path / "zoo.md").read_text()

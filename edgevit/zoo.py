@@ -1,0 +1,286 @@
+"""The zoo sweep and the FastViT report: convert the curated models, record what happened, time them.
+
+``run_zoo`` converts every model to every target with ``edgevit.api.convert`` (so each artifact is validated
+against the original model), records a failure per model x target instead of stopping, and times each
+``.pte``; ``zoo_table_markdown`` renders the rows. ``fastvit_report`` is the per-variant FastViT report
+(params, FLOPs, MIL ops, host latency of every form, fused vs unfused).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgevit.catalog import fastvit_specs, zoo_names
+
+if TYPE_CHECKING:
+    from edgevit.registry import ModelSpec
+
+# ------------------------------------------------------------------------------------------------ sweep
+
+_OP_RE = re.compile(r"failed at op '([^']+)'")
+_MODULE_RE = re.compile(r" in module (.+?): [A-Za-z_]+(?:Error|Exception|Exit)?:")
+
+
+def parse_export_error(message: str) -> tuple[str | None, str | None]:
+    """(failing op, module) from an ``ExportError`` message of edgevit.export.locate."""
+    op = _OP_RE.search(message)
+    module = _MODULE_RE.search(message)
+    return (op.group(1) if op else None), (module.group(1) if module else None)
+
+
+def _row(spec: ModelSpec, target: str) -> dict:
+    return {
+        "model": spec.name, "family": spec.family, "converter": spec.converter, "timm_name": spec.timm_name,
+        "target": target, "status": None, "error": None, "failing_op": None, "failing_module": None,
+        "artifact": None, "parity": None, "parity_reason": None, "rel_l2": None, "psnr_db": None,
+        "top1_agreement": None, "prepared_rel_l2": None, "layout_ops_before": None, "layout_ops_after": None,
+        "pte_latency_ms": None, "pte_latency_p90_ms": None, "latency_iterations": None,
+        "xnnpack_subgraphs": None, "non_delegated_ops": None, "export_s": None,
+        "published_top1": spec.published_top1, "top1_source": spec.top1_source,
+    }
+
+
+def run_zoo(names: Sequence[str] | None = None, targets: Sequence[str] = ("coreml", "executorch"),
+            out_dir: str | Path = "artifacts/zoo", iterations: int = 20, warmup: int = 3, mil_report: bool = True,
+            progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Convert each model to each target, validate, time each ``.pte``; one row per model x target.
+
+    A model that fails to export gets a row that says where (op and module, from the ``ExportError``); any
+    other failure (building, preparing) is recorded the same way, so one model never stops the sweep.
+    CoreML rows count reshape/transpose ops in the exported MIL program; with ``mil_report`` also in the
+    original model's (one more CoreML conversion per model, plus one per attention block).
+    """
+    from edgevit.api import bench, convert
+    from edgevit.bench.host import Plan
+    from edgevit.errors import EdgevitError, ExportError
+    from edgevit.registry import get_spec
+
+    say = progress or (lambda _m: None)
+    out = Path(out_dir)
+    rows: list[dict] = []
+    for name in names or zoo_names():
+        try:
+            spec = get_spec(name)
+        except EdgevitError as exc:
+            rows.append({"model": name, "target": None, "status": "failed: unknown model", "error": str(exc)})
+            continue
+        for target in targets:
+            row = _row(spec, target)
+            rows.append(row)
+            say(f"{spec.name} -> {target}")
+            start = time.perf_counter()
+            try:
+                result = convert(spec.name, target, out, mil_report=mil_report and target == "coreml")
+            except ExportError as exc:
+                op, module = parse_export_error(str(exc))
+                where = " in ".join(x for x in (op and f"op {op}", module) if x) or "see error"
+                row.update(status=f"failed: {where}", error=str(exc), failing_op=op, failing_module=module)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a sweep records every failure and goes on
+                row.update(status=f"failed: {type(exc).__name__}", error=f"{type(exc).__name__}: {exc}"[:600])
+                continue
+            finally:
+                row["export_s"] = round(time.perf_counter() - start, 1)
+            art = result.artifacts[0]
+            row.update(status="converted", artifact=str(art.path), prepared_rel_l2=result.prepared_rel_l2)
+            if art.parity is not None:
+                row.update(parity=art.parity.status, parity_reason=art.parity.reason or None)
+                if art.parity.overall is not None:
+                    o = art.parity.overall
+                    row.update(rel_l2=o.rel_l2, psnr_db=o.psnr_db, top1_agreement=o.top1_agreement)
+            if result.mil_layout is not None:
+                row.update(layout_ops_before=result.mil_layout["model"]["before"],
+                           layout_ops_after=result.mil_layout["model"]["after"])
+            elif "mil" in art.export_info:  # the exported program itself (prepared model + image preprocessing)
+                row["layout_ops_after"] = art.export_info["mil"]["layout_ops"]
+            delegation = art.export_info.get("delegation")
+            if delegation:
+                row.update(xnnpack_subgraphs=delegation["delegated_subgraphs"],
+                           non_delegated_ops=delegation["non_delegated_ops"])
+            if target == "executorch":
+                say(f"timing {art.path.name}")
+                doc = bench([str(art.path)], plan=Plan(warmup=warmup, iterations=iterations))
+                rec = doc["results"][0]
+                if rec["status"] == "ok":
+                    row.update(pte_latency_ms=rec["median_ms"], pte_latency_p90_ms=rec["p90_ms"],
+                               latency_iterations=rec["iterations"])
+                else:
+                    row["pte_latency_ms"] = None
+    return rows
+
+
+def _fmt(value, spec: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and spec:
+        return format(value, spec)
+    return str(value)
+
+
+def zoo_table_markdown(rows: Sequence[dict]) -> str:
+    """The sweep as a Markdown table, failures with their op and module, then the top-1 sources."""
+    head = ("| model | target | status | parity | rel L2 | PSNR dB | MIL reshape/transpose (orig -> prepared) "
+            "| .pte median ms | published top-1 |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        if r.get("layout_ops_after") is None:
+            layout = "-"
+        else:
+            layout = f"{_fmt(r.get('layout_ops_before'))} -> {r['layout_ops_after']}"
+        status = str(r.get("status") or "-").replace("|", "\\|")
+        lines.append(
+            f"| {r['model']} | {_fmt(r.get('target'))} | {status} | {_fmt(r.get('parity'))} "
+            f"| {_fmt(r.get('rel_l2'), '.2e')} | {_fmt(r.get('psnr_db'), '.1f')} | {layout} "
+            f"| {_fmt(r.get('pte_latency_ms'), '.2f')} | {_fmt(r.get('published_top1'))} |"
+        )
+    sources = {r["model"]: r.get("top1_source") for r in rows if r.get("top1_source")}
+    if sources:
+        lines += ["", "Published top-1 sources:"]
+        lines += [f"- {model}: {src}" for model, src in sources.items()]
+    failures = [r for r in rows if str(r.get("status", "")).startswith("failed")]
+    if failures:
+        lines += ["", "Failures:"]
+        lines += [f"- {r['model']} / {r.get('target')}: {r.get('error')}" for r in failures]
+    return "\n".join(lines) + "\n"
+
+
+def write_zoo_json(rows: Sequence[dict], path: str | Path, kind: str = "edgevit-zoo/1") -> Path:
+    """The rows plus the host they ran on, atomically."""
+    from edgevit.bench.device import host_device
+    from edgevit.export.atomic import ensure_writable_dir, write_text_atomic
+    from edgevit.manifest import now_utc, tool_versions
+
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    doc = {"format": kind, "created": now_utc(), "device": host_device(),
+           "tool_versions": tool_versions(), "rows": list(rows)}
+    write_text_atomic(path, json.dumps(doc, indent=1, default=str) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------- FastViT report
+
+
+def paired_latency(a: Callable[[], object], b: Callable[[], object], iterations: int = 20,
+                   warmup: int = 3) -> tuple[float, float]:
+    """Median ms of ``a`` and of ``b``, timed alternately (a, b, a, b, ...) so that load from other processes
+    on a shared machine hits both alike; a sequential A-then-B timing can invert a real difference."""
+    from statistics import median
+
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    for _ in range(iterations):
+        for fn, store in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            store.append((time.perf_counter() - start) * 1e3)
+    return median(ta), median(tb)
+
+
+def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, warmup: int = 3,
+                   mil: bool = True, unfused_pte: bool = True,
+                   progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Per FastViT variant: params, FLOPs, MIL op histogram and batch-1 host latency of every form.
+
+    Forms: original (unfused) eager, prepared eager, ``.pte`` (XNNPACK) and ONNX of the prepared model via
+    ``edgevit.api.bench`` (``latency_ms``, in the results schema). Fused vs unfused is also timed pairwise and
+    interleaved (``paired_ms``): eager original vs eager prepared, and with ``unfused_pte`` a ``.pte`` of the
+    unfused original vs the prepared one in the ExecuTorch runtime. Random exercised weights (timing does not
+    depend on their values).
+    """
+    import tempfile
+    from functools import partial
+
+    import torch
+
+    from converters import get_converter
+    from converters.fastvit import unfused_modules
+    from edgevit.api import bench
+    from edgevit.bench.host import Plan, bench_artifact
+    from edgevit.build import build_model
+    from edgevit.complexity import count_flops
+    from edgevit.export.executorch import export_executorch
+    from edgevit.export.mil import inspect_mil
+    from edgevit.registry import get_spec
+    from edgevit.weights import sha256_of
+
+    say = progress or (lambda _m: None)
+    plan = Plan(warmup=warmup, iterations=iterations)
+    rows = []
+    for name in names or [s.name for s in fastvit_specs()]:
+        spec = get_spec(name)
+        say(f"{spec.name}: building and preparing")
+        original, _ = build_model(spec)
+        prepared = get_converter(spec.converter).prepare(original).module
+        example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            ref, out = original(example), prepared(example)
+        row: dict = {
+            "model": spec.name,
+            "params_original": sum(p.numel() for p in original.parameters()),
+            "params_prepared": sum(p.numel() for p in prepared.parameters()),
+            "flops_original": count_flops(original, spec.input_size),
+            "flops_prepared": count_flops(prepared, spec.input_size),
+            "prepared_rel_l2": float((out - ref).norm() / ref.norm()),
+            "unfused_modules": len(unfused_modules(prepared)),
+        }
+        if mil:
+            say(f"{spec.name}: MIL programs")
+            before, after = inspect_mil(original, example), inspect_mil(prepared, example)
+            row["mil_ops_original"] = dict(sorted(before.histogram.items()))
+            row["mil_ops_prepared"] = dict(sorted(after.histogram.items()))
+            row["mil_layout_ops"] = {"original": before.layout_count, "prepared": after.layout_count}
+        say(f"{spec.name}: timing eager / .pte / onnx")
+        doc = bench([spec.name], batches=(1,), plan=plan)
+        latency = {r["form"]: r["median_ms"] for r in doc["results"] if r["status"] == "ok"}
+        paired: dict[str, float | None] = {}
+        with torch.inference_mode():
+            paired["eager-unfused"], paired["eager-fused"] = paired_latency(
+                partial(original, example), partial(prepared, example), iterations, warmup)
+        if unfused_pte:
+            from edgevit.runtimes import open_runner
+
+            with tempfile.TemporaryDirectory(prefix="edgevit-fastvit-") as tmp:
+                runners = []
+                for label, module in (("unfused", original), ("fused", prepared)):
+                    path = Path(tmp) / f"{spec.name}.{label}.executorch.xnnpack.fp32.pte"
+                    info = export_executorch(module, example, path)
+                    manifest = {"target": "executorch", "backend": "xnnpack", "precision": "fp32",
+                                "sha256": sha256_of(path), "input": info["input"]}
+                    if label == "unfused":
+                        rec = bench_artifact(spec.name, path, manifest, example, plan)
+                        latency["executorch-unfused"] = rec["median_ms"] if rec["status"] == "ok" else None
+                    runners.append(open_runner(path, manifest))
+                paired["pte-unfused"], paired["pte-fused"] = paired_latency(
+                    partial(runners[0].run, example), partial(runners[1].run, example), iterations, warmup)
+        row["latency_ms"] = latency
+        row["paired_ms"] = paired
+        row["iterations"] = iterations
+        rows.append(row)
+    return rows
+
+
+def fastvit_report_markdown(rows: Sequence[dict]) -> str:
+    """The FastViT report as a Markdown table (medians in ms, batch 1)."""
+    lines = ["| model | params (M) | GFLOPs | MIL reshape/transpose orig -> prep | eager orig | eager prep "
+             "| .pte unfused | .pte prep | onnx prep | paired eager unfused/fused | paired .pte unfused/fused |",
+             "|" + "---|" * 11]
+    for r in rows:
+        lat, paired = r["latency_ms"], r.get("paired_ms") or {}
+        layout = r.get("mil_layout_ops") or {}
+        lines.append(
+            f"| {r['model']} | {r['params_prepared'] / 1e6:.2f} | {r['flops_prepared'] / 1e9:.2f} "
+            f"| {_fmt(layout.get('original'))} -> {_fmt(layout.get('prepared'))} "
+            f"| {_fmt(lat.get('original-eager'), '.1f')} | {_fmt(lat.get('prepared-eager'), '.1f')} "
+            f"| {_fmt(lat.get('executorch-unfused'), '.1f')} | {_fmt(lat.get('executorch'), '.1f')} "
+            f"| {_fmt(lat.get('onnx'), '.1f')} "
+            f"| {_fmt(paired.get('eager-unfused'), '.1f')} / {_fmt(paired.get('eager-fused'), '.1f')} "
+            f"| {_fmt(paired.get('pte-unfused'), '.1f')} / {_fmt(paired.get('pte-fused'), '.1f')} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -192,3 +192,24 @@ def test_unwritable_output_fails_before_any_work(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(OutputError, match="cannot write to output directory"):
         convert("swiftformer-xs", "onnx", blocker / "out")
+
+
+def test_alias_nodes_are_dropped_so_coreml_converts_window_attention():
+    """torch.export emits ``aten.alias`` inside Swin's window attention (and EfficientViT-M0's); coremltools 9
+    cannot convert it. The exported program must have none left and still compute the same function."""
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    from edgevit.export.mil import drop_aliases, inspect_mil, to_exported_program
+
+    torch.manual_seed(0)
+    block = SwinTransformerBlock(dim=32, input_resolution=(8, 8), num_heads=2, window_size=4, shift_size=2).eval()
+    x = torch.randn(1, 8, 8, 32)
+    raw = torch.export.export(block, (x,)).run_decompositions({})
+    assert any(n.target is torch.ops.aten.alias.default for n in raw.graph.nodes)  # what coremltools rejects
+    assert drop_aliases(raw) >= 1 and drop_aliases(raw) == 0
+    program = to_exported_program(block, x)
+    assert not any(n.target is torch.ops.aten.alias.default for n in program.graph.nodes)
+    with torch.no_grad():
+        assert torch.allclose(program.module()(x), block(x), atol=1e-6)
+    stats = inspect_mil(block, x)
+    assert stats.error is None and stats.layout_count > 0

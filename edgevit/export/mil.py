@@ -47,7 +47,27 @@ class MilStats:
 
 def to_exported_program(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """torch.export in the ATEN dialect, the form coremltools' ExportedProgram frontend accepts."""
-    return torch.export.export(module.eval(), (example,)).run_decompositions({})
+    program = torch.export.export(module.eval(), (example,)).run_decompositions({})
+    drop_aliases(program)
+    return program
+
+
+def drop_aliases(program: torch.export.ExportedProgram) -> int:
+    """Replace every ``aten.alias`` node by its input, in place; returns how many.
+
+    ``alias`` is a view of the whole tensor (torch.export emits it for some view/contiguous chains, e.g. in
+    Swin's window attention and EfficientViT-M0's local window attention); coremltools 9 has no conversion for
+    it ("Unsupported fx node alias"). In an inference graph nothing writes through the view, so it is the
+    identity.
+    """
+    graph = program.graph_module.graph
+    aliases = [n for n in graph.nodes if n.op == "call_function" and n.target is torch.ops.aten.alias.default]
+    for node in aliases:
+        node.replace_all_uses_with(node.args[0])
+        graph.erase_node(node)
+    if aliases:
+        program.graph_module.recompile()
+    return len(aliases)
 
 
 def mil_program_of(module: nn.Module, example: torch.Tensor, deployment_target: str = "iOS17"):

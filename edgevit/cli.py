@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars drown the output
+    _quiet_library_loggers()
     from edgevit.errors import EdgevitError
 
     try:
@@ -153,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no partial artifact was published", file=sys.stderr)
         return 130
+
+
+def _quiet_library_loggers() -> None:
+    """Off macOS coremltools logs six "Failed to load _ML...Proxy" lines and version nags at import, and torch
+    logs deprecation notes from inside export; edgevit states what matters itself (a CoreML artifact's parity
+    and latency say "not run: CoreML runtime needs macOS"). Errors still print."""
+    import logging
+
+    for name in ("coremltools", "torch.utils._pytree", "torch._export", "torch.export"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -134,10 +134,19 @@ def run_convert(args: argparse.Namespace) -> int:
         console.print(f"[green]wrote[/] {art.path} ({art.seconds:.1f} s){extra}")
     if any(a.parity for a in result.artifacts):
         console.print(parity_table([a.parity for a in result.artifacts]))
+    _say_inconclusive([a.parity for a in result.artifacts])
     if result.failed:
         console.print(f"[bold red]parity FAILED[/] for {', '.join(a.path.name for a in result.failed)}")
         return 3
     return 0
+
+
+def _say_inconclusive(results) -> None:
+    """Inconclusive is not a pass: say so in words below the table, not only in its status column."""
+    names = [r.artifact for r in results if r is not None and r.status == "inconclusive"]
+    if names:
+        console.print(f"[bold yellow]parity INCONCLUSIVE[/] for {', '.join(names)}: the original model is not "
+                      "stable in fp32 with these weights, so nothing is proven either way (see the reason)")
 
 
 def run_validate(artifact: Path, device_outputs: str | None, quiet: bool) -> int:
@@ -147,6 +156,7 @@ def run_validate(artifact: Path, device_outputs: str | None, quiet: bool) -> int
     _progress(quiet)(f"validating {artifact}")
     result = validate(artifact, device_outputs)
     console.print(parity_table([result]))
+    _say_inconclusive([result])
     return 3 if result.failed else 0
 
 
@@ -221,7 +231,7 @@ def run_zoo(args: argparse.Namespace) -> int:
 
     from edgevit.registry import get_spec
     from edgevit.zoo import run_zoo as sweep
-    from edgevit.zoo import write_zoo_json, zoo_table_markdown
+    from edgevit.zoo import write_zoo_json, zoo_summary, zoo_table_markdown
 
     for name in args.models:
         get_spec(name)  # an unknown name stops here, with the closest names, before any conversion
@@ -231,8 +241,7 @@ def run_zoo(args: argparse.Namespace) -> int:
     markdown = zoo_table_markdown(rows)
     console.print(Markdown(markdown))
     _write_outputs(args, rows, markdown, write_zoo_json)
-    failed = sum(str(r.get("status", "")).startswith("failed") or r.get("parity") == "fail" for r in rows)
-    console.print(f"{len(rows) - failed} of {len(rows)} model x target rows converted with parity not failed")
+    console.print(zoo_summary(rows))
     return 0
 
 

@@ -38,7 +38,8 @@ def _row(spec: ModelSpec, target: str) -> dict:
         "model": spec.name, "family": spec.family, "converter": spec.converter, "timm_name": spec.timm_name,
         "target": target, "status": None, "error": None, "failing_op": None, "failing_module": None,
         "artifact": None, "parity": None, "parity_reason": None, "rel_l2": None, "psnr_db": None,
-        "top1_agreement": None, "prepared_rel_l2": None, "layout_ops_before": None, "layout_ops_after": None,
+        "top1_agreement": None, "original_fp32_vs_fp64_rel_l2": None, "prepared_rel_l2": None,
+        "layout_ops_before": None, "layout_ops_after": None,
         "pte_latency_ms": None, "pte_latency_p90_ms": None, "latency_iterations": None,
         "xnnpack_subgraphs": None, "non_delegated_ops": None, "export_s": None,
         "published_top1": spec.published_top1, "top1_source": spec.top1_source,
@@ -93,6 +94,8 @@ def run_zoo(names: Sequence[str] | None = None, targets: Sequence[str] = ("corem
                 if art.parity.overall is not None:
                     o = art.parity.overall
                     row.update(rel_l2=o.rel_l2, psnr_db=o.psnr_db, top1_agreement=o.top1_agreement)
+                if art.parity.original_fp32_vs_fp64 is not None:
+                    row["original_fp32_vs_fp64_rel_l2"] = art.parity.original_fp32_vs_fp64.rel_l2
             if result.mil_layout is not None:
                 row.update(layout_ops_before=result.mil_layout["model"]["before"],
                            layout_ops_after=result.mil_layout["model"]["after"])
@@ -146,7 +149,20 @@ def zoo_table_markdown(rows: Sequence[dict]) -> str:
     if failures:
         lines += ["", "Failures:"]
         lines += [f"- {r['model']} / {r.get('target')}: {r.get('error')}" for r in failures]
+    doubtful = [r for r in rows if r.get("parity") in ("fail", "inconclusive")]
+    if doubtful:
+        lines += ["", "Parity not passed:"]
+        lines += [f"- {r['model']} / {r['target']}: {r['parity']}: {r.get('parity_reason')}" for r in doubtful]
     return "\n".join(lines) + "\n"
+
+
+def zoo_summary(rows: Sequence[dict]) -> str:
+    """One line counting rows by outcome; inconclusive and not-run rows are never counted as passes."""
+    from collections import Counter
+
+    counts = Counter("failed to convert" if str(r.get("status", "")).startswith("failed")
+                     else f"parity {r.get('parity') or 'not checked'}" for r in rows)
+    return f"{len(rows)} model x target rows: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
 def write_zoo_json(rows: Sequence[dict], path: str | Path, kind: str = "edgevit-zoo/1") -> Path:

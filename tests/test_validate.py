@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from edgevit.validate import judge, parity_metrics
 
@@ -53,3 +56,55 @@ def test_thresholds():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shapes differ"):
         parity_metrics(np.zeros((1, 10)), np.zeros((1, 11)))
+
+
+class LogisticMap(nn.Module):
+    """The logistic map at r=3.99, iterated: chaotic, so fp32 rounding grows to O(1) within ~30 steps."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+        self.head = nn.Linear(48, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.sigmoid(x.flatten(1)[:, :48])
+        for _ in range(self.steps):
+            z = 3.99 * z * (1 - z)
+        return self.head(z)
+
+
+def _onnx_parity(original: nn.Module, exported: nn.Module, tmp_path):
+    """Export ``exported`` to a real .onnx and judge it against ``original`` in onnxruntime."""
+    from edgevit.export.onnx import export_onnx
+    from edgevit.inputs import ValidationInput
+    from edgevit.validate import run_parity
+
+    gen = torch.Generator().manual_seed(0)
+    inputs = [ValidationInput(f"random-{i}", torch.randn(1, 3, 4, 4, generator=gen), None) for i in range(6)]
+    path = tmp_path / "m.onnx.fp32.onnx"
+    info = export_onnx(exported, inputs[0].tensor, path)
+    manifest = {"target": "onnx", "precision": "fp32", "input": info["input"], "output": info["output"]}
+    return run_parity(original, path, manifest, inputs)
+
+
+def test_unstable_original_makes_a_failed_check_inconclusive_not_a_pass(tmp_path):
+    torch.manual_seed(0)
+    chaotic = LogisticMap(steps=30).eval()
+    result = _onnx_parity(chaotic, chaotic, tmp_path)  # the same function, rounded differently by onnxruntime
+    assert result.overall.rel_l2 > 1e-4  # fp32 rounding alone fails the threshold...
+    assert result.status == "inconclusive" and not result.failed  # ...so nothing is proven either way
+    assert result.original_fp32_vs_fp64.rel_l2 > 1e-4 and "float64" in result.reason
+    assert result.to_json()["original_fp32_vs_fp64"]["rel_l2"] > 1e-4
+
+
+def test_stable_original_keeps_a_real_failure(tmp_path):
+    torch.manual_seed(0)
+    stable = LogisticMap(steps=2).eval()
+    broken = copy.deepcopy(stable)
+    with torch.no_grad():
+        broken.head.weight[0] += 0.5  # a real conversion bug: one output row wrong
+    result = _onnx_parity(stable, broken, tmp_path)
+    assert result.status == "fail" and result.failed
+    assert result.original_fp32_vs_fp64.rel_l2 < 1e-6  # measured, and it clears the original
+    good = _onnx_parity(stable, stable, tmp_path)
+    assert good.status == "pass" and good.original_fp32_vs_fp64 is None  # only measured on a failure

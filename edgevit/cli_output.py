@@ -131,6 +131,8 @@ def run_convert(args: argparse.Namespace) -> int:
                     else "no op left on portable kernels")
             took = f"{d['backend']} took {d['delegated_nodes']} nodes in {d['delegated_subgraphs']} subgraph(s)"
             extra = f" — {took}, {left}"
+        if art.export_info.get("workarounds"):
+            extra += f"; backend bug workarounds applied: {art.export_info['workarounds']}"
         console.print(f"[green]wrote[/] {art.path} ({art.seconds:.1f} s){extra}")
     if any(a.parity for a in result.artifacts):
         console.print(parity_table([a.parity for a in result.artifacts]))

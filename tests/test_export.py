@@ -213,3 +213,57 @@ def test_alias_nodes_are_dropped_so_coreml_converts_window_attention():
         assert torch.allclose(program.module()(x), block(x), atol=1e-6)
     stats = inspect_mil(block, x)
     assert stats.error is None and stats.layout_count > 0
+
+
+class TalkingHeadSoftmax(nn.Module):
+    """EfficientFormerV2's pattern: a 1x1 conv over the heads axis of a (B, heads, N, N) map, then a softmax
+    over the keys (the last axis)."""
+
+    def __init__(self):
+        super().__init__()
+        self.talking_head = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        return self.talking_head(x).softmax(dim=-1)
+
+
+def _pte_rel_l2(module, x, tmp_path, lower):
+    from executorch.runtime import Runtime
+
+    path = tmp_path / "m.pte"
+    path.write_bytes(lower(module, x))
+    method = Runtime.get().load_program(path).load_method("forward")
+    out = method.execute([x])[0]
+    with torch.no_grad():
+        ref = module(x)
+    return float((out - ref).norm() / ref.norm())
+
+
+def test_softmax_after_conv_is_exact_in_the_xnnpack_pte(tmp_path):
+    """ExecuTorch 1.5.1's XNNPACK delegate gets softmax(conv(x), dim=-1) wrong; the exporter's rewrite fixes it
+    and keeps one delegated subgraph. If the raw lowering becomes exact, the workaround can go."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    from edgevit.export.executorch import export_executorch, isolate_softmax_after_conv
+
+    torch.manual_seed(0)
+    module = TalkingHeadSoftmax().eval()
+    x = torch.randn(1, 8, 49, 49) * 3
+
+    def raw(m, inp):
+        program = torch.export.export(m, (inp,))
+        return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+
+    def ours(m, inp):
+        out = tmp_path / "ours.executorch.xnnpack.fp32.pte"
+        info = export_executorch(m, inp, out)
+        assert info["workarounds"] == {"xnnpack_softmax_after_conv_isolated": 1}
+        assert info["delegation"]["delegated_subgraphs"] == 1 and info["delegation"]["non_delegated_ops"] == {}
+        return out.read_bytes()
+
+    assert _pte_rel_l2(module, x, tmp_path, raw) > 0.1  # the upstream bug
+    assert _pte_rel_l2(module, x, tmp_path, ours) < 1e-6
+    # a softmax that no conv feeds is left alone
+    plain = torch.export.export(nn.Softmax(dim=-1).eval(), (x,))
+    assert isolate_softmax_after_conv(plain, x)[1] == 0

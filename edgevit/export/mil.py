@@ -45,9 +45,16 @@ class MilStats:
         }
 
 
+def in_eval(module: nn.Module) -> nn.Module:
+    """``module`` switched to eval mode. Not ``module.eval()``'s return value: some timm modules override
+    ``train()`` without returning self (EfficientFormerV2's ``Attention2d``), so it can be None."""
+    module.eval()
+    return module
+
+
 def to_exported_program(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """torch.export in the ATEN dialect, the form coremltools' ExportedProgram frontend accepts."""
-    program = torch.export.export(module.eval(), (example,)).run_decompositions({})
+    program = torch.export.export(in_eval(module), (example,)).run_decompositions({})
     drop_aliases(program)
     return program
 

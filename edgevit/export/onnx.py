@@ -12,6 +12,7 @@ from torch import nn
 
 from edgevit.export.atomic import atomic_path
 from edgevit.export.locate import export_error
+from edgevit.export.mil import in_eval
 
 
 def export_onnx(prepared: nn.Module, example: torch.Tensor, out: Path) -> dict:
@@ -19,12 +20,12 @@ def export_onnx(prepared: nn.Module, example: torch.Tensor, out: Path) -> dict:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            onnx_program = torch.onnx.export(prepared.eval(), (example,), dynamo=True, input_names=["input"],
+            onnx_program = torch.onnx.export(in_eval(prepared), (example,), dynamo=True, input_names=["input"],
                                              output_names=["output"], verbose=False)
     except Exception as exc:  # noqa: BLE001
         program = None
         with contextlib.suppress(Exception):
-            program = torch.export.export(prepared.eval(), (example,))
+            program = torch.export.export(in_eval(prepared), (example,))
         raise export_error("ONNX", exc, program) from None
     with atomic_path(out) as tmp:
         onnx_program.save(str(tmp))

@@ -8,6 +8,7 @@ from conftest import rel_l2
 from torch import nn
 
 from converters.rewrites import (
+    TwoLevelGroupNorm1,
     average_linears,
     column_to_conv1x1,
     fold_bn_after_conv,
@@ -15,6 +16,7 @@ from converters.rewrites import (
     fold_bn_before_linear,
     fold_scale_into_conv,
     linear_to_conv1x1,
+    replace_single_group_norms,
 )
 
 
@@ -86,3 +88,20 @@ def test_column_to_conv1x1():
     expected = (x.flatten(2).transpose(1, 2) @ w).transpose(1, 2).reshape(2, 1, 3, 3)
     with torch.no_grad():
         assert rel_l2(column_to_conv1x1(w)(x), expected) < 1e-6
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_two_level_group_norm_equals_group_norm(affine):
+    from timm.layers import GroupNorm1
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), GroupNorm1(16, affine=affine), nn.GroupNorm(4, 16))
+    if affine:
+        nn.init.uniform_(model[1].weight, 0.5, 1.5)
+        nn.init.normal_(model[1].bias)
+    x = torch.randn(2, 3, 9, 7) * 3 + 1
+    with torch.no_grad():
+        ref = model(x)
+        assert replace_single_group_norms(model) == 1  # the 4-group norm is not a LayerNorm: left alone
+        assert isinstance(model[1], TwoLevelGroupNorm1) and isinstance(model[2], nn.GroupNorm)
+        assert rel_l2(model(x), ref) <= 1e-6

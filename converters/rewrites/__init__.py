@@ -6,10 +6,12 @@ from converters.rewrites.fold_bn import (
     fold_bn_before_conv1x1,
     fold_bn_before_linear,
 )
+from converters.rewrites.group_norm import TwoLevelGroupNorm1, replace_single_group_norms
 from converters.rewrites.linear_to_conv import column_to_conv1x1, linear_to_conv1x1
 from converters.rewrites.scale import average_linears, fold_scale_into_conv
 
 __all__ = [
+    "TwoLevelGroupNorm1",
     "average_linears",
     "bn_affine",
     "column_to_conv1x1",
@@ -18,4 +20,5 @@ __all__ = [
     "fold_bn_before_linear",
     "fold_scale_into_conv",
     "linear_to_conv1x1",
+    "replace_single_group_norms",
 ]

@@ -261,7 +261,7 @@ def _bench_model(name: str, artifacts: str | Path | None, batches: Sequence[int]
                 found = _find_artifact(artifacts, spec.name, target, batch)
                 if found is None:
                     progress(f"{spec.name} batch {batch}: exporting {target} for timing")
-                    found = _export_for_bench(spec, prepared, target, example, Path(tmp))
+                    found = export_for_timing(spec, prepared, target, example, Path(tmp))
                 path, manifest = found
                 progress(f"{spec.name} batch {batch}: timing {path.name}")
                 results.append(bench_artifact(spec.name, path, manifest, example, p))
@@ -269,7 +269,7 @@ def _bench_model(name: str, artifacts: str | Path | None, batches: Sequence[int]
     return results
 
 
-def _export_for_bench(spec: ModelSpec, prepared, target: str, example: torch.Tensor,
+def export_for_timing(spec: ModelSpec, prepared, target: str, example: torch.Tensor,
                       folder: Path) -> tuple[Path, dict]:
     """A timing-only artifact at the example's (static) batch size, with the manifest fields timing needs."""
     from edgevit.export.executorch import export_executorch

@@ -204,8 +204,8 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
                    progress: Callable[[str], None] | None = None) -> list[dict]:
     """Per FastViT variant: params, FLOPs, MIL op histogram and batch-1 host latency of every form.
 
-    Forms: original (unfused) eager, prepared eager, ``.pte`` (XNNPACK) and ONNX of the prepared model via
-    ``edgevit.api.bench`` (``latency_ms``, in the results schema). Fused vs unfused is also timed pairwise and
+    Forms: original (unfused) eager, prepared eager, ``.pte`` (XNNPACK) and ONNX of the prepared model, timed by
+    the host harness (``latency_ms``, medians of results-schema records). Fused vs unfused is also timed pairwise and
     interleaved (``paired_ms``): eager original vs eager prepared, and with ``unfused_pte`` a ``.pte`` of the
     unfused original vs the prepared one in the ExecuTorch runtime. Random exercised weights (timing does not
     depend on their values).
@@ -217,14 +217,13 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
 
     from converters import get_converter
     from converters.fastvit import unfused_modules
-    from edgevit.api import bench
-    from edgevit.bench.host import Plan, bench_artifact
+    from edgevit.api import export_for_timing
+    from edgevit.bench.host import Plan, bench_artifact, bench_eager
     from edgevit.build import build_model
     from edgevit.complexity import count_flops
-    from edgevit.export.executorch import export_executorch
     from edgevit.export.mil import inspect_mil
     from edgevit.registry import get_spec
-    from edgevit.weights import sha256_of
+    from edgevit.runtimes import open_runner
 
     say = progress or (lambda _m: None)
     plan = Plan(warmup=warmup, iterations=iterations)
@@ -252,27 +251,25 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
             row["mil_ops_original"] = dict(sorted(before.histogram.items()))
             row["mil_ops_prepared"] = dict(sorted(after.histogram.items()))
             row["mil_layout_ops"] = {"original": before.layout_count, "prepared": after.layout_count}
-        say(f"{spec.name}: timing eager / .pte / onnx")
-        doc = bench([spec.name], batches=(1,), plan=plan)
-        latency = {r["form"]: r["median_ms"] for r in doc["results"] if r["status"] == "ok"}
+        say(f"{spec.name}: timing eager / .pte / onnx, fused and unfused")
+        records = [bench_eager(spec.name, "original-eager", original, example, plan),
+                   bench_eager(spec.name, "prepared-eager", prepared, example, plan)]
         paired: dict[str, float | None] = {}
         with torch.inference_mode():
             paired["eager-unfused"], paired["eager-fused"] = paired_latency(
                 partial(original, example), partial(prepared, example), iterations, warmup)
-        if unfused_pte:
-            from edgevit.runtimes import open_runner
-
-            with tempfile.TemporaryDirectory(prefix="edgevit-fastvit-") as tmp:
-                runners = []
-                for label, module in (("unfused", original), ("fused", prepared)):
-                    path = Path(tmp) / f"{spec.name}.{label}.executorch.xnnpack.fp32.pte"
-                    info = export_executorch(module, example, path)
-                    manifest = {"target": "executorch", "backend": "xnnpack", "precision": "fp32",
-                                "sha256": sha256_of(path), "input": info["input"]}
-                    if label == "unfused":
-                        rec = bench_artifact(spec.name, path, manifest, example, plan)
-                        latency["executorch-unfused"] = rec["median_ms"] if rec["status"] == "ok" else None
-                    runners.append(open_runner(path, manifest))
+        with tempfile.TemporaryDirectory(prefix="edgevit-fastvit-") as tmp:
+            # each artifact exported once: timed alone (results schema) and reused for the interleaved pair
+            folder = Path(tmp)
+            exported = {t: export_for_timing(spec, prepared, t, example, folder) for t in ("executorch", "onnx")}
+            records += [bench_artifact(spec.name, *artifact, example, plan) for artifact in exported.values()]
+            latency = {r["form"]: r["median_ms"] for r in records if r["status"] == "ok"}
+            if unfused_pte:
+                (folder / "unfused").mkdir()
+                unfused = export_for_timing(spec, original, "executorch", example, folder / "unfused")
+                rec = bench_artifact(spec.name, *unfused, example, plan)
+                latency["executorch-unfused"] = rec["median_ms"] if rec["status"] == "ok" else None
+                runners = [open_runner(*artifact) for artifact in (unfused, exported["executorch"])]
                 paired["pte-unfused"], paired["pte-fused"] = paired_latency(
                     partial(runners[0].run, example), partial(runners[1].run, example), iterations, warmup)
         row["latency_ms"] = latency

@@ -237,6 +237,7 @@ def run_zoo(args: argparse.Namespace) -> int:
 
     for name in args.models:
         get_spec(name)  # an unknown name stops here, with the closest names, before any conversion
+    _check_outputs(args, args.out)
     warnings.filterwarnings("ignore")
     rows = sweep(args.models or None, targets=args.target, out_dir=args.out, iterations=args.iterations,
                  mil_report=not args.no_mil_report, progress=_progress(args.quiet))
@@ -252,6 +253,7 @@ def run_fastvit_report(args: argparse.Namespace) -> int:
 
     from edgevit.zoo import fastvit_report, fastvit_report_markdown, write_zoo_json
 
+    _check_outputs(args)
     warnings.filterwarnings("ignore")
     rows = fastvit_report(args.models or None, iterations=args.iterations, mil=not args.no_mil_report,
                           progress=_progress(args.quiet))
@@ -259,6 +261,14 @@ def run_fastvit_report(args: argparse.Namespace) -> int:
     console.print(Markdown(markdown))
     _write_outputs(args, rows, markdown, partial(write_zoo_json, kind="edgevit-fastvit-report/1"))
     return 0
+
+
+def _check_outputs(args: argparse.Namespace, *folders: str) -> None:
+    """Every folder the command will write to, proven writable before a sweep that can take half an hour."""
+    from edgevit.export.atomic import ensure_writable_dir
+
+    for folder in (*folders, *(Path(f).parent for f in (args.json, args.markdown) if f)):
+        ensure_writable_dir(Path(folder))
 
 
 def _write_outputs(args: argparse.Namespace, rows: list[dict], markdown: str, write_json) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from edgevit.export.naming import manifest_path
@@ -76,3 +77,15 @@ def test_zoo_table_and_json_from_a_real_conversion(tmp_path):
     assert row["model"] == "mobileone-s0" and row["status"] == "converted" and row["parity"] == "pass"
     assert row["rel_l2"] < 1e-4 and row["pte_latency_ms"] is None
     assert "| mobileone-s0 | onnx | converted | pass |" in (tmp_path / "zoo.md").read_text()
+
+
+@pytest.mark.parametrize("option", ["--json", "--markdown", "--out"])
+def test_zoo_unwritable_output_stops_before_converting(tmp_path, option):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "sub" / ("zoo.json" if option != "--out" else "")
+    args = ["zoo", "mobileone-s0", "--target", "onnx", "--out", str(tmp_path / "art")]
+    proc = edgevit(*args, option, str(target))
+    assert proc.returncode == 2 and "cannot write to output directory" in proc.stderr
+    assert "Traceback" not in proc.stderr and "mobileone-s0 ->" not in proc.stdout + proc.stderr
+    assert not list((tmp_path / "art").glob("*.onnx"))

@@ -1,0 +1,104 @@
+"""Execute a MIL function op by op on the CPU: edgevit's reference interpreter, not the CoreML runtime.
+
+Precision: an fp32 program runs in fp32. In an fp16 program every fp16-typed value is rounded to fp16 after
+the op that produces it (``precision="auto"``), which is how CoreML stores it between ops. Kernels compute
+in fp32, so what this does not model is the device's accumulation order inside an op and the
+compute-unit-specific kernels (Neural Engine, GPU): the iOS harness measures those. ``precision="fp32"``
+skips the rounding, which shows how much of a difference fp16 storage alone makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from edgevit.mil import ops  # noqa: F401 - registers every kernel
+from edgevit.mil.kernels import KERNELS, MilInterpreterError, OpArgs, UnsupportedOpError, const_value, numpy_dtype
+
+PRECISIONS = ("auto", "fp32")
+_CONST_OPS = frozenset({"const"})
+
+
+def is_fp16(mil_dtype) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return mil_dtype == types.fp16
+
+
+def op_types_of(function) -> set[str]:
+    """Every op type in a function, nested blocks included."""
+    return {op.op_type for op in walk(function.operations)}
+
+
+def walk(operations: Iterable) -> Iterable:
+    for op in operations:
+        yield op
+        for block in getattr(op, "blocks", ()):
+            yield from walk(block.operations)
+
+
+def missing_ops(function) -> list[str]:
+    """Op types of ``function`` the interpreter has no kernel for, sorted."""
+    return sorted(t for t in op_types_of(function) if t not in KERNELS and t not in _CONST_OPS)
+
+
+def first_unsupported(function) -> UnsupportedOpError | None:
+    """The error for the first op the interpreter lacks, naming the op type and the layer; None if all run."""
+    for op in walk(function.operations):
+        if op.op_type not in KERNELS and op.op_type not in _CONST_OPS:
+            return UnsupportedOpError(
+                f"MIL reference interpreter has no {op.op_type} (layer {op.name!r})", op.op_type, op.name)
+    return None
+
+
+def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "auto") -> dict[str, Any]:
+    """Run ``function`` on ``feeds`` (input name -> array in the input's dtype); output var name -> value."""
+    if precision not in PRECISIONS:
+        raise MilInterpreterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    error = first_unsupported(function)
+    if error is not None:
+        raise error
+    env: dict[str, Any] = {}
+    for name, var in function.inputs.items():
+        if name not in feeds:
+            raise MilInterpreterError(f"no value for program input {name!r}")
+        env[name] = _store(np.asarray(feeds[name], dtype=numpy_dtype(var.dtype)), var, precision)
+    run_block(function, env, precision)
+    return {var.name: env[var.name] for var in function.outputs}
+
+
+def run_block(block, env: dict[str, Any], precision: str) -> None:
+    """Run every op of ``block`` in order, writing each output into ``env``."""
+    for op in block.operations:
+        if op.op_type in _CONST_OPS:
+            env[op.outputs[0].name] = const_value(op.outputs[0])
+            continue
+        try:
+            result = KERNELS[op.op_type](OpArgs(op, env, precision))
+        except MilInterpreterError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a kernel bug or bad program: name the op, keep the cause
+            raise MilInterpreterError(f"{op.op_type} {op.name!r} failed: {type(exc).__name__}: {exc}",
+                                      op.op_type, op.name) from exc
+        outputs = result if isinstance(result, tuple) else (result,)
+        if len(outputs) != len(op.outputs):
+            raise MilInterpreterError(f"{op.op_type} {op.name!r}: kernel gave {len(outputs)} outputs, "
+                                      f"the op has {len(op.outputs)}", op.op_type, op.name)
+        for var, value in zip(op.outputs, outputs, strict=True):
+            env[var.name] = _store(value, var, precision)
+
+
+def _store(value: Any, var, precision: str) -> Any:
+    """A kernel's output in the var's representation: its numpy dtype, fp16 values rounded to fp16."""
+    if isinstance(value, (str, list, dict)):
+        return value
+    try:
+        dtype = numpy_dtype(var.dtype)
+    except TypeError:  # strings, lists, dicts
+        return value
+    arr = np.asarray(value)
+    if is_fp16(var.dtype) and precision == "auto":
+        return arr.astype(np.float16).astype(np.float32)
+    return arr.astype(dtype, copy=False)

@@ -1,0 +1,47 @@
+"""classify (the classifier head CoreML adds) and the control-flow ops cond / while_loop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgevit.mil.kernels import OpArgs, kernel
+
+
+@kernel("classify")
+def classify(args: OpArgs) -> tuple[object, dict]:
+    """(top label, {label: probability}) from a probability vector (batch 1), as MLModel.predict returns."""
+    probs = args.array("probabilities").reshape(-1)
+    classes = list(args["classes"])
+    if len(classes) != probs.size:
+        raise args.fail(f"{probs.size} probabilities for {len(classes)} classes")
+    table = {label: float(p) for label, p in zip(classes, probs.tolist(), strict=True)}
+    return classes[int(np.argmax(probs))], table
+
+
+def _run_block(args: OpArgs, block, bindings: dict) -> list:
+    from edgevit.mil.interpreter import run_block
+
+    env = dict(args._env)
+    env.update(bindings)
+    run_block(block, env, args.precision)
+    return [env[var.name] if var.name in env else var.val for var in block.outputs]
+
+
+@kernel("cond")
+def cond(args: OpArgs) -> tuple:
+    branch = args.op.blocks[0] if bool(np.asarray(args["pred"]).reshape(-1)[0]) else args.op.blocks[1]
+    return tuple(_run_block(args, branch, {}))
+
+
+@kernel("while_loop")
+def while_loop(args: OpArgs) -> tuple:
+    """blocks[0] is the condition, blocks[1] the body; both take the loop vars as block inputs."""
+    values = list(args["loop_vars"])
+    cond_block, body = args.op.blocks
+    for _ in range(1_000_000):
+        bind = {v.name: x for v, x in zip(cond_block.inputs, values, strict=True)}
+        if not bool(np.asarray(_run_block(args, cond_block, bind)[0]).reshape(-1)[0]):
+            return tuple(values)
+        bind = {v.name: x for v, x in zip(body.inputs, values, strict=True)}
+        values = _run_block(args, body, bind)
+    raise args.fail("while_loop ran 1,000,000 iterations without its condition turning false")

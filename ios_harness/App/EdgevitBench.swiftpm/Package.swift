@@ -1,11 +1,15 @@
 // swift-tools-version: 5.9
-// The iPhone/iPad app of edgevit's harness: an Xcode "app package" (open this .swiftpm folder in Xcode 15+,
+// The iPhone/iPad app of edgevit's harness: an Xcode "app package" (open this .swiftpm folder in Xcode 16+,
 // choose your iPhone, press Run). It bundles Sources/AppModule/Staged/ — config.json, the CoreML artifacts,
 // their manifests and validation inputs, written by `edgevit harness ios` — runs the benchmark on the phone
 // and writes results to the app's Documents/edgevit/ folder. See ../../README.md.
 //
 // Sources/EdgevitHarness is a link to ../../Sources/EdgevitHarness in the repository; `edgevit harness ios`
 // replaces it by a copy, so a staged app package needs nothing outside its folder.
+//
+// Tools version 5.9 is what Xcode's app-package format (AppleProductTypes) reads; the language mode is
+// Swift 6 all the same (`swiftLanguageVersions` below: complete concurrency checking, as in new Xcode
+// projects). Only Xcode builds this package: AppleProductTypes, SwiftUI and UIKit exist on Apple platforms.
 
 import AppleProductTypes
 import PackageDescription
@@ -49,5 +53,6 @@ let package = Package(
             path: "Sources/AppModule",
             resources: [.copy("Staged")]
         ),
-    ]
+    ],
+    swiftLanguageVersions: [.version("6")]
 )

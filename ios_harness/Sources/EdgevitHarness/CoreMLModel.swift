@@ -1,16 +1,12 @@
-// Loading a CoreML artifact and feeding it: compile .mlpackage -> .mlmodelc once, load it per compute
+// The CoreML runtime (Apple platforms only: this whole file is behind `#if canImport(CoreML)`, so the rest
+// of the package builds and is tested on Linux). Compile .mlpackage -> .mlmodelc once, load it per compute
 // unit, build inputs from the validation bundle (PNG for image-input models, raw float32 for tensor-input
 // models) and read outputs back as a flat Float vector in class-index order.
 
+#if canImport(CoreML)
 import CoreGraphics
 import CoreML
 import Foundation
-
-/// Monotonic wall clock in milliseconds (mach absolute time; not affected by clock changes).
-@inline(__always)
-func nowNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
-
-func milliseconds(from start: UInt64, to end: UInt64) -> Double { Double(end - start) / 1_000_000.0 }
 
 extension ComputeUnit {
     public var mlComputeUnits: MLComputeUnits {
@@ -23,48 +19,90 @@ extension ComputeUnit {
     }
 }
 
-/// A compiled model on disk (.mlmodelc), and how long compiling it took (nil when shipped compiled).
-public struct CompiledModel {
-    public var url: URL
-    public var compileMs: Double?
-    /// True when the compiled copy is a temporary this harness made and should delete.
-    public var isTemporary: Bool
+/// CoreML as the harness's ModelRuntime.
+public struct CoreMLRuntime: ModelRuntime {
+    public init() {}
 
     /// `.mlmodelc` is used as is; `.mlpackage` is compiled with MLModel.compileModel(at:), as an app does
     /// with a model it downloads (Xcode does the same step at build time for bundled models).
-    public static func prepare(_ artifact: URL) async throws -> CompiledModel {
-        guard FileManager.default.fileExists(atPath: artifact.path) else {
-            throw HarnessError.missingFile("artifact \(artifact.lastPathComponent) not found in \(artifact.deletingLastPathComponent().path)")
-        }
+    public func prepare(_ artifact: URL, manifest: ArtifactManifest) async throws -> any PreparedModel {
         switch artifact.pathExtension {
         case "mlmodelc":
-            return CompiledModel(url: artifact, compileMs: nil, isTemporary: false)
+            return CompiledModel(url: artifact, prepareMs: nil, isTemporary: false, manifest: manifest)
         case "mlpackage", "mlmodel":
             let start = nowNanoseconds()
             let url = try await MLModel.compileModel(at: artifact)
-            return CompiledModel(url: url, compileMs: milliseconds(from: start, to: nowNanoseconds()),
-                                 isTemporary: true)
+            return CompiledModel(url: url, prepareMs: milliseconds(from: start, to: nowNanoseconds()),
+                                 isTemporary: true, manifest: manifest)
         default:
             throw HarnessError.unsupported("\(artifact.lastPathComponent): not a CoreML model (.mlpackage/.mlmodelc)")
         }
     }
+}
 
-    public func removeIfTemporary() {
+/// A compiled model on disk (.mlmodelc), and how long compiling it took (nil when shipped compiled).
+public struct CompiledModel: PreparedModel {
+    public var url: URL
+    public var prepareMs: Double?
+    /// True when the compiled copy is a temporary this harness made and should delete.
+    public var isTemporary: Bool
+    public var manifest: ArtifactManifest
+
+    public func load(_ unit: ComputeUnit) throws -> any LoadedModel {
+        let configuration = MLModelConfiguration()
+        configuration.computeUnits = unit.mlComputeUnits
+        let model = try MLModel(contentsOf: url, configuration: configuration)
+        return CoreMLLoadedModel(model: model, manifest: manifest)
+    }
+
+    public func cleanUp() {
         if isTemporary { try? FileManager.default.removeItem(at: url) }
     }
 }
 
-/// A model loaded for one compute unit.
-public struct LoadedModel {
-    public var model: MLModel
-    public var loadMs: Double
+/// A model loaded for one compute unit, with its current input.
+final class CoreMLLoadedModel: LoadedModel {
+    let model: MLModel
+    let factory: InputFactory
+    let reader: OutputReader
+    private var input: (any MLFeatureProvider)?
 
-    public static func load(_ compiled: CompiledModel, computeUnit: ComputeUnit) throws -> LoadedModel {
-        let configuration = MLModelConfiguration()
-        configuration.computeUnits = computeUnit.mlComputeUnits
-        let start = nowNanoseconds()
-        let model = try MLModel(contentsOf: compiled.url, configuration: configuration)
-        return LoadedModel(model: model, loadMs: milliseconds(from: start, to: nowNanoseconds()))
+    init(model: MLModel, manifest: ArtifactManifest) {
+        self.model = model
+        factory = InputFactory(manifest: manifest, description: model.modelDescription)
+        reader = OutputReader(manifest: manifest, description: model.modelDescription)
+    }
+
+    func useInput(_ entry: ValidationIndex.Entry, in folder: URL) throws -> Bool {
+        guard let provider = try factory.provider(for: entry, in: folder) else { return false }
+        input = provider
+        return true
+    }
+
+    func useSyntheticInput() throws {
+        input = try factory.syntheticProvider()
+    }
+
+    private func currentInput() throws -> any MLFeatureProvider {
+        guard let input else { throw HarnessError.badArgument("no input chosen before predicting") }
+        return input
+    }
+
+    func predict() throws {
+        let input = try currentInput()
+        try autoreleasepool { _ = try model.prediction(from: input) }
+    }
+
+    func predictOutput() throws -> (shape: [Int], values: [Float]) {
+        let input = try currentInput()
+        return try autoreleasepool { try reader.read(try model.prediction(from: input)) }
+    }
+
+    var outputWarnings: [String] {
+        guard !reader.duplicateLabels.isEmpty else { return [] }
+        return ["class labels repeat (\(reader.duplicateLabels.joined(separator: ", "))): the classifier's "
+                + "{label: probability} output holds one value for each repeated label, so those classes' values "
+                + "here are copies, not the model's per-class outputs"]
     }
 }
 
@@ -82,7 +120,7 @@ public struct InputFactory {
 
     /// Validation entry -> input; nil when the entry has no form this model takes (a random tensor for an
     /// image-input model).
-    public func provider(for entry: ValidationIndex.Entry, in folder: URL) throws -> MLFeatureProvider? {
+    public func provider(for entry: ValidationIndex.Entry, in folder: URL) throws -> (any MLFeatureProvider)? {
         if manifest.input.kind == "image" {
             guard let image = entry.image else { return nil }
             return try imageProvider(at: folder.appendingPathComponent(image))
@@ -93,7 +131,7 @@ public struct InputFactory {
 
     /// For timing when an artifact has no validation inputs: a fixed pattern (latency does not depend on
     /// values for these models; the pattern avoids all-zero shortcuts).
-    public func syntheticProvider() throws -> MLFeatureProvider {
+    public func syntheticProvider() throws -> any MLFeatureProvider {
         let shape = manifest.input.shape
         if manifest.input.kind == "image" {
             guard shape.count == 4 else {
@@ -123,7 +161,7 @@ public struct InputFactory {
         return constraint
     }
 
-    func imageProvider(at url: URL) throws -> MLFeatureProvider {
+    func imageProvider(at url: URL) throws -> any MLFeatureProvider {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw HarnessError.missingFile("validation image \(url.lastPathComponent) is missing")
         }
@@ -132,7 +170,7 @@ public struct InputFactory {
         return try MLDictionaryFeatureProvider(dictionary: [inputName: value])
     }
 
-    func tensorProvider(at url: URL, shape: [Int]) throws -> MLFeatureProvider {
+    func tensorProvider(at url: URL, shape: [Int]) throws -> any MLFeatureProvider {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw HarnessError.missingFile("validation tensor \(url.lastPathComponent) is missing")
@@ -213,7 +251,7 @@ public struct OutputReader {
         duplicateLabels = duplicates
     }
 
-    public func read(_ output: MLFeatureProvider) throws -> (shape: [Int], values: [Float]) {
+    public func read(_ output: any MLFeatureProvider) throws -> (shape: [Int], values: [Float]) {
         guard let value = output.featureValue(for: outputName) else {
             let names = output.featureNames.sorted().joined(separator: ", ")
             throw HarnessError.badArtifact("the model has no output \(outputName) (it has: \(names))")
@@ -240,3 +278,4 @@ public struct OutputReader {
         throw HarnessError.unsupported("output \(outputName) is neither a multi-array nor a class dictionary")
     }
 }
+#endif

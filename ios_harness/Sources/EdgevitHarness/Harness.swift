@@ -2,23 +2,42 @@
 // FastViT and MobileOne latency tables (1 warm-up, then `rounds` rounds of `iterations` predictions, the
 // highest and lowest time of each round dropped), then the shared statistics (Stats.swift) on the pooled
 // samples. Each artifact's validation inputs are run too and saved as device outputs for parity checks.
+// Nothing here depends on CoreML: the runtime is a ModelRuntime (CoreMLRuntime on Apple platforms).
 
-import CoreML
 import Foundation
 
-public let harnessVersion = "1.0.0"
+public let harnessVersion = "1.1.0"
 
 public final class Harness {
     public let config: HarnessConfig
     public let artifactsDir: URL
     public let device: DeviceInfo
+    let runtime: any ModelRuntime
+    let clock: () -> UInt64
+    let memory: () -> UInt64?
     private let log: (String) -> Void
 
+    /// The runtime of this platform: CoreML where it exists, nil elsewhere (Linux builds test the rest).
+    public static var platformRuntime: (any ModelRuntime)? {
+        #if canImport(CoreML)
+        return CoreMLRuntime()
+        #else
+        return nil
+        #endif
+    }
+
     /// `artifactsDir` holds the artifacts named in `config` with their manifests and validation folders.
-    public init(config: HarnessConfig, artifactsDir: URL, log: @escaping (String) -> Void = { print($0) }) {
+    /// `clock` and `memory` are the monotonic clock and the footprint probe (replaceable in tests).
+    public init(config: HarnessConfig, artifactsDir: URL, runtime: any ModelRuntime,
+                device: DeviceInfo = DeviceProbe.current(), clock: @escaping () -> UInt64 = nowNanoseconds,
+                memory: @escaping () -> UInt64? = Memory.physFootprintBytes,
+                log: @escaping (String) -> Void = { print($0) }) {
         self.config = config
         self.artifactsDir = artifactsDir
-        self.device = DeviceProbe.current()
+        self.runtime = runtime
+        self.device = device
+        self.clock = clock
+        self.memory = memory
         self.log = log
     }
 
@@ -62,22 +81,26 @@ public final class Harness {
             log("  not run: \(why)")
             return [record(entry, manifest, unit: nil, status: "not_run", error: why)]
         }
-        let compiled: CompiledModel
+        let prepared: any PreparedModel
         do {
-            compiled = try await CompiledModel.prepare(artifactURL(entry))
+            let url = artifactURL(entry)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw HarnessError.missingFile("artifact \(entry.artifact) not found in \(artifactsDir.path)")
+            }
+            prepared = try await runtime.prepare(url, manifest: manifest)
         } catch {
             log("  compiling failed: \(error)")
             return config.computeUnits.map {
                 record(entry, manifest, unit: $0, status: "failed", error: "compiling the model failed: \(error)")
             }
         }
-        defer { compiled.removeIfTemporary() }
-        if let ms = compiled.compileMs { log(String(format: "  compiled .mlpackage -> .mlmodelc in %.1f ms", ms)) }
+        defer { prepared.cleanUp() }
+        if let ms = prepared.prepareMs { log(String(format: "  compiled .mlpackage -> .mlmodelc in %.1f ms", ms)) }
 
         var results: [BenchResult] = []
         var saved: [ComputeUnit: DeviceOutputs] = [:]
         for unit in config.computeUnits {
-            let (result, outputs) = measure(entry, manifest, compiled, unit)
+            let (result, outputs) = measure(entry, manifest, prepared, unit)
             results.append(result)
             if let outputs {
                 saved[unit] = outputs
@@ -109,52 +132,33 @@ public final class Harness {
     }
 
     /// Load for one compute unit, time it, run the validation inputs.
-    func measure(_ entry: ArtifactEntry, _ manifest: ArtifactManifest, _ compiled: CompiledModel,
+    func measure(_ entry: ArtifactEntry, _ manifest: ArtifactManifest, _ prepared: any PreparedModel,
                  _ unit: ComputeUnit) -> (BenchResult, DeviceOutputs?) {
-        var peak = PeakFootprint()
+        var peak = PeakFootprint(probe: memory)
         var loadMs: Double?
         do {
             peak.sample()
-            let loaded = try LoadedModel.load(compiled, computeUnit: unit)
-            loadMs = loaded.loadMs
+            let start = clock()
+            let model = try prepared.load(unit)
+            let loaded = milliseconds(from: start, to: clock())
+            loadMs = loaded
             peak.sample()
-            let model = loaded.model
-            let factory = InputFactory(manifest: manifest, description: model.modelDescription)
-            let benchInput = try timingInput(entry, factory)
-
-            for _ in 0..<config.warmup {
-                try autoreleasepool { _ = try model.prediction(from: benchInput) }
-            }
-            peak.sample()
-            var rounds: [[Double]] = []
-            rounds.reserveCapacity(config.rounds)
-            for _ in 0..<config.rounds {
-                var times: [Double] = []
-                times.reserveCapacity(config.iterations)
-                for _ in 0..<config.iterations {
-                    let ms = try autoreleasepool { () throws -> Double in
-                        let start = nowNanoseconds()
-                        _ = try model.prediction(from: benchInput)
-                        return milliseconds(from: start, to: nowNanoseconds())
-                    }
-                    times.append(ms)
-                    peak.sample()  // outside the timed span
-                }
-                rounds.append(times)
-            }
+            try useTimingInput(entry, model)
+            let rounds = try TimingProtocol(config).measure(clock: clock, predict: model.predict,
+                                                            between: { peak.sample() })
             let samples = Stats.protocolSamples(rounds)
             let summary = try Stats.summarize(samples, trimFraction: config.trimFraction)
 
             var outputs: DeviceOutputs?
             do {
-                outputs = try validationOutputs(entry, manifest, model, factory, unit)
+                outputs = try validationOutputs(entry, manifest, model, unit)
             } catch {
                 log("  \(unit.rawValue): validation inputs could not be run: \(error)")
             }
             peak.sample()
             log("  \(unit.rawValue): "
                 + String(format: "load %.1f ms, median %.3f ms, p90 %.3f ms, peak footprint %.0f MB",
-                         loaded.loadMs, summary.medianMs ?? .nan, summary.p90Ms ?? .nan, peak.megabytes ?? .nan)
+                         loaded, summary.medianMs ?? .nan, summary.p90Ms ?? .nan, peak.megabytes ?? .nan)
                 + thermalNote())
             var result = record(entry, manifest, unit: unit, status: "ok", error: nil)
             result.iterations = samples.count
@@ -164,7 +168,7 @@ public final class Harness {
             result.p90Ms = summary.p90Ms
             result.peakMemoryMb = peak.megabytes
             result.memoryKind = peak.megabytes == nil ? nil : Memory.kind
-            result.loadTimeMs = loaded.loadMs
+            result.loadTimeMs = loaded
             return (result, outputs)
         } catch {
             log("  \(unit.rawValue): failed: \(error)")
@@ -176,42 +180,43 @@ public final class Harness {
 
     /// The input timed: the first validation input the model takes (a real photo for image models), else a
     /// synthetic one. Latency of these models does not depend on pixel values.
-    func timingInput(_ entry: ArtifactEntry, _ factory: InputFactory) throws -> MLFeatureProvider {
+    func useTimingInput(_ entry: ArtifactEntry, _ model: any LoadedModel) throws {
         if let folderName = entry.validation {
             let folder = artifactsDir.appendingPathComponent(folderName)
             if let index = try? ValidationIndex.load(from: folder) {
-                for item in index.inputs {
-                    if let provider = try factory.provider(for: item, in: folder) { return provider }
-                }
+                for item in index.inputs where try model.useInput(item, in: folder) { return }
             }
         }
-        return try factory.syntheticProvider()
+        try model.useSyntheticInput()
     }
 
-    func validationOutputs(_ entry: ArtifactEntry, _ manifest: ArtifactManifest, _ model: MLModel,
-                           _ factory: InputFactory, _ unit: ComputeUnit) throws -> DeviceOutputs? {
+    /// Every validation input once more, outputs kept. An input that fails ends the list, and the file says
+    /// why in `error` (the outputs so far are kept, as the Android harness does).
+    func validationOutputs(_ entry: ArtifactEntry, _ manifest: ArtifactManifest, _ model: any LoadedModel,
+                           _ unit: ComputeUnit) throws -> DeviceOutputs? {
         guard let folderName = entry.validation else { return nil }
         let folder = artifactsDir.appendingPathComponent(folderName)
         let index = try ValidationIndex.load(from: folder)
-        let reader = OutputReader(manifest: manifest, description: model.modelDescription)
         var outputs: [DeviceOutputs.Output] = []
+        var failure: String?
         for item in index.inputs {
-            guard let provider = try factory.provider(for: item, in: folder) else { continue }  // no image form
-            let (shape, values) = try autoreleasepool { try reader.read(try model.prediction(from: provider)) }
-            outputs.append(DeviceOutputs.Output(name: item.name, shape: shape, values: values))
+            do {
+                guard try model.useInput(item, in: folder) else { continue }  // no form this model takes
+                let (shape, values) = try model.predictOutput()
+                outputs.append(DeviceOutputs.Output(name: item.name, shape: shape, values: values))
+            } catch {
+                failure = "validation input \(item.name) failed: \(error)"
+                log("  \(unit.rawValue): \(failure!)")
+                break
+            }
         }
-        if outputs.isEmpty {
+        if outputs.isEmpty && failure == nil {
             log("  \(unit.rawValue): no validation input has a form this model takes")
             return nil
         }
-        var warnings: [String] = []
-        if !reader.duplicateLabels.isEmpty {
-            warnings.append("class labels repeat (\(reader.duplicateLabels.joined(separator: ", "))): the "
-                            + "classifier's {label: probability} output holds one value for each repeated label, "
-                            + "so those classes' values here are copies, not the model's per-class outputs")
-        }
         return DeviceOutputs(artifact: entry.artifact, artifactSha256: validSha256(manifest.sha256), device: device,
-                             computeUnit: unit.rawValue, outputs: outputs, warnings: warnings)
+                             computeUnit: unit.rawValue, outputs: outputs, warnings: model.outputWarnings,
+                             error: failure)
     }
 
     func save(_ outputs: DeviceOutputs, to url: URL) {
@@ -223,11 +228,15 @@ public final class Harness {
     }
 
     func thermalNote() -> String {
+        #if canImport(Darwin)
         switch ProcessInfo.processInfo.thermalState {
         case .serious: return " (thermal state SERIOUS: the device may be throttling)"
         case .critical: return " (thermal state CRITICAL: numbers are throttled)"
         default: return ""
         }
+        #else
+        return ""
+        #endif
     }
 
     /// A result with everything not measured left null (status failed / not_run, or ok before filling in).

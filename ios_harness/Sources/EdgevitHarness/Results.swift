@@ -9,7 +9,7 @@
 import Foundation
 
 /// The top-level object of a results file (schema.json, root).
-public struct ResultsDocument: Codable, Equatable {
+public struct ResultsDocument: Codable, Equatable, Sendable {
     public var schemaVersion: Int
     public var harness: String
     public var created: String
@@ -37,12 +37,14 @@ public struct ResultsDocument: Codable, Equatable {
         try c.encode(results, forKey: .results)
     }
 
-    /// ISO-8601 UTC without fractional seconds, like the host harness (`2025-01-31T12:00:00Z`).
+    /// ISO-8601 UTC to the second, in the one form every edgevit file uses (the host harness's Python
+    /// `isoformat()`, the Android harness, manifests): `2025-01-31T12:00:00+00:00`.
     public static func iso8601(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
         formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
+        let text = formatter.string(from: date)  // "...Z" for UTC
+        return text.hasSuffix("Z") ? String(text.dropLast()) + "+00:00" : text
     }
 
     /// Pretty, key-sorted JSON (stable diffs between runs).
@@ -54,7 +56,7 @@ public struct ResultsDocument: Codable, Equatable {
 }
 
 /// Where a number was measured (schema.json, $defs.device).
-public struct DeviceInfo: Codable, Equatable {
+public struct DeviceInfo: Codable, Equatable, Sendable {
     /// iphone, ipad or mac (schema enum; host and android are other harnesses').
     public var kind: String
     /// Device model identifier: `iPhone15,2` (utsname.machine) or `Mac14,2` (sysctl hw.model).
@@ -86,7 +88,7 @@ public struct DeviceInfo: Codable, Equatable {
 }
 
 /// One measured (or failed, or not run) configuration (schema.json, $defs.result).
-public struct BenchResult: Codable, Equatable {
+public struct BenchResult: Codable, Equatable, Sendable {
     public var model: String
     /// "coreml" for .mlpackage/.mlmodelc, "executorch" for .pte.
     public var form: String

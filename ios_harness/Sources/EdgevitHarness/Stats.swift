@@ -2,11 +2,11 @@
 // means what the host and Android harnesses' numbers mean. The floating-point operations are written in
 // the same order as the Python so that results agree to the last bit on the same samples.
 // Tests/EdgevitHarnessTests/Resources/stats_reference.json holds outputs of stats.py on fixed samples;
-// StatsTests.swift asserts this file reproduces them (tests/test_ios_harness.py keeps that file current).
+// StatsTests.swift asserts this file reproduces them bit for bit (tests/test_ios_harness.py keeps the file current).
 
 import Foundation
 
-public enum StatsError: Error, Equatable, CustomStringConvertible {
+public enum StatsError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidPercentile(Double)
     case invalidTrimFraction(Double)
 
@@ -19,7 +19,7 @@ public enum StatsError: Error, Equatable, CustomStringConvertible {
 }
 
 /// The schema's summary fields for one list of per-iteration milliseconds.
-public struct Summary: Equatable {
+public struct Summary: Equatable, Sendable {
     public var medianMs: Double?
     public var trimmedMeanMs: Double?
     public var trimFraction: Double

@@ -1,28 +1,24 @@
 // End to end on two tiny CoreML models (Resources/Fixtures, made by tests/test_ios_harness.py with
 // coremltools): a tensor-input model with logits and an image-input classifier whose labels repeat.
-// expected_outputs.json holds what PyTorch computed on the validation inputs.
+// expected_outputs.json holds what PyTorch computed on the validation inputs. CoreML exists only on
+// Apple platforms, so these tests are compiled there only (`swift test` on a Mac, or ⌘U in Xcode).
 
+#if canImport(CoreML)
 import XCTest
 @testable import EdgevitHarness
 
 final class HarnessTests: XCTestCase {
-    var workDir: URL!
-    var artifacts: URL { workDir.appendingPathComponent("artifacts") }
+    var scratch: ScratchFolder!
+    var artifacts: URL!
+    var workDir: URL { scratch.url }
 
     override func setUpWithError() throws {
-        workDir = FileManager.default.temporaryDirectory
-            .appendingPathComponent("edgevit-harness-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: testResource("Fixtures"), to: artifacts)
-        // X.mlpackage is stored as X.mlpackage.fixture (the repository's .gitignore ignores *.mlpackage/).
-        for name in try FileManager.default.contentsOfDirectory(atPath: artifacts.path) where name.hasSuffix(".fixture") {
-            try FileManager.default.moveItem(at: artifacts.appendingPathComponent(name),
-                                             to: artifacts.appendingPathComponent(String(name.dropLast(".fixture".count))))
-        }
+        scratch = try ScratchFolder()
+        artifacts = try scratch.fixtures()
     }
 
     override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: workDir)
+        scratch.remove()
     }
 
     struct Expected: Decodable {
@@ -50,14 +46,15 @@ final class HarnessTests: XCTestCase {
     }
 
     func testRunsFixturesWritesResultsAndDeviceOutputs() async throws {
-        var config = try Staging.config(in: artifacts)  // no config.json: every artifact with a manifest
+        var config = try Staging.config(in: artifacts)  // config.json written by `edgevit harness ios`
         XCTAssertEqual(config.artifacts.map(\.artifact),
                        ["tiny-image.coreml.fp32.mlpackage", "tiny-tensor.coreml.fp32.mlpackage"])
         config.rounds = 2
         config.iterations = 5
         config.computeUnits = [.cpuOnly, .all]
         let resultsFile = workDir.appendingPathComponent("out/results.json")
-        let document = try await Harness(config: config, artifactsDir: artifacts).run(resultsFile: resultsFile)
+        let document = try await Harness(config: config, artifactsDir: artifacts, runtime: CoreMLRuntime())
+            .run(resultsFile: resultsFile)
 
         XCTAssertEqual(document.results.count, 4)
         for r in document.results {
@@ -83,7 +80,8 @@ final class HarnessTests: XCTestCase {
         for (file, tolerance) in [("tiny-tensor.coreml.fp32.cpuOnly.device-outputs.json", 1e-4),
                                   ("tiny-tensor.coreml.fp32.device-outputs.json", 1e-2)] {
             let outputs = try deviceOutputs(file)
-            XCTAssertEqual(outputs.format, "edgevit-device-outputs/1")
+            XCTAssertEqual(outputs.format, "edgevit-device-outputs/2")
+            XCTAssertNil(outputs.error)
             XCTAssertEqual(Set(outputs.outputs.map(\.name)), Set(tensorRef.outputs.keys))
             for o in outputs.outputs {
                 XCTAssertEqual(o.shape, [1, 10])
@@ -120,7 +118,7 @@ final class HarnessTests: XCTestCase {
             ArtifactEntry(artifact: "tiny-tensor.coreml.fp32.mlpackage", kind: .mlpackage,
                           manifest: "tiny-tensor.coreml.fp32.json", validation: nil),
         ]
-        let document = try await Harness(config: config, artifactsDir: artifacts)
+        let document = try await Harness(config: config, artifactsDir: artifacts, runtime: CoreMLRuntime())
             .run(resultsFile: workDir.appendingPathComponent("out/results.json"))
         XCTAssertEqual(document.results.map(\.status), ["not_run", "failed", "ok"])
         XCTAssertEqual(document.results[0].form, "executorch")
@@ -129,3 +127,4 @@ final class HarnessTests: XCTestCase {
         XCTAssertEqual(document.results[2].iterations, 1)  // 3 times, highest and lowest dropped
     }
 }
+#endif

@@ -1,5 +1,6 @@
-// The results file: every schema key is written (null when not measured), and it decodes back.
-// (tests/test_ios_harness.py compares these types' keys with edgevit/bench/schema.json.)
+// The results file: every schema key is written (null when not measured), and it decodes back; the
+// device-outputs file likewise. (tests/test_ios_harness.py compares the results keys with
+// edgevit/bench/schema.json, and validates files these tests write with the schema and `edgevit report`.)
 
 import XCTest
 @testable import EdgevitHarness
@@ -45,17 +46,24 @@ final class ResultsTests: XCTestCase {
         XCTAssertEqual(decoded, document)
     }
 
-    func testCreatedIsIso8601Utc() {
-        let text = ResultsDocument.iso8601(Date(timeIntervalSince1970: 0))
-        XCTAssertEqual(text, "1970-01-01T00:00:00Z")
+    func testCreatedIsIso8601UtcInTheFormEveryHarnessWrites() {
+        XCTAssertEqual(ResultsDocument.iso8601(Date(timeIntervalSince1970: 0)), "1970-01-01T00:00:00+00:00")
+        XCTAssertEqual(ResultsDocument.iso8601(Date(timeIntervalSince1970: 1_738_324_800.75)), "2025-01-31T12:00:00+00:00")
     }
 
     func testDeviceProbe() {
         let device = DeviceProbe.current()
-        XCTAssertTrue(["iphone", "ipad", "mac"].contains(device.kind))
         XCTAssertFalse(device.name.isEmpty)
+        XCTAssertFalse(device.cpu.isEmpty)
+        #if canImport(Darwin)
+        XCTAssertTrue(["iphone", "ipad", "mac"].contains(device.kind))
         XCTAssertTrue(device.os.contains("Version"))
         XCTAssertNotNil(Memory.physFootprintBytes())
+        #else
+        XCTAssertEqual(device.kind, "host")  // a schema device kind; iOS results come from Apple platforms
+        XCTAssertTrue(device.os.hasPrefix("Linux"), device.os)
+        XCTAssertNil(Memory.physFootprintBytes())  // null in the results, never 0
+        #endif
     }
 
     func testSha256Check() {
@@ -64,15 +72,45 @@ final class ResultsTests: XCTestCase {
         XCTAssertEqual(validSha256(String(repeating: "a", count: 64)), String(repeating: "a", count: 64))
     }
 
-    func testComputeUnitList() throws {
-        XCTAssertEqual(try ComputeUnit.parseList("all, cpuOnly,all"), [.all, .cpuOnly])
-        XCTAssertThrowsError(try ComputeUnit.parseList("npu"))
-    }
-
     func testDeviceOutputNames() {
         XCTAssertEqual(DeviceOutputs.fileName(artifact: "m.coreml.fp16.mlpackage", computeUnit: nil),
                        "m.coreml.fp16.device-outputs.json")
         XCTAssertEqual(DeviceOutputs.fileName(artifact: "m.coreml.fp16.mlpackage", computeUnit: .cpuOnly),
                        "m.coreml.fp16.cpuOnly.device-outputs.json")
+    }
+
+    func testDeviceOutputsWriteEveryKeyAndNonFiniteAsNull() throws {
+        let outputs = DeviceOutputs(artifact: "m.coreml.fp16.mlpackage", artifactSha256: nil, device: testDevice,
+                                    computeUnit: "cpuAndNeuralEngine",
+                                    outputs: [.init(name: "photo_0", shape: [1, 4], values: [0.1, .nan, .infinity, -.infinity])],
+                                    warnings: ["labels repeat"], created: Date(timeIntervalSince1970: 0))
+        let data = try outputs.jsonData()
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        XCTAssertEqual(Set(json.keys), ["format", "harness", "created", "artifact", "artifact_sha256", "device",
+                                        "compute_unit", "outputs", "warnings", "error"])
+        XCTAssertEqual(json["format"] as? String, "edgevit-device-outputs/2")
+        XCTAssertEqual(json["harness"] as? String, "ios")
+        XCTAssertEqual(json["created"] as? String, "1970-01-01T00:00:00+00:00")
+        XCTAssertTrue(json["artifact_sha256"] is NSNull)
+        XCTAssertTrue(json["error"] is NSNull)
+        XCTAssertEqual(json["warnings"] as? [String], ["labels repeat"])
+        let values = try XCTUnwrap(((json["outputs"] as? [[String: Any]])?.first)?["values"] as? [Any])
+        XCTAssertEqual(values.count, 4)
+        XCTAssertEqual((values[0] as? NSNumber)?.floatValue, 0.1)
+        XCTAssertTrue(values[1...].allSatisfy { $0 is NSNull }, "\(values)")
+        XCTAssertFalse(String(decoding: data, as: UTF8.self).contains("NaN"))
+        var decoded = try JSONDecoder().decode(DeviceOutputs.self, from: data)
+        XCTAssertEqual(decoded.outputs[0].values[0], 0.1)
+        XCTAssertTrue(decoded.outputs[0].values[1...].allSatisfy(\.isNaN), "null reads back as NaN")
+        decoded.outputs = outputs.outputs
+        XCTAssertEqual(decoded, outputs)
+    }
+
+    func testFloatValuesRoundTripExactly() throws {
+        let values: [Float] = [1.0 / 3.0, 16_777_216, 1e-38, 3.4028235e38, -0.0, 0.1, 123.456]
+        let outputs = DeviceOutputs(artifact: "a", artifactSha256: nil, device: testDevice, computeUnit: nil,
+                                    outputs: [.init(name: "x", shape: [values.count], values: values)])
+        let decoded = try JSONDecoder().decode(DeviceOutputs.self, from: outputs.jsonData())
+        XCTAssertEqual(decoded.outputs[0].values.map(\.bitPattern), values.map(\.bitPattern))
     }
 }

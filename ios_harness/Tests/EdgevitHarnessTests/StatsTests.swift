@@ -1,6 +1,8 @@
 // The Swift statistics must reproduce edgevit/bench/stats.py: Resources/stats_reference.json holds what
-// stats.py (and edgevit.device.ios.trim_round) answered on fixed samples. tests/test_ios_harness.py keeps
-// that file current; regenerate it with `.venv/bin/python tests/test_ios_harness.py`.
+// stats.py (and edgevit.device.ios.trim_round) answered on fixed samples, and these tests read the same
+// file. tests/test_ios_harness.py keeps it current; regenerate it with
+// `.venv/bin/python tests/test_ios_harness.py --stats-only`. Its relative_tolerance is 0: Stats.swift does
+// the same floating-point operations in the same order, so the numbers agree to the last bit.
 
 import XCTest
 @testable import EdgevitHarness
@@ -57,15 +59,6 @@ struct StatsReference: Decodable {
     }
 }
 
-/// A file from Resources (bundled by SwiftPM), or from the source tree when run without the bundle.
-func testResource(_ name: String) -> URL {
-    let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-    if parts.count == 2, let url = Bundle.module.url(forResource: parts[0], withExtension: parts[1]) { return url }
-    if let url = Bundle.module.url(forResource: name, withExtension: nil) { return url }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Resources").appendingPathComponent(name)
-}
-
 final class StatsTests: XCTestCase {
     var reference: StatsReference!
 
@@ -84,8 +77,13 @@ final class StatsTests: XCTestCase {
             XCTFail("\(what): Swift gives nil, stats.py \(expected)", file: file, line: line)
             return
         }
-        let tolerance = reference.relative_tolerance * max(1.0, abs(expected))
-        XCTAssertEqual(actual, expected, accuracy: tolerance, what, file: file, line: line)
+        if reference.relative_tolerance == 0 {
+            XCTAssertEqual(actual.bitPattern, expected.bitPattern, "\(what): Swift \(actual), stats.py \(expected)",
+                           file: file, line: line)
+        } else {
+            let tolerance = reference.relative_tolerance * max(1.0, abs(expected))
+            XCTAssertEqual(actual, expected, accuracy: tolerance, what, file: file, line: line)
+        }
     }
 
     func testSummariesMatchStatsPy() throws {
@@ -114,9 +112,15 @@ final class StatsTests: XCTestCase {
         XCTAssertFalse(reference.errors.isEmpty)
         for e in reference.errors {
             if let q = e.q {
-                XCTAssertThrowsError(try Stats.percentile(e.samples, q), e.name)
+                XCTAssertThrowsError(try Stats.percentile(e.samples, q), e.name) { error in
+                    XCTAssertEqual(error as? StatsError, .invalidPercentile(q))
+                }
             } else if let t = e.trim_fraction {
-                XCTAssertThrowsError(try Stats.trimmedMean(e.samples, trimFraction: t), e.name)
+                XCTAssertThrowsError(try Stats.trimmedMean(e.samples, trimFraction: t), e.name) { error in
+                    XCTAssertEqual(error as? StatsError, .invalidTrimFraction(t))
+                }
+            } else {
+                XCTFail("\(e.name): neither q nor trim_fraction")
             }
         }
     }

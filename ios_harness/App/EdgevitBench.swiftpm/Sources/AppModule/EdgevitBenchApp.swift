@@ -1,11 +1,15 @@
-// The iPhone app: one screen with a Run button and the log. It runs the staged config (bundled resource
-// folder "Staged") with the EdgevitHarness library and writes to Documents/edgevit/:
+// The iPhone app: one screen with a Run button and the log. The state and the run itself are
+// EdgevitHarness.BenchRunner (compiled and tested with the library, on Linux too); this file only draws it
+// and keeps the screen awake while a run goes. A run writes to Documents/edgevit/:
 //   results.json                         edgevit's results schema, one result per artifact x compute unit
 //   <artifact>.device-outputs.json       outputs on the validation inputs ("all" compute unit)
 //   <artifact>.<unit>.device-outputs.json  the same for each compute unit
 //   run.log                              what the screen showed
 // Staged with --autostart (config.json "autostart": true) or launched with the argument --autostart, it runs
 // as soon as it opens, so `xcrun devicectl device process launch` can start a run without touching the phone.
+//
+// Swift 6 language mode: App and View are main-actor protocols, BenchRunner is @MainActor, and the only
+// UIKit call (the idle timer) runs on the main actor.
 
 import EdgevitHarness
 import SwiftUI
@@ -13,98 +17,23 @@ import UIKit
 
 @main
 struct EdgevitBenchApp: App {
-    @StateObject private var runner = BenchRunner()
+    @State private var runner = BenchRunner(stagedFolder: Staging.bundledFolder())
 
     var body: some Scene {
         WindowGroup {
             ContentView(runner: runner)
                 .onAppear {
-                    if ProcessInfo.processInfo.arguments.contains("--autostart") || runner.autostart { runner.start() }
+                    runner.onRunningChanged = { running in UIApplication.shared.isIdleTimerDisabled = running }
+                    if ProcessInfo.processInfo.arguments.contains("--autostart") || runner.autostart {
+                        runner.start()
+                    }
                 }
         }
-    }
-}
-
-@MainActor
-final class BenchRunner: ObservableObject {
-    enum Phase: Equatable {
-        case idle
-        case running
-        case finished
-        case failed(String)
-    }
-
-    @Published var lines: [String] = []
-    @Published var phase: Phase = .idle
-    @Published var resultsFile: URL?
-    let stagedFolder: URL? = Staging.bundledFolder()
-
-    /// config.json asks to start at launch (`edgevit harness ios --autostart`).
-    var autostart: Bool {
-        guard let folder = stagedFolder else { return false }
-        return (try? Staging.config(in: folder))?.autostart ?? false
-    }
-
-    var summary: String {
-        guard let folder = stagedFolder else {
-            return "No staged artifacts in this build. On the computer: `edgevit harness ios --artifacts DIR "
-                + "--out STAGED`, then open STAGED/App/EdgevitBench.swiftpm in Xcode and run again."
-        }
-        guard let config = try? Staging.config(in: folder) else { return "config.json in the app cannot be read" }
-        let units = config.computeUnits.map(\.rawValue).joined(separator: ", ")
-        return "\(config.artifacts.count) artifact(s); \(config.warmup) warm-up + \(config.rounds) x "
-            + "\(config.iterations) iterations on \(units)"
-    }
-
-    func start() {
-        guard phase != .running else { return }
-        guard let folder = stagedFolder else {
-            phase = .failed("no staged artifacts in the app")
-            return
-        }
-        phase = .running
-        lines = []
-        resultsFile = nil
-        UIApplication.shared.isIdleTimerDisabled = true  // a sleeping screen would pause the run
-        Task.detached(priority: .userInitiated) { [weak self] in
-            let log: (String) -> Void = { line in
-                Task { @MainActor in self?.lines.append(line) }
-            }
-            var outcome: Phase = .finished
-            var written: URL?
-            do {
-                let config = try Staging.config(in: folder)
-                let outDir = try Staging.documentsOutputFolder()
-                for stale in try FileManager.default.contentsOfDirectory(at: outDir, includingPropertiesForKeys: nil) {
-                    try FileManager.default.removeItem(at: stale)  // never leave an earlier run's files behind
-                }
-                let results = outDir.appendingPathComponent("results.json")
-                try await Harness(config: config, artifactsDir: folder, log: log).run(resultsFile: results)
-                written = results
-            } catch {
-                log("error: \(error)")
-                outcome = .failed("\(error)")
-            }
-            await self?.finish(outcome, resultsFile: written)
-        }
-    }
-
-    private func finish(_ outcome: Phase, resultsFile file: URL?) {
-        phase = outcome
-        resultsFile = file
-        UIApplication.shared.isIdleTimerDisabled = false
-        writeLog()
-    }
-
-    private func writeLog() {
-        guard let outDir = try? Staging.documentsOutputFolder() else { return }
-        let text = lines.joined(separator: "\n") + "\n"
-        try? text.write(to: outDir.appendingPathComponent("run.log"), atomically: true, encoding: .utf8)
     }
 }
 
 struct ContentView: View {
-    @ObservedObject var runner: BenchRunner
+    let runner: BenchRunner
 
     var body: some View {
         NavigationStack {

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= swiftformer-l1
 OUT    ?= artifacts
 
-.PHONY: run test test-all bench zoo lint clean tools
+.PHONY: run test test-all bench zoo lint clean tools swift-test
 
 # The venv is rebuilt only when the pins change. torch/torchvision are a ~6 GB CUDA build that runs on the CPU.
 $(STAMP): requirements.lock pyproject.toml
@@ -29,7 +29,25 @@ tools:
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends adb default-jdk-headless >/dev/null; \
 	  else echo "note: javac/adb missing and not root: Android harness tests will skip"; fi; }
 
-test: $(STAMP) tools
+# The iOS harness (ios_harness/, Swift 6): everything but the CoreML calls and the SwiftUI app builds and is
+# tested off Apple platforms too. Uses `swift` on PATH, else /opt/swift; without one it says so and passes.
+# `make test SWIFT=` skips it. The scratch path is the one tests/test_ios_harness.py reuses (git-ignored).
+ifeq ($(origin SWIFT),undefined)
+SWIFT := $(shell command -v swift 2>/dev/null || { test -x /opt/swift/usr/bin/swift && echo /opt/swift/usr/bin/swift; })
+endif
+SWIFT_FLAGS := --package-path ios_harness --scratch-path ios_harness/.build
+export SWIFT
+
+swift-test:
+	@if [ -z "$(SWIFT)" ]; then \
+	  echo "note: no Swift toolchain (swift on PATH or /opt/swift/usr/bin/swift): skipping swift build/test of ios_harness/"; \
+	else \
+	  echo "ios_harness: swift build + swift test with $(SWIFT) ($$($(SWIFT) --version 2>/dev/null | head -n 1))"; \
+	  $(SWIFT) build $(SWIFT_FLAGS) --build-tests -j $$(nproc 2>/dev/null || echo 2) && \
+	  $(SWIFT) test $(SWIFT_FLAGS) --skip-build; \
+	fi
+
+test: $(STAMP) tools swift-test
 	$(PY) -m pytest -q --timeout=1200 -p no:logging
 
 # Every slow model sweep too (all variants x all targets).
@@ -52,4 +70,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(OUT) reports
+	rm -rf $(VENV) $(OUT) reports ios_harness/.build

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from edgevit.bench import stats
 from edgevit.bench.results import load_schema, validate_document
@@ -41,6 +42,7 @@ from edgevit.device.android import (
     plan_android_bench,
 )
 from edgevit.errors import ArtifactError, EdgevitError
+from edgevit.validate import DEVICE_OUTPUTS_FORMAT, DEVICE_OUTPUTS_KEYS, device_parity
 
 ROOT = Path(__file__).resolve().parents[1]
 JAVA_SRC = ROOT / "android_harness/app/src/main/java"
@@ -124,11 +126,11 @@ def test_java_rejects_trim_fraction_python_rejects(java_classes):
     assert proc.returncode != 0 and "trim_fraction must be in [0, 0.5)" in proc.stderr
 
 
-def _emitted_keys(source: Path) -> list[str]:
-    """The names a Java toJsonMap()/document() puts between its BEGIN/END schema fields markers."""
+def _emitted_keys(source: Path, marker: str = "schema fields") -> list[str]:
+    """The names a Java toJsonMap()/document() puts between its BEGIN/END `marker` comments."""
     text = source.read_text()
-    block = re.search(r"// BEGIN schema fields.*?\n(.*?)// END schema fields", text, re.S)
-    assert block, f"{source.name} lost its schema-field markers"
+    block = re.search(rf"// BEGIN {marker}.*?\n(.*?)// END {marker}", text, re.S)
+    assert block, f"{source.name} lost its {marker} markers"
     return re.findall(r'\.put\("([^"]+)"', block.group(1))
 
 
@@ -207,9 +209,12 @@ def test_session_writes_schema_results_and_device_outputs(java_classes, tmp_path
     assert "no manifest" in by_name["orphan.executorch.xnnpack.fp32.pte"]["error"]
 
     outputs = json.loads((out / "toy.executorch.xnnpack.fp32.device-outputs.json").read_text())
-    assert outputs["format"] == "edgevit-device-outputs/1"
+    assert list(outputs) == list(DEVICE_OUTPUTS_KEYS)  # the one format both harnesses write, every key
+    assert (outputs["format"], outputs["harness"]) == (DEVICE_OUTPUTS_FORMAT, "android")
+    assert outputs["created"] == doc["created"] and outputs["created"].endswith("+00:00")
     assert outputs["artifact"] == good.name and outputs["artifact_sha256"] == toy["artifact_sha256"]
-    assert outputs["device"] == toy["device"] and "error" not in outputs
+    assert outputs["device"] == toy["device"] and outputs["error"] is None
+    assert outputs["compute_unit"] is None and outputs["warnings"] == []
     index = json.loads((models / "toy.executorch.xnnpack.fp32.validation/index.json").read_text())
     assert [o["name"] for o in outputs["outputs"]] == [i["name"] for i in index["inputs"]]
     for entry, output in zip(index["inputs"], outputs["outputs"], strict=True):
@@ -218,6 +223,43 @@ def test_session_writes_schema_results_and_device_outputs(java_classes, tmp_path
         # the runner doubles its input: exact in float32, so any byte-order or float-printing slip shows
         assert np.array_equal(np.asarray(output["values"], dtype=np.float32), tensor * np.float32(2))
     assert not (out / "broken.executorch.xnnpack.fp32.device-outputs.json").exists()
+
+    # `edgevit validate --device-outputs` reads it: the runner doubles its input, so a doubling "original" passes.
+    from edgevit.inputs import read_bundle
+
+    manifest = {**json.loads((models / "toy.executorch.xnnpack.fp32.json").read_text()),
+                "output": {"name": "out", "kind": "logits"}}  # as `edgevit convert` writes it
+    result = device_parity(Doubler(), manifest, read_bundle(models / "toy.executorch.xnnpack.fp32.validation"),
+                           out / "toy.executorch.xnnpack.fp32.device-outputs.json")
+    assert result.status == "pass" and result.overall.max_abs == 0.0, result.reason
+
+
+class Doubler(torch.nn.Module):
+    """What StatsCli's pure-Java runner computes: 2 x the input, flattened."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (2.0 * x).flatten(1)
+
+
+def test_java_device_outputs_fields_are_the_documented_ones():
+    assert _emitted_keys(CORE / "DeviceOutputs.java", "device-outputs fields") == list(DEVICE_OUTPUTS_KEYS)
+    assert DEVICE_OUTPUTS_FORMAT in (CORE / "DeviceOutputs.java").read_text()
+
+
+def test_java_device_outputs_of_a_failed_input_are_refused_by_validate(java_classes, tmp_path):
+    """An "error" (outputs incomplete) makes validate refuse the file instead of judging part of it."""
+    models, out = tmp_path / "models", tmp_path / "out"
+    models.mkdir()
+    _artifact(models, "toy.executorch.xnnpack.fp32", b"pte bytes", manifest={}, bundle=True)
+    (models / "toy.executorch.xnnpack.fp32.validation/random_1.f32").write_bytes(b"short")
+    subprocess.run(["java", "-cp", str(java_classes), CLI, "session", "--model_dir", str(models), "--out_dir",
+                    str(out), "--iterations", "2", "--warmup", "0"], capture_output=True, text=True, timeout=120)
+    file = out / "toy.executorch.xnnpack.fp32.device-outputs.json"
+    data = json.loads(file.read_text())
+    assert [o["name"] for o in data["outputs"]] == ["random_0"] and "random_1" in data["error"]
+    manifest = json.loads((models / "toy.executorch.xnnpack.fp32.json").read_text())
+    with pytest.raises(ArtifactError, match="android harness reported an error, so its outputs are incomplete"):
+        device_parity(Doubler(), manifest, [], file)  # refused before any comparison
 
 
 def test_session_with_no_artifacts_says_what_to_push(java_classes, tmp_path):

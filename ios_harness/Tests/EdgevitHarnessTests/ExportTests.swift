@@ -16,10 +16,8 @@ final class ExportTests: XCTestCase {
         let artifacts = try env["EDGEVIT_SWIFT_ARTIFACTS"].map { URL(fileURLWithPath: $0) } ?? scratch.fixtures()
         let export = env["EDGEVIT_SWIFT_EXPORT"].map { URL(fileURLWithPath: $0) } ?? scratch.url.appendingPathComponent("export")
 
-        var config = try Staging.config(in: artifacts)
+        let config = try Staging.config(in: artifacts)  // as staged: rounds, iterations, units
         XCTAssertEqual(Staging.problems(in: config, at: artifacts), [])
-        config.rounds = 3
-        config.iterations = 5
         var runtime = ScriptedRuntime()
         runtime.failLoad = [.cpuAndGPU]  // a failed result too, whose unmeasured fields must be null
         runtime.warnings = ["scripted runtime: outputs are 2 x the input"]

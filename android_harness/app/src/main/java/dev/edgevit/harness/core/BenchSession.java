@@ -215,7 +215,8 @@ public final class BenchSession {
   /** Runs every validation input after the timing (so it never disturbs it) and writes the outputs. */
   private File runValidation(ArtifactInfo info, String sha256, ValidationBundle bundle, Runner runner,
                              List<String> problems) throws IOException {
-    DeviceOutputs outputs = new DeviceOutputs(info.artifact.getName(), sha256, device);
+    DeviceOutputs outputs =
+        new DeviceOutputs(info.artifact.getName(), sha256, device, ResultJson.isoUtc(wallClock.millis()));
     for (ValidationBundle.Entry entry : bundle.inputs) {
       try {
         runner.setInput(entry.read(), entry.shape);

@@ -13,8 +13,14 @@ This module does not import the registry at import time (the registry imports it
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # importing torch is not needed to read the published accuracies (edgevit report)
+    from torch import nn
+
+# Published ImageNet-1k top-1 of the models registry.py registers itself (sources there).
+SWIFTFORMER_TOP1 = {"xs": 75.7, "s": 78.5, "l1": 80.9, "l3": 83.0}  # SwiftFormer paper, Table 2 (distilled, 224)
+HIERA_T_TOP1 = 82.8  # Hiera paper, ImageNet-1k system-level comparison (Hiera-T)
 
 FASTVIT_VARIANTS = ("t8", "t12", "s12", "sa12", "sa24", "sa36", "ma36")
 FASTVIT_PAPER = ("Vasu et al., FastViT: A Fast Hybrid Vision Transformer using Structural Reparameterization, "
@@ -127,3 +133,15 @@ def zoo_specs() -> list:
 def zoo_names() -> list[str]:
     """Every model the default zoo sweep converts, in table order."""
     return [s.name for s in zoo_specs()] + list(ZOO_EXTRA)
+
+
+def published_top1() -> dict[str, float]:
+    """Registry name -> published ImageNet-1k top-1 (%) of every registered model that has one.
+
+    The same numbers the registry's specs carry (a test checks that), read without importing torch or timm, so
+    ``edgevit report`` stays fast and small.
+    """
+    table = {f"swiftformer-{v}": top1 for v, top1 in SWIFTFORMER_TOP1.items()}
+    table |= {f"fastvit-{v}": top1 for v, top1 in FASTVIT_TOP1.items()}
+    table |= {name: top1 for name, _t, _f, _p, top1, _s in _ZOO if top1 is not None}
+    return table | {"hiera-t": HIERA_T_TOP1}

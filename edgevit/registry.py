@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from edgevit.catalog import HIERA_T_TOP1, SWIFTFORMER_TOP1
 from edgevit.errors import UnknownModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -72,7 +73,7 @@ def _swiftformer_specs() -> None:
 
     paper = "Shaker et al., SwiftFormer, ICCV 2023 (arXiv:2303.15446)"
     # Published ImageNet-1k top-1, SwiftFormer paper Table 2 (distilled, 224x224).
-    for variant, top1 in (("xs", 75.7), ("s", 78.5), ("l1", 80.9), ("l3", 83.0)):
+    for variant, top1 in SWIFTFORMER_TOP1.items():
         timm_name = f"swiftformer_{variant}"
         register(
             ModelSpec(
@@ -114,7 +115,7 @@ def _hiera_specs() -> None:
             timm_name="hiera_tiny_224",
             crop_pct=0.9,
             paper="Ryali et al., Hiera, ICML 2023 (arXiv:2306.00989)",
-            published_top1=82.8,
+            published_top1=HIERA_T_TOP1,
             top1_source="Hiera paper, ImageNet-1k system-level comparison (Hiera-T)",
         )
     )

@@ -3,11 +3,17 @@
 The report only shows what was measured: a null number, or any number of a failed / not-run result, is printed
 as "not measured" (with the error), never filled in or dropped. Accuracies are the *published* ImageNet top-1
 given by the caller; a model without one is listed as not plotted rather than placed on the plot.
+
+Time and memory grow linearly with the number of results: the Pareto fronts are a sort and a sweep, every
+speed-up pairs a result with at most one baseline per baseline form, the plot draws at most MAX_PANELS devices
+and MAX_SERIES series each, and a table longer than TABLE_ROW_LIMIT rows is summarised in the document while
+every row goes to results.csv / speedups.csv beside it (written for every report).
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
 import math
@@ -43,6 +49,12 @@ SPEEDUP_BASELINES: dict[str, tuple[str, ...]] = {
 
 XAxis = Literal["latency", "throughput"]
 
+TABLE_ROW_LIMIT = 400  # longer tables are summarised in report.md/.html; the CSV files have every row
+MAX_LISTED = 25  # names listed inline (not-plotted models, Pareto fronts) before "... and N more"
+MAX_PANELS = 6  # devices plotted (those with the most plottable results)
+MAX_SERIES = 12  # series per device panel (those with the most points)
+MAX_LABELS = 30  # model labels per panel (Pareto-optimal models first)
+
 
 @dataclass(frozen=True)
 class ReportPaths:
@@ -51,6 +63,8 @@ class ReportPaths:
     markdown: Path
     html: Path
     png: Path
+    results_csv: Path
+    speedups_csv: Path
 
 
 # --------------------------------------------------------------------------------------------- Pareto front
@@ -65,9 +79,22 @@ def _pareto_indices(points: Sequence[tuple[str, float, float]]) -> list[int]:
     for name, lat, acc in points:
         if not (math.isfinite(lat) and math.isfinite(acc)):
             raise ValueError(f"pareto_front: non-finite latency/accuracy for {name!r}: {lat}, {acc}")
-    coords = [(lat, acc) for _, lat, acc in points]
-    keep = [i for i, c in enumerate(coords) if not any(_dominates(o, c) for o in coords)]
-    return sorted(keep, key=lambda i: (coords[i][0], -coords[i][1], points[i][0]))
+    # Sweep in order of latency: a point survives if it is the most accurate at its latency and more accurate
+    # than everything strictly faster (the same rule as _dominates, in O(n log n)).
+    order = sorted(range(len(points)), key=lambda i: (points[i][1], -points[i][2], points[i][0]))
+    keep, best_faster, k = [], -math.inf, 0
+    while k < len(order):
+        lat = points[order[k]][1]
+        j = k
+        while j < len(order) and points[order[j]][1] == lat:
+            j += 1
+        group = order[k:j]
+        top = points[group[0]][2]  # most accurate at this latency (sorted by -accuracy)
+        if top > best_faster:
+            keep += [i for i in group if points[i][2] == top]
+        best_faster = max(best_faster, top)
+        k = j
+    return keep
 
 
 def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
@@ -334,13 +361,13 @@ def _tick_label(v: float, _pos: int | None = None) -> str:
 def _marker_boxes(fig: Figure, series_by_ax: Sequence[tuple[Any, Sequence[_Series]]]) -> list[Bbox]:
     """Display-space boxes around every plotted marker, so labels are not placed over points."""
     r = 4.0 * fig.dpi / 72.0
-    boxes = []
+    centres: set[tuple[int, int]] = set()  # one box per pixel: coincident markers are one obstacle
     for ax, series in series_by_ax:
         for s in series:
-            for _, _, x, y in s.points:
-                px, py = ax.transData.transform((x, y))
-                boxes.append(Bbox.from_extents(px - r, py - r, px + r, py + r))
-    return boxes
+            if s.points:
+                xy = ax.transData.transform([(x, y) for _, _, x, y in s.points])
+                centres.update((round(px), round(py)) for px, py in xy)
+    return [Bbox.from_extents(px - r, py - r, px + r, py + r) for px, py in sorted(centres)]
 
 
 # Label placements tried in order (offset in points, horizontal alignment): right, left, above, below.
@@ -413,10 +440,16 @@ def _draw_series(ax: Any, s: _Series, color: str, marker: str, x_axis: XAxis) ->
 def _label_models(ax: Any, series: Sequence[_Series]) -> list[Any]:
     """One label per model and panel, at its rightmost point: all its points share its accuracy (one row)."""
     rightmost: dict[str, tuple[float, float]] = {}
+    optimal: set[str] = set()
     for s in series:
-        for _, model, x, y in s.points:
+        for i, model, x, y in s.points:
             if model not in rightmost or x > rightmost[model][0]:
                 rightmost[model] = (x, y)
+            if i in s.optimal:
+                optimal.add(model)
+    if len(rightmost) > MAX_LABELS:  # a readable plot: the Pareto-optimal models first, then by accuracy
+        keep = sorted(rightmost, key=lambda m: (m not in optimal, -rightmost[m][1], m))[:MAX_LABELS]
+        rightmost = {m: rightmost[m] for m in keep}
     box = {"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
     leader = {"arrowstyle": "-", "color": "#777777", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 4}
     return [ax.annotate(m, xy=xy, xytext=(7, -3), textcoords="offset points", fontsize=8.5, bbox=box,
@@ -435,8 +468,15 @@ def _legend_handles(ax: Any) -> list[Any]:
     ]
 
 
+def _listing(entries: Sequence[str], where: str = "results.csv") -> str:
+    """At most MAX_LISTED names inline; the rest counted, with where to find them."""
+    shown = ", ".join(entries[:MAX_LISTED])
+    rest = len(entries) - MAX_LISTED
+    return shown + (f" and {rest} more (all in {where})" if rest > 0 else "")
+
+
 def _not_plotted_lines(not_plotted: Mapping[str, list[str]]) -> list[str]:
-    return [f"not plotted: {reason}: {', '.join(entries)}" for reason, entries in not_plotted.items()]
+    return [f"not plotted: {reason}: {_listing(entries)}" for reason, entries in not_plotted.items()]
 
 
 def _draw_panel(ax: Any, device: tuple[str, ...], series: Sequence[_Series],
@@ -452,12 +492,34 @@ def _draw_panel(ax: Any, device: tuple[str, ...], series: Sequence[_Series],
     return _label_models(ax, series)
 
 
+def _plotted_panels(series: Sequence[_Series]) -> tuple[dict[tuple[str, ...], list[_Series]], list[str]]:
+    """The devices and series the plot shows (the largest first, at most MAX_PANELS x MAX_SERIES), and a note
+    for what it leaves out: a plot of hundreds of panels or legend entries shows nothing."""
+    by_device: dict[tuple[str, ...], list[_Series]] = defaultdict(list)
+    for s in series:
+        by_device[s.device].append(s)
+    size = {d: sum(len(s.points) for s in ss) for d, ss in by_device.items()}
+    devices = sorted(by_device, key=lambda d: (-size[d], d))
+    panels: dict[tuple[str, ...], list[_Series]] = {}
+    dropped_series = 0
+    for device in sorted(devices[:MAX_PANELS]):
+        members = sorted(by_device[device], key=lambda s: (-len(s.points), s.variant))
+        panels[device] = sorted(members[:MAX_SERIES], key=lambda s: s.variant)
+        dropped_series += max(0, len(members) - MAX_SERIES)
+    notes = []
+    if len(devices) > MAX_PANELS:
+        notes.append(f"plotted: the {MAX_PANELS} of {len(devices)} devices with the most results; "
+                     "the others' points are in results.csv")
+    if dropped_series:
+        notes.append(f"plotted: at most {MAX_SERIES} series per device ({dropped_series} smaller series left out; "
+                     "their points are in results.csv)")
+    return panels, notes
+
+
 def _render_plot(data: _ParetoData, x_axis: XAxis) -> bytes:
     """The Pareto plot as PNG bytes: one panel per device (latencies differ by orders of magnitude)."""
-    panels: dict[tuple[str, ...], list[_Series]] = defaultdict(list)
-    for s in data.series:
-        panels[s.device].append(s)
-    variants = dict.fromkeys(s.variant for s in data.series)
+    panels, omitted = _plotted_panels(data.series)
+    variants = dict.fromkeys(s.variant for series in panels.values() for s in series)
     style = {v: (_COLORS[n % len(_COLORS)], _MARKERS[n // len(_COLORS) % len(_MARKERS)])
              for n, v in enumerate(variants)}
     fig = Figure(figsize=(11.5, 0.8 + 4.8 * max(len(panels), 1)), dpi=130, layout="constrained")
@@ -478,7 +540,7 @@ def _render_plot(data: _ParetoData, x_axis: XAxis) -> bytes:
         ax.grid(True, which="major", alpha=0.35)
         ax.grid(True, which="minor", alpha=0.12)
     fig.suptitle(f"Published accuracy vs {x_axis}: Pareto front per device / runtime", fontsize=12)
-    notes = [w for line in _not_plotted_lines(data.not_plotted) for w in textwrap.wrap(line, 150)]
+    notes = [w for line in [*omitted, *_not_plotted_lines(data.not_plotted)] for w in textwrap.wrap(line, 150)]
     if notes:
         axes[-1].text(0.0, -0.16, "\n".join(notes), transform=axes[-1].transAxes, ha="left", va="top",
                       fontsize=8.5, color="#444")
@@ -537,6 +599,8 @@ def _results_blocks(results: Sequence[Mapping[str, Any]], top1: Mapping[str, flo
     for i, r in enumerate(results):
         groups[(*_device_key(r), r["runtime"], r.get("backend") or "", r.get("compute_unit") or "")].append(i)
     blocks = [_Block("h2", "Results by device, runtime, backend and compute unit")]
+    if len(results) > TABLE_ROW_LIMIT:
+        return blocks + _results_summary(results, groups)
     for key in sorted(groups):
         idx = sorted(groups[key], key=lambda i: _row_order(results[i]))
         first = results[idx[0]]
@@ -548,6 +612,28 @@ def _results_blocks(results: Sequence[Mapping[str, Any]], top1: Mapping[str, flo
         members = [results[i] for i in idx]
         blocks.append(_Block("p", f"{_trim_note(members)} {_tool_versions_note(members)}"))
     return blocks
+
+
+def _results_summary(results: Sequence[Mapping[str, Any]], groups: Mapping[tuple[Any, ...], list[int]]
+                     ) -> list[_Block]:
+    """One row per group instead of one per result: too many rows to read (and to render) in a document."""
+    rows = []
+    for key in sorted(groups):
+        members = [results[i] for i in groups[key]]
+        first = members[0]
+        counts = {st: sum(r["status"] == st for r in members) for st in ("ok", "failed", "not_run")}
+        timed = [(r["median_ms"], r["model"], r["batch"]) for r in members if _measured(r, "median_ms") is not None]
+        fastest = min(timed, default=None)
+        rows.append([_measured_on(first), first["runtime"], first.get("backend") or "none",
+                     first.get("compute_unit") or "not applicable", str(len(members)), str(counts["ok"]),
+                     str(counts["failed"]), str(counts["not_run"]), str(len({r["model"] for r in members})),
+                     NOT_MEASURED if fastest is None else f"{_fmt_ms(fastest[0])} ({fastest[1]}, batch {fastest[2]})"])
+    headers = ["measured on", "runtime", "backend", "compute unit", "results", "ok", "failed", "not run", "models",
+               "fastest median ms"]
+    note = (f"{len(results)} results are too many to list here (more than {TABLE_ROW_LIMIT}): each group is "
+            "summarised below, and every result is a row of results.csv beside this report, with the columns of "
+            "the per-result table (median, trimmed mean, p90, load, memory, status, published top-1, Pareto).")
+    return [_Block("p", note), _Block("table", table=_Table(headers, rows))]
 
 
 def _speedup_cell(variant: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
@@ -562,27 +648,68 @@ def _speedup_pairs(members: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[s
     """(variant, baseline) pairs of one model/device/batch, for each SPEEDUP_BASELINES form present."""
     pairs = []
     for base_form, forms in SPEEDUP_BASELINES.items():
-        for base in (m for m in members if m["form"] == base_form):
-            pairs += [(v, base) for v in members if v["form"] in forms]
+        bases = [m for m in members if m["form"] == base_form]
+        if not bases:
+            continue
+        for v in (m for m in members if m["form"] in forms):
+            # One baseline per variant (from the same results file when there is one): repeated runs of a form
+            # would otherwise pair every run with every run, which grows with the square of the results.
+            same_file = [b for b in bases if b.get(SOURCE_KEY) == v.get(SOURCE_KEY)]
+            pairs.append((v, (same_file or bases)[0]))
     return pairs
 
 
-def _speedup_blocks(results: Sequence[Mapping[str, Any]]) -> list[_Block]:
+SpeedupPair = tuple[tuple[str, ...], str, int, Mapping[str, Any], Mapping[str, Any]]
+
+
+def speedup_pairs(results: Sequence[Mapping[str, Any]]) -> list[SpeedupPair]:
+    """(device, model, batch, variant, baseline) for every speed-up the report shows, in report order."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
     for r in results:
         groups[(_device_key(r), r["model"], r["batch"])].append(r)
+    return [(device, model, batch, v, b) for (device, model, batch), members in sorted(groups.items())
+            for v, b in _speedup_pairs(sorted(members, key=_row_order))]
+
+
+def _speedup_summary(pairs: Sequence[SpeedupPair]) -> list[_Block]:
+    """Per device and (variant, baseline) kind: how many pairs and their median / range of speed-ups."""
+    ratios: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    unmeasured: dict[tuple[Any, ...], int] = defaultdict(int)
+    for device, _model, _batch, v, b in pairs:
+        key = (device, _variant_label(v), _variant_label(b))
+        vm, bm = _measured(v, "median_ms"), _measured(b, "median_ms")
+        if vm and bm:
+            ratios[key].append(bm / vm)
+        else:
+            unmeasured[key] += 1
+    rows = []
+    for key in sorted(set(ratios) | set(unmeasured)):
+        device, variant, baseline = key
+        xs = sorted(ratios[key])
+        mid = (xs[len(xs) // 2] + xs[(len(xs) - 1) // 2]) / 2 if xs else None
+        rows.append([f"{device[0]} {device[1]}", variant, baseline, str(len(xs)), str(unmeasured[key]),
+                     NOT_MEASURED if mid is None else f"{mid:.2f}×",
+                     NOT_MEASURED if not xs else f"{xs[0]:.2f}× – {xs[-1]:.2f}×"])
+    headers = ["device", "variant", "baseline", "pairs measured", "pairs not measured", "median speed-up", "range"]
+    note = (f"{len(pairs)} speed-ups are too many to list (more than {TABLE_ROW_LIMIT}): summarised per device and "
+            "kind of pair; every pair is a row of speedups.csv beside this report.")
+    return [_Block("p", note), _Block("table", table=_Table(headers, rows))]
+
+
+def _speedup_blocks(pairs: Sequence[SpeedupPair]) -> list[_Block]:
     by_device: dict[tuple[str, ...], list[list[str]]] = defaultdict(list)
-    for (device, model, batch), members in sorted(groups.items()):
-        for v, b in _speedup_pairs(sorted(members, key=_row_order)):
-            by_device[device].append([model, str(batch), _variant_label(v), _variant_label(b),
-                                      _fmt_ms(_measured(v, "median_ms")), _fmt_ms(_measured(b, "median_ms")),
-                                      _speedup_cell(v, b)])
+    for device, model, batch, v, b in pairs:
+        by_device[device].append([model, str(batch), _variant_label(v), _variant_label(b),
+                                  _fmt_ms(_measured(v, "median_ms")), _fmt_ms(_measured(b, "median_ms")),
+                                  _speedup_cell(v, b)])
     blocks = [_Block("h2", "Speed-ups between forms"),
               _Block("p", "Ratio of medians, baseline / variant, for the same model, device and batch "
                           "(above 1 means the variant is faster).")]
     if not by_device:
         return blocks + [_Block("p", "No model was run in a baseline form (" + ", ".join(SPEEDUP_BASELINES)
                                      + ") and another form on the same device and batch.")]
+    if len(pairs) > TABLE_ROW_LIMIT:
+        return blocks + _speedup_summary(pairs)
     headers = ["model", "batch", "variant", "baseline", "variant median ms", "baseline median ms", "speed-up"]
     for device in sorted(by_device):
         kind, name, os_, cpu = device
@@ -601,7 +728,9 @@ def _pareto_blocks(pareto: _ParetoData, x_axis: XAxis) -> list[_Block]:
     for s in pareto.series:
         front = [(x, m) for i, m, x, _ in s.points if i in s.optimal]
         names = [m for _, m in sorted(front, reverse=x_axis == "throughput")]
-        items.append(f"{s.label}: {' → '.join(names)}")
+        shown = " → ".join(names[:MAX_LISTED])
+        items.append(f"{s.label}: {shown}" + (f" → ... ({len(names) - MAX_LISTED} more in results.csv)"
+                                              if len(names) > MAX_LISTED else ""))
     if items:
         intro = ("Pareto-optimal models per series, fastest first (no other model in the series is both "
                  "faster and more accurate):")
@@ -649,9 +778,47 @@ def _prepare_out_dir(out_dir: Path) -> None:
                           "choose a writable path.") from None
 
 
+_CSV_RESULT_COLUMNS = ["model", "form", "runtime", "backend", "compute_unit", "precision", "batch", "median_ms",
+                       "trimmed_mean_ms", "p90_ms", "load_time_ms", "peak_memory_mb", "memory_kind", "warmup",
+                       "iterations", "status", "error", "published_top1", "pareto", "device_kind", "device_name",
+                       "device_os", "device_cpu", "source"]
+
+
+def _csv_bytes(header: Sequence[str], rows: Any) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def _results_csv(results: Sequence[Mapping[str, Any]], top1: Mapping[str, float], pareto: _ParetoData,
+                 sources: _Sources) -> bytes:
+    """Every result, one row each; a number that was not measured is an empty cell."""
+    def row(i: int, r: Mapping[str, Any]) -> list[Any]:
+        measured = [_measured(r, k) for k in ("median_ms", "trimmed_mean_ms", "p90_ms", "load_time_ms",
+                                                "peak_memory_mb")]
+        src = r.get(SOURCE_KEY) or {}
+        return [r["model"], r["form"], r["runtime"], r.get("backend"), r.get("compute_unit"), r["precision"],
+                r["batch"], *measured, r.get("memory_kind"), r["warmup"], r["iterations"], r["status"],
+                r.get("error"), top1.get(r["model"]), pareto.status[i], *_device_key(r), src.get("file")]
+    return _csv_bytes(_CSV_RESULT_COLUMNS, (row(i, r) for i, r in enumerate(results)))
+
+
+def _speedups_csv(pairs: Sequence[SpeedupPair]) -> bytes:
+    def row(pair: SpeedupPair) -> list[Any]:
+        device, model, batch, v, b = pair
+        vm, bm = _measured(v, "median_ms"), _measured(b, "median_ms")
+        return [*device, model, batch, _variant_label(v), _variant_label(b), vm, bm,
+                round(bm / vm, 4) if vm and bm else None]
+    header = ["device_kind", "device_name", "device_os", "device_cpu", "model", "batch", "variant", "baseline",
+              "variant_median_ms", "baseline_median_ms", "speedup"]
+    return _csv_bytes(header, (row(p) for p in pairs))
+
+
 def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_top1: Mapping[str, float],
                  title: str = DEFAULT_TITLE, x_axis: XAxis = "latency") -> ReportPaths:
-    """Write report.md, a self-contained report.html (plot inlined) and pareto.png into out_dir.
+    """Write report.md, a self-contained report.html (plot inlined), pareto.png, results.csv and speedups.csv.
 
     `results` are schema.json result dicts (as returned by load_results); `published_top1` maps model name to
     the paper's ImageNet top-1 in percent; `x_axis` is "latency" (median ms) or "throughput" (images/s).
@@ -661,16 +828,20 @@ def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_
     out_dir = Path(out_dir)
     sources = _Sources(results)
     pareto = _pareto_data(results, published_top1, sources, x_axis)
+    pairs = speedup_pairs(results)
     blocks = [_Block("h1", title), *_summary_blocks(results, sources)]
     if results:
-        blocks += [*_pareto_blocks(pareto, x_axis), *_speedup_blocks(results),
+        blocks += [*_pareto_blocks(pareto, x_axis), *_speedup_blocks(pairs),
                    *_results_blocks(results, published_top1, pareto, sources)]
     else:
         blocks += [_Block("p", "No results were given."), _Block("figure", "empty Pareto plot")]
     png = _render_plot(pareto, x_axis)
-    paths = ReportPaths(out_dir / "report.md", out_dir / "report.html", out_dir / "pareto.png")
+    paths = ReportPaths(out_dir / "report.md", out_dir / "report.html", out_dir / "pareto.png",
+                        out_dir / "results.csv", out_dir / "speedups.csv")
     _prepare_out_dir(out_dir)
     _atomic_write(paths.png, png)
     _atomic_write(paths.markdown, _to_markdown(blocks, paths.png.name).encode("utf-8"))
     _atomic_write(paths.html, _to_html(blocks, title, png).encode("utf-8"))
+    _atomic_write(paths.results_csv, _results_csv(results, published_top1, pareto, sources))
+    _atomic_write(paths.speedups_csv, _speedups_csv(pairs))
     return paths

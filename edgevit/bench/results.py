@@ -6,24 +6,22 @@ of the offending value and the reason, instead of surfacing later as a wrong or 
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from edgevit.errors import SchemaError
+from edgevit.schema_check import document_problem, json_path
+
+__all__ = ["SCHEMA_PATH", "SOURCE_KEY", "json_path", "load_results", "load_schema", "validate_document"]
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 # Each loaded result carries where it came from under this key (not a schema field, so it cannot clash):
 # {"file": str, "harness": "host" | "ios" | "android", "created": str}.
 SOURCE_KEY = "_source"
-
-_MAX_MESSAGE = 300
 
 
 @cache
@@ -32,45 +30,17 @@ def load_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-@cache
-def _validator() -> jsonschema.protocols.Validator:
-    schema = load_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
-
-
-def json_path(parts: Iterable[str | int]) -> str:
-    """`['results', 3, 'median_ms']` -> `results[3].median_ms`, the form users see in error messages."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.isidentifier():
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out or "(document root)"
-
-
-def _path_key(error: jsonschema.ValidationError) -> tuple[tuple[int, int, str], ...]:
-    """Order errors by where they are in the document, so 'the first error' is deterministic."""
-    return tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in error.absolute_path)
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
 def validate_document(doc: Any, source: str) -> None:
-    """Raise SchemaError naming `source`, the JSON path of the first error and why, if `doc` is invalid."""
-    errors = sorted(_validator().iter_errors(doc), key=_path_key)
-    if not errors:
+    """Raise SchemaError naming `source`, the JSON path of the first error and why, if `doc` is invalid.
+
+    Non-finite numbers (NaN, Infinity) are errors too: no latency or memory figure can be one, and the schema's
+    bounds do not catch NaN.
+    """
+    problem = document_problem(SCHEMA_PATH, doc)
+    if problem is None:
         return
-    first = errors[0]
-    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
     raise SchemaError(
-        f"{source}: does not conform to edgevit/bench/schema.json: "
-        f"{json_path(first.absolute_path)}: {_shorten(first.message)}{more}. "
+        f"{source}: does not conform to edgevit/bench/schema.json: {problem}. "
         "Fix the file or re-run the harness that wrote it."
     )
 
@@ -104,8 +74,8 @@ def load_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
         doc = _read_json(path)
         validate_document(doc, str(path))
         source = {"file": str(path), "harness": doc["harness"], "created": doc["created"]}
-        for result in doc["results"]:
-            tagged = copy.deepcopy(result)
-            tagged[SOURCE_KEY] = dict(source)
-            loaded.append(tagged)
+        # A shallow copy per result (the parsed document is ours alone) and one source dict per file: memory
+        # stays proportional to the input, which a 50,000-result file needs.
+        loaded += [{**result, SOURCE_KEY: source} for result in doc["results"]]
+        del doc
     return loaded

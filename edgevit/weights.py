@@ -2,12 +2,12 @@
 
 Accepts the official layouts the spec's ``checkpoint_filter`` knows (e.g. SwiftFormer's ``network.N``
 keys), timm's layout, and the usual wrappers (``{"model": ...}``, ``{"state_dict": ...}``, ``module.``
-prefixes). A checkpoint that does not fit is refused with the exact missing/unexpected keys and shapes.
+prefixes). A checkpoint that does not fit is refused with the exact missing/unexpected keys, shapes and dtypes
+(integer tensors for float parameters); one holding NaN or infinity is refused naming the tensors.
 """
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgevit.digest import sha256_of
 from edgevit.errors import WeightsError
 from edgevit.registry import ModelSpec
 
@@ -22,46 +23,69 @@ WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_ema", "net")
 MAX_LISTED = 12
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, or of every file of a directory artifact (.mlpackage) in sorted order."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since PyTorch 1.6
+PICKLE_PROTOCOL_2_PLUS = 0x80  # the legacy torch.save format is a pickle stream (protocol 2 or later)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, unwrapped; refuses pickled code and explains corrupt files."""
+    """Finite tensors of a checkpoint file, unwrapped; refuses pickled code and explains corrupt files."""
     if not path.exists():
         raise WeightsError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise WeightsError(f"checkpoint path is a directory, expected a file: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+    tensors = _read_safetensors(path) if path.suffix == ".safetensors" else _read_torch(path)
+    check_finite(tensors, path)
+    return tensors
 
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"{path} is not a readable safetensors file ({exc}); is it truncated?") from None
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file ({exc}); is it truncated?") from None
+
+
+def _read_torch(path: Path) -> dict[str, torch.Tensor]:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(ZIP_MAGIC) or head[:1] == bytes([PICKLE_PROTOCOL_2_PLUS])):
+        raise WeightsError(f"{path} is not a PyTorch checkpoint: it is neither a torch.save zip archive nor a "
+                           "legacy torch.save pickle (is it the right file, or truncated?). edgevit reads "
+                           ".pth/.pt/.bin files written by torch.save and .safetensors files.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        if "weights only" not in text.lower() and "unsupported global" not in text.lower():
+            raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({first}); is it truncated or "
+                               "corrupt?") from None
         raise WeightsError(
             f"refused to load {path}: it contains pickled Python objects that are not plain tensors, and "
             f"edgevit only loads checkpoints with torch.load(weights_only=True) ({first}). Re-save it as a "
             "state_dict (torch.save(model.state_dict(), ...)) or as .safetensors from a trusted environment."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); "
                            "is it truncated or corrupt?") from None
     return _unwrap(obj, path)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """A NaN or infinity in a checkpoint is an error naming the tensor, not a model that outputs NaN later."""
+    bad = []
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                nan = int(torch.isnan(tensor).sum())
+                bad.append(f"{key} ({nan} NaN, {int((~finite).sum()) - nan} infinite of {tensor.numel()})")
+    if bad:
+        raise WeightsError(f"{path} holds non-finite values in {len(bad)} tensor(s): {_listing(bad)}. A checkpoint "
+                           "must hold finite numbers: is it corrupt, or saved from a diverged training run?")
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -98,7 +122,7 @@ def load_weights(model: nn.Module, spec: ModelSpec, path: Path) -> str:
 
 
 def check_fits(model: nn.Module, state: dict[str, torch.Tensor], model_name: str, path: Path) -> None:
-    """Raise WeightsError naming every missing/unexpected key and shape mismatch."""
+    """Raise WeightsError naming every missing/unexpected key, shape mismatch and non-float tensor."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -107,7 +131,14 @@ def check_fits(model: nn.Module, state: dict[str, torch.Tensor], model_name: str
         for k in expected
         if k in state and state[k].shape != expected[k].shape
     ]
-    if not (missing or unexpected or shapes):
+    # load_state_dict would silently cast an int32 tensor into a float parameter: refuse it instead.
+    dtypes = [
+        f"{k}: checkpoint {str(state[k].dtype).removeprefix('torch.')} vs model "
+        f"{str(expected[k].dtype).removeprefix('torch.')}"
+        for k in expected
+        if k in state and expected[k].is_floating_point() and not state[k].is_floating_point()
+    ]
+    if not (missing or unexpected or shapes or dtypes):
         return
     parts = [f"{path} does not fit {model_name}:"]
     if missing:
@@ -116,7 +147,12 @@ def check_fits(model: nn.Module, state: dict[str, torch.Tensor], model_name: str
         parts.append(f"  unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
     if shapes:
         parts.append(f"  shape mismatches ({len(shapes)}): {_listing(shapes)}")
-    parts.append("  Is it a checkpoint of another model or variant? (`edgevit list` shows the variants.)")
+    if dtypes:
+        parts.append(f"  non-float tensors for float parameters ({len(dtypes)}): {_listing(dtypes)}")
+    if missing or unexpected or shapes:
+        parts.append("  Is it a checkpoint of another model or variant? (`edgevit list` shows the variants.)")
+    else:
+        parts.append("  Float parameters need float tensors: re-save the checkpoint from the trained model.")
     raise WeightsError("\n".join(parts))
 
 

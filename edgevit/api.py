@@ -2,6 +2,11 @@
 
     import edgevit
     result = edgevit.convert("swiftformer-l1", target="coreml")
+
+Every function checks its arguments first (edgevit.arguments, shared with the CLI) and imports torch only after
+that, so a bad call is refused at once with one message. ``convert`` publishes each artifact as one transaction
+with its validation inputs and manifest (edgevit.export.publish); ``validate`` and ``bench`` check that an
+artifact agrees with its manifest (edgevit.export.verify) before running it.
 """
 
 from __future__ import annotations
@@ -11,31 +16,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from converters import get_converter
 from edgevit import __version__
-from edgevit.bench.host import Plan, bench_artifact, bench_eager, default_plan, results_document
-from edgevit.build import build_model, rebuild_from_manifest
-from edgevit.errors import ArtifactError, EdgevitError, ExportError
-from edgevit.export.atomic import atomic_path, ensure_writable_dir, write_text_atomic
-from edgevit.export.naming import TARGETS, artifact_name, bundle_path
-from edgevit.inputs import read_bundle, validation_inputs, write_bundle
-from edgevit.manifest import (
-    MANIFEST_VERSION,
-    now_utc,
-    preprocessing_of,
-    read_manifest,
-    tool_versions,
-    write_manifest,
-)
-from edgevit.registry import ModelSpec, get_spec, model_names
-from edgevit.validate import ParityResult, device_parity, run_parity
-from edgevit.weights import sha256_of
+from edgevit.arguments import ConvertArgs, check_bench, check_convert, check_path, progress_or_quiet
+from edgevit.bench.plan import Plan, default_plan
+from edgevit.digest import sha256_of
+from edgevit.errors import ArtifactError, EdgevitError, UsageError, WeightsError
+from edgevit.export.atomic import write_text_atomic
+from edgevit.export.naming import EXTENSIONS, artifact_name, bundle_path
+from edgevit.export.publish import output_folder, publish, reading, staging_area
+from edgevit.export.verify import check_hash, check_identity, check_input_spec, verify_artifact
+from edgevit.manifest import MANIFEST_VERSION, now_utc, preprocessing_of, read_manifest, tool_versions
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgevit.registry import ModelSpec
+    from edgevit.validate import ParityResult
 
 Progress = Callable[[str], None]
-DEFAULT_PRECISION = {"coreml": "fp16", "executorch": "fp32", "onnx": "fp32"}
 
 
 @dataclass
@@ -62,58 +62,94 @@ class ConvertResult:
         return [a for a in self.artifacts if a.parity is not None and a.parity.failed]
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def list_models() -> list[ModelSpec]:
+    """Every registered model's spec (timm models are not listed: any works as ``timm:<name>``)."""
+    from edgevit.registry import get_spec, model_names
+
     return [get_spec(name) for name in model_names()]
 
 
 def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path = "artifacts", *,
             weights: str | Path | None = None, options: dict[str, str] | None = None,
-            precision: str | None = None, backend: str = "xnnpack", deployment_target: str = "iOS17",
+            precision: str | None = None, backend: str | None = None, deployment_target: str | None = None,
             tensor_input: bool = False, init: str = "exercised", seed: int = 0, validate: bool = True,
-            mil_report: bool = True, progress: Progress = _quiet) -> ConvertResult:
-    """Build, prepare, export to each target, validate each artifact; write manifests beside them."""
-    targets = [target] if isinstance(target, str) else list(target)
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        raise EdgevitError(f"unknown target(s) {unknown or targets}; choose from {', '.join(TARGETS)}")
-    spec = get_spec(model)
-    out = ensure_writable_dir(Path(out))
-    progress(f"building {spec.name}")
-    original, winfo = build_model(spec, options, Path(weights) if weights else None, init, seed)
-    options = spec.default_options() | (options or {})
-    progress(winfo.describe())
-    progress(f"preparing with the {spec.converter} converter")
+            mil_report: bool = True, progress: Progress | None = None) -> ConvertResult:
+    """Build, prepare, export to each target, validate each artifact; publish each with its manifest.
+
+    ``backend`` is the ExecuTorch delegate (default xnnpack) and ``deployment_target`` the CoreML minimum OS
+    (default iOS17); each is refused for targets it does not apply to. Every argument is checked before any work.
+    """
+    args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
+                         deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
+                         validate=validate, mil_report=mil_report, progress=progress)
+    say = progress_or_quiet(progress)
+    from edgevit.registry import get_spec
+
+    spec = get_spec(args.model)
+    with output_folder(args.out), staging_area(args.out) as stage:
+        return _convert(spec, args, stage, say)
+
+
+def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> ConvertResult:
+    import torch
+
+    from converters import get_converter
+    from edgevit.build import build_model
+    from edgevit.inputs import validation_inputs, write_bundle
+    from edgevit.validate import run_parity
+
+    say(f"building {spec.name}")
+    original, winfo = build_model(spec, args.options, args.weights, args.init, args.seed)
+    options = spec.default_options() | args.options
+    say(winfo.describe())
+    inputs = validation_inputs(spec, seed=args.seed)
+    batch = torch.cat([item.tensor for item in inputs])
+    with torch.no_grad():
+        reference = original(batch)
+    _check_finite_original(reference, spec, winfo)
+    say(f"preparing with the {spec.converter} converter")
     prepared = get_converter(spec.converter).prepare(original)
-    inputs = validation_inputs(spec, seed=seed)
-    prepared_rel = _rel_l2(original, prepared.module, inputs)
+    with torch.no_grad():
+        prepared_rel = float((prepared.module(batch) - reference).norm() / reference.norm())
     result = ConvertResult(spec.name, winfo.describe(), prepared.rewrites, prepared_rel)
-    if "coreml" in targets and mil_report:
-        progress("counting reshape/transpose ops in the MIL program, original vs prepared")
+    if any(p.target == "coreml" for p in args.targets) and args.mil_report:
+        say("counting reshape/transpose ops in the MIL program, original vs prepared")
         result.mil_layout = mil_layout_report(original, prepared.module, spec)
-    example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(seed))
-    for tgt in targets:
-        be = backend if tgt == "executorch" else None
-        prec = precision or ("fp16" if be == "coreml" else DEFAULT_PRECISION[tgt])
-        path = out / artifact_name(spec.name, tgt, prec, be)
-        progress(f"exporting {path.name}")
+    example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(args.seed))
+    output_shape = tuple(original(example).shape)
+    for plan in args.targets:
+        name = artifact_name(spec.name, plan.target, plan.precision, plan.backend)
+        staged, final = stage / name, args.out / name
+        say(f"exporting {name}")
         start = time.perf_counter()
-        info = _export(tgt, prepared.module, spec, path, example, prec, be, deployment_target, tensor_input, winfo)
+        info = _export(plan.target, prepared.module, spec, staged, example, plan.precision, plan.backend,
+                       args.deployment_target, args.tensor_input, winfo)
         seconds = time.perf_counter() - start
-        with atomic_path(bundle_path(path)) as tmp:
-            write_bundle(inputs, tmp, tuple(original(example).shape))
-        manifest = _manifest(spec, path, tgt, be, prec, options, winfo, info, prepared.rewrites, prepared_rel)
+        write_bundle(inputs, bundle_path(staged), output_shape)
+        manifest = _manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo, info,
+                             prepared.rewrites, prepared_rel)
         parity = None
-        if validate:
-            progress(f"validating {path.name} against the original model")
-            parity = run_parity(original, path, manifest, inputs)
+        if args.validate:
+            say(f"validating {name} against the original model")
+            parity = run_parity(original, staged, manifest, inputs)
             manifest["parity"] = parity.to_json()
-        manifest_file = write_manifest(path, manifest)
-        result.artifacts.append(ArtifactResult(path, manifest_file, tgt, parity, info, seconds))
+        say(f"publishing {name} with its manifest and validation inputs")
+        manifest_file = publish(staged, final, manifest)
+        result.artifacts.append(ArtifactResult(final, manifest_file, plan.target, parity, info, seconds))
     return result
+
+
+def _check_finite_original(reference: torch.Tensor, spec: ModelSpec, winfo) -> None:
+    """An original model whose outputs are NaN/inf has nothing to convert or compare: refuse before exporting."""
+    import torch
+
+    finite = torch.isfinite(reference)
+    if not bool(finite.all()):
+        raise WeightsError(
+            f"{spec.name} with {winfo.describe()} outputs non-finite values on the validation inputs "
+            f"({int((~finite).sum())} NaN/inf of {reference.numel()}): there is no function to convert and compare. "
+            "Check the checkpoint (values too large for fp32?)."
+        )
 
 
 def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: str, backend: str | None,
@@ -135,8 +171,6 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
                                  deployment_target=deployment_target)
     from edgevit.export.onnx import export_onnx
 
-    if precision != "fp32":
-        raise ExportError("the ONNX reference artifact is fp32; use --precision fp32 (or leave it unset)")
     return export_onnx(module, example, path)
 
 
@@ -169,15 +203,10 @@ def _manifest(spec: ModelSpec, path: Path, target: str, backend: str | None, pre
     }
 
 
-def _rel_l2(original, prepared, inputs) -> float:
-    with torch.no_grad():
-        x = torch.cat([item.tensor for item in inputs])
-        a, b = original(x), prepared(x)
-    return float((a - b).norm() / a.norm())
-
-
 def mil_layout_report(original, prepared, spec: ModelSpec) -> dict:
     """Reshape/transpose counts in the CoreML MIL program: whole model and each attention block."""
+    import torch
+
     from edgevit.export.mil import attention_layout_counts, inspect_mil
 
     example = torch.randn((1, *spec.input_size))
@@ -198,53 +227,117 @@ def _layout_histogram(stats) -> dict:
     return {k: v for k, v in stats.histogram.items() if k in LAYOUT_OPS}
 
 
-def validate(artifact: str | Path, device_outputs: str | Path | None = None) -> ParityResult:
-    """Re-check an artifact against its original model (rebuilt from the manifest) on its saved inputs."""
-    artifact = Path(artifact)
-    manifest = read_manifest(artifact)
-    spec = get_spec(manifest["model"])
-    original = rebuild_from_manifest(spec, manifest)
-    bundle = bundle_path(artifact)
-    if not bundle.exists():
-        raise ArtifactError(f"{artifact} has no validation inputs ({bundle.name}); re-run edgevit convert")
-    inputs = read_bundle(bundle)
-    if device_outputs is not None:
-        return device_parity(original, manifest, inputs, Path(device_outputs))
-    if sha256_of(artifact) != manifest["sha256"]:
-        raise ArtifactError(f"{artifact} does not match its manifest (sha256 differs): modified or corrupt")
-    return run_parity(original, artifact, manifest, inputs)
+def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
+             runtime: str | None = None) -> ParityResult:
+    """Re-check an artifact against its original model (rebuilt from the manifest) on its saved inputs.
+
+    ``runtime`` picks what runs a ``.mlpackage``: "coreml" (macOS only) or "mil-reference" (edgevit's MIL
+    reference interpreter, any OS); by default CoreML on macOS and the interpreter elsewhere.
+
+    The manifest, the validation bundle and the artifact's identity, hash and input are checked before the model is
+    rebuilt, all under a shared lock on the folder, so a conversion publishing there meanwhile is never half seen.
+    """
+    artifact = check_path("artifact", artifact)
+    device = check_path("device_outputs", device_outputs, optional=True)
+    from edgevit.build import rebuild_from_manifest
+    from edgevit.inputs import read_bundle
+    from edgevit.registry import get_spec
+    from edgevit.validate import device_parity, run_parity
+
+    with reading(artifact):
+        manifest = read_manifest(artifact)
+        check_identity(artifact, manifest)
+        if device is None:
+            check_hash(artifact, manifest)
+        bundle = bundle_path(artifact)
+        if not bundle.exists():
+            raise ArtifactError(f"{artifact} has no validation inputs ({bundle.name}); re-run edgevit convert")
+        inputs = read_bundle(bundle)
+        if device is None:
+            check_input_spec(artifact, manifest)
+        original = rebuild_from_manifest(get_spec(manifest["model"]), manifest)
+        if device is not None:
+            return device_parity(original, manifest, inputs, device)
+        return run_parity(original, artifact, manifest, inputs, runtime)
 
 
-def bench(models: Sequence[str], *, artifacts: str | Path | None = None, batches: Sequence[int] = (1, 32),
+def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, batches: Sequence[int] = (1, 32),
           plan: Plan | None = None, out: str | Path | None = None, work_dir: str | Path | None = None,
-          progress: Progress = _quiet) -> dict:
-    """Time every form of each model (or each given artifact) in this process; returns the results document."""
+          progress: Progress | None = None) -> dict:
+    """Time every form of each model (or each given artifact) in this process; returns the results document.
+
+    Every item is resolved (a known model, or an existing artifact with a manifest that describes it) before
+    anything is timed, and ``out`` is written only once every result is complete and conforms to the schema.
+    """
+    items, folder, batch_sizes, out_path = check_bench(models, artifacts=artifacts, batches=batches, out=out,
+                                                       work_dir=work_dir, progress=progress)
+    if plan is not None and not isinstance(plan, Plan):
+        raise UsageError(f"plan must be an edgevit.bench.plan.Plan(warmup, iterations), got {type(plan).__name__}")
+    say = progress_or_quiet(progress)
+    resolved = [_resolve_bench_item(item) for item in items]
     results: list[dict] = []
-    for item in models:
-        path = Path(item)
-        if path.suffix in (".pte", ".onnx", ".mlpackage") and path.exists():
-            results.append(_bench_one_artifact(path, plan, progress))
+    for item, kind in zip(items, resolved, strict=True):
+        if kind == "artifact":
+            results.append(_bench_one_artifact(Path(item), plan, say))
         else:
-            results += _bench_model(item, artifacts, batches, plan, work_dir, progress)
+            results += _bench_model(item, folder, batch_sizes, plan, work_dir, say)
+    from edgevit.bench.host import results_document
+    from edgevit.bench.results import validate_document
+
     document = results_document(results)
-    if out is not None:
-        out = Path(out)
-        ensure_writable_dir(out.parent)
-        write_text_atomic(out, json.dumps(document, indent=1) + "\n")
+    incomplete = [f"{r['model']} {r['form']} batch {r['batch']}" for r in results
+                  if r["status"] == "ok" and r["median_ms"] is None]
+    if incomplete:
+        raise EdgevitError(f"no timing was recorded for {', '.join(incomplete)}; nothing was written")
+    validate_document(document, "the results of this run")
+    if out_path is not None:
+        with output_folder(out_path.parent):
+            write_text_atomic(out_path, json.dumps(document, indent=1) + "\n")
     return document
 
 
+def _resolve_bench_item(item: str) -> str:
+    """'artifact' or 'model', or an error saying why the item is neither (before anything is timed)."""
+    path = Path(item)
+    looks_like_path = path.suffix in {f".{ext}" for ext in EXTENSIONS.values()} or "/" in item or path.exists()
+    if not looks_like_path:
+        from edgevit.registry import get_spec
+
+        get_spec(item)  # an unknown name: UnknownModelError with the closest names
+        return "model"
+    if not path.exists():
+        raise ArtifactError(f"artifact not found: {item}")
+    if path.suffix not in {f".{ext}" for ext in EXTENSIONS.values()}:
+        raise ArtifactError(f"{item} is not an artifact (expected a .pte, .onnx or .mlpackage made by edgevit "
+                            "convert); for a folder of artifacts use --artifacts with a model name")
+    read_manifest(path)
+    return "artifact"
+
+
 def _bench_one_artifact(path: Path, plan: Plan | None, progress: Progress) -> dict:
-    manifest = read_manifest(path)
-    shape = manifest["input"]["shape"]
-    example = torch.randn(shape) * (255 if manifest["input"]["kind"] == "image" else 1)
-    progress(f"timing {path.name}")
-    return bench_artifact(manifest["model"], path, manifest, example, plan or default_plan(shape[0]))
+    import torch
+
+    from edgevit.bench.host import bench_artifact
+
+    with reading(path):
+        manifest = read_manifest(path)
+        verify_artifact(path, manifest)
+        shape = manifest["input"]["shape"]
+        example = torch.randn(shape) * (255 if manifest["input"]["kind"] == "image" else 1)
+        progress(f"timing {path.name}")
+        return bench_artifact(manifest["model"], path, manifest, example, plan or default_plan(shape[0]))
 
 
-def _bench_model(name: str, artifacts: str | Path | None, batches: Sequence[int], plan: Plan | None,
+def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan: Plan | None,
                  work_dir: str | Path | None, progress: Progress) -> list[dict]:
     import tempfile
+
+    import torch
+
+    from converters import get_converter
+    from edgevit.bench.host import bench_artifact, bench_eager
+    from edgevit.build import build_model
+    from edgevit.registry import get_spec
 
     spec = get_spec(name)
     original, _ = build_model(spec)
@@ -261,10 +354,15 @@ def _bench_model(name: str, artifacts: str | Path | None, batches: Sequence[int]
                 found = _find_artifact(artifacts, spec.name, target, batch)
                 if found is None:
                     progress(f"{spec.name} batch {batch}: exporting {target} for timing")
-                    found = export_for_timing(spec, prepared, target, example, Path(tmp))
-                path, manifest = found
-                progress(f"{spec.name} batch {batch}: timing {path.name}")
-                results.append(bench_artifact(spec.name, path, manifest, example, p))
+                    path, manifest = export_for_timing(spec, prepared, target, example, Path(tmp))
+                    results.append(bench_artifact(spec.name, path, manifest, example, p))
+                    continue
+                path = found
+                with reading(path):
+                    manifest = read_manifest(path)
+                    verify_artifact(path, manifest)
+                    progress(f"{spec.name} batch {batch}: timing {path.name}")
+                    results.append(bench_artifact(spec.name, path, manifest, example, p))
             results.append(_coreml_not_run(spec.name, batch, list(example.shape), p))
     return results
 
@@ -283,16 +381,15 @@ def export_for_timing(spec: ModelSpec, prepared, target: str, example: torch.Ten
                   "input": info["input"]}
 
 
-def _find_artifact(folder: str | Path | None, model: str, target: str, batch: int) -> tuple[Path, dict] | None:
-    """A converted fp32 artifact of ``model`` at this batch size in ``folder``, with its manifest."""
+def _find_artifact(folder: Path | None, model: str, target: str, batch: int) -> Path | None:
+    """A converted fp32 artifact of ``model`` at this batch size in ``folder`` (its manifest is checked when used)."""
     if folder is None:
         return None
     be = "xnnpack" if target == "executorch" else None
     path = Path(folder) / artifact_name(model, target, "fp32", be)
     if not path.exists():
         return None
-    manifest = read_manifest(path)
-    return (path, manifest) if manifest["input"]["shape"][0] == batch else None
+    return path if read_manifest(path)["input"]["shape"][0] == batch else None
 
 
 def _coreml_not_run(model: str, batch: int, shape: list[int], plan: Plan) -> dict:

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from edgevit.arguments import BACKENDS, DEPLOYMENT_TARGETS
+
 EPILOG = """examples:
   edgevit list --details
   edgevit convert swiftformer-l1 --target coreml
@@ -55,9 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                     "the first release / Hugging Face port (softmax); must match the checkpoint")
     cv.add_argument("--precision", choices=["fp16", "fp32"],
                     help="default: fp16 for CoreML (and the CoreML-delegated .pte), fp32 for XNNPACK and ONNX")
-    cv.add_argument("--backend", choices=["xnnpack", "coreml"], default="xnnpack",
-                    help="ExecuTorch delegate: xnnpack (Android/CPU, default) or coreml (iOS)")
-    cv.add_argument("--deployment-target", default="iOS17", help="CoreML minimum deployment target (default iOS17)")
+    cv.add_argument("--backend", choices=BACKENDS,
+                    help="ExecuTorch delegate (--target executorch only): xnnpack (Android/CPU, default), coreml (iOS)")
+    cv.add_argument("--deployment-target", choices=DEPLOYMENT_TARGETS,
+                    help="CoreML minimum deployment target (default iOS17); CoreML artifacts only")
     cv.add_argument("--tensor-input", action="store_true",
                     help="CoreML: raw normalised float tensor input and logits output instead of an RGB image "
                     "classifier with labels")
@@ -75,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("artifact", help=".mlpackage, .pte or .onnx made by `edgevit convert`")
     va.add_argument("--device-outputs", help="outputs saved by the iOS/Android harness, to compare instead of "
                     "running the artifact here")
+    va.add_argument("--runtime", choices=("coreml", "mil-reference"),
+                    help="for a .mlpackage: the CoreML runtime (macOS only) or edgevit's MIL reference interpreter "
+                    "(any OS; not the CoreML runtime: it proves the saved program computes the original function). "
+                    "Default: coreml on macOS, mil-reference elsewhere")
 
     be = sub.add_parser("bench", help="time a model's forms (or artifacts) on this host",
                         description="Time, in one process, the original eager model, the prepared eager model, the "
@@ -152,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: no partial artifact was published", file=sys.stderr)
+        # True by construction: an artifact is published with its manifest and inputs in one step (export/publish.py),
+        # and results files are written only when complete.
+        print("interrupted: nothing partial was published (artifacts reported as published are complete)",
+              file=sys.stderr)
         return 130
 
 
@@ -174,7 +184,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert":
         return out.run_convert(args)
     if args.command == "validate":
-        return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet)
+        return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet, args.runtime)
     if args.command == "bench":
         return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
     if args.command == "report":

@@ -34,6 +34,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _ms(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2f}"
+
+
 def show_models(details: bool) -> int:
     from edgevit.api import list_models
 
@@ -72,6 +76,13 @@ def show_turbovit_comparison() -> int:
                       f"{row['macs'] / 1e9:.2f}", verdict)
     console.print(table)
     return 0
+
+
+MIL_REFERENCE = "mil-reference"
+MIL_REFERENCE_NOTE = (
+    "mil-reference = edgevit's MIL reference interpreter: it ran the saved ML program op by op on this CPU "
+    "(fp16 values rounded after each op), which proves the converted program computes the original function. "
+    "It is not the CoreML runtime; `edgevit harness ios` measures that on a device, per compute unit.")
 
 
 def parity_table(results) -> Table:
@@ -136,11 +147,18 @@ def run_convert(args: argparse.Namespace) -> int:
         console.print(f"[green]wrote[/] {art.path} ({art.seconds:.1f} s){extra}")
     if any(a.parity for a in result.artifacts):
         console.print(parity_table([a.parity for a in result.artifacts]))
+    _say_runtimes([a.parity for a in result.artifacts])
     _say_inconclusive([a.parity for a in result.artifacts])
     if result.failed:
         console.print(f"[bold red]parity FAILED[/] for {', '.join(a.path.name for a in result.failed)}")
         return 3
     return 0
+
+
+def _say_runtimes(results) -> None:
+    """The interpreter is not the CoreML runtime: say what its row proves, in words, wherever it appears."""
+    if any(r is not None and r.runtime == MIL_REFERENCE for r in results):
+        console.print(MIL_REFERENCE_NOTE)
 
 
 def _say_inconclusive(results) -> None:
@@ -151,13 +169,14 @@ def _say_inconclusive(results) -> None:
                       "stable in fp32 with these weights, so nothing is proven either way (see the reason)")
 
 
-def run_validate(artifact: Path, device_outputs: str | None, quiet: bool) -> int:
+def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtime: str | None = None) -> int:
     from edgevit.api import validate
 
     warnings.filterwarnings("ignore")
     _progress(quiet)(f"validating {artifact}")
-    result = validate(artifact, device_outputs)
+    result = validate(artifact, device_outputs, runtime=runtime)
     console.print(parity_table([result]))
+    _say_runtimes([result])
     _say_inconclusive([result])
     return 3 if result.failed else 0
 
@@ -179,17 +198,17 @@ def bench_table(document: dict) -> tuple[Table, list[str]]:
         ratios = []
         for ref_form in ("original-eager", "onnx"):
             ref = index.get((r["model"], r["batch"], ref_form))
-            ok = ref and ref["status"] == "ok" and ref["median_ms"]
+            ok = ref and ref["status"] == "ok" and ref["median_ms"] and r["median_ms"]
             ratios.append(f"{ref['median_ms'] / r['median_ms']:.2f}x" if ok else "-")
         table.add_row(r["model"], str(r["batch"]), r["form"], f"{r['runtime']}/{r['backend']}",
-                      f"{r['median_ms']:.2f}", f"{r['trimmed_mean_ms']:.2f}", f"{r['p90_ms']:.2f}",
+                      _ms(r["median_ms"]), _ms(r["trimmed_mean_ms"]), _ms(r["p90_ms"]),
                       _fmt(r["load_time_ms"], 4), _fmt(r["peak_memory_mb"], 4), *ratios)
     return table, sorted(set(notes))
 
 
 def run_bench(args: argparse.Namespace) -> int:
     from edgevit.api import bench
-    from edgevit.bench.host import Plan
+    from edgevit.bench.plan import Plan
 
     plan = None
     if args.iterations is not None or args.warmup is not None:
@@ -210,20 +229,13 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from edgevit.bench.results import load_results
-    from edgevit.registry import get_spec, model_names
+    from edgevit.catalog import published_top1
     from edgevit.report import DEFAULT_TITLE, write_report
 
     results = load_results([Path(p) for p in args.results])
-    top1 = {}
-    for name in {r["model"] for r in results} | set(model_names()):
-        try:
-            spec = get_spec(name)
-        except EdgevitError:
-            continue
-        if spec.published_top1 is not None:
-            top1[name] = spec.published_top1
-    paths = write_report(results, Path(args.out), top1, title=args.title or DEFAULT_TITLE, x_axis=args.x_axis)
-    for path in (paths.markdown, paths.html, paths.png):
+    paths = write_report(results, Path(args.out), published_top1(), title=args.title or DEFAULT_TITLE,
+                         x_axis=args.x_axis)
+    for path in (paths.markdown, paths.html, paths.png, paths.results_csv, paths.speedups_csv):
         console.print(f"[green]wrote[/] {path}")
     return 0
 

@@ -9,6 +9,10 @@ class EdgevitError(Exception):
     exit_code = 2
 
 
+class UsageError(EdgevitError, ValueError):
+    """An argument of the wrong type or out of range, or options that do not go together (found before any work)."""
+
+
 class UnknownModelError(EdgevitError):
     """A model name that is not in the registry (or not in timm)."""
 

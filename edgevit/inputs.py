@@ -12,14 +12,19 @@ as raw little-endian float32 (``.f32``) for tensor-input artifacts.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
-from edgevit.registry import ModelSpec
+from edgevit.errors import ArtifactError
+
+if TYPE_CHECKING:  # the registry imports timm; reading a bundle does not need it
+    from edgevit.registry import ModelSpec
 
 BUNDLE_FORMAT = "edgevit-validation/1"
 N_RANDOM = 2
@@ -109,12 +114,52 @@ def write_bundle(inputs: list[ValidationInput], folder: Path, output_shape: tupl
 
 
 def read_bundle(folder: Path) -> list[ValidationInput]:
-    index = json.loads((folder / "index.json").read_text())
-    if index.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"{folder}/index.json is not {BUNDLE_FORMAT}")
+    """The bundle's inputs; a missing, malformed or truncated part is an ArtifactError that names it."""
+    folder = Path(folder)
+    index = _read_index(folder)
     inputs = []
-    for entry in index["inputs"]:
-        data = np.fromfile(folder / entry["tensor"], dtype="<f4").reshape(entry["shape"])
-        image = Image.open(folder / entry["image"]).convert("RGB") if entry["image"] else None
+    for i, entry in enumerate(index["inputs"]):
+        where = f"{folder.name}/index.json inputs[{i}]"
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("tensor"), str)
+                and isinstance(entry.get("shape"), list) and entry["shape"]
+                and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in entry["shape"])
+                and (entry.get("image") is None or isinstance(entry["image"], str))):
+            raise _bundle_error(folder, f"{where} is malformed (needs name, tensor, shape of positive ints, image)")
+        tensor_file = folder / entry["tensor"]
+        expected = 4 * math.prod(entry["shape"])
+        size = tensor_file.stat().st_size if tensor_file.is_file() else None
+        if size != expected:
+            found = "is missing" if size is None else f"has {size} bytes, not {expected}"
+            raise _bundle_error(folder, f"{entry['tensor']} {found} (shape {entry['shape']} as float32): truncated")
+        data = np.fromfile(tensor_file, dtype="<f4").reshape(entry["shape"])
+        if not np.isfinite(data).all():
+            raise _bundle_error(folder, f"{entry['tensor']} holds NaN or infinite values")
+        image = None
+        if entry.get("image"):
+            try:
+                with Image.open(folder / entry["image"]) as img:
+                    image = img.convert("RGB")
+            except (OSError, ValueError) as exc:
+                raise _bundle_error(folder, f"{entry['image']} is not a readable image ({exc})") from None
         inputs.append(ValidationInput(entry["name"], torch.from_numpy(data.copy()), image))
     return inputs
+
+
+def _read_index(folder: Path) -> dict:
+    if not folder.is_dir():
+        raise _bundle_error(folder, "the folder is missing")
+    try:
+        index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _bundle_error(folder, "index.json is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bundle_error(folder, f"index.json is not readable JSON ({exc})") from None
+    if not isinstance(index, dict) or index.get("format") != BUNDLE_FORMAT:
+        raise _bundle_error(folder, f"index.json is not an {BUNDLE_FORMAT} index")
+    if not isinstance(index.get("inputs"), list) or not index["inputs"]:
+        raise _bundle_error(folder, "index.json lists no inputs")
+    return index
+
+
+def _bundle_error(folder: Path, problem: str) -> ArtifactError:
+    return ArtifactError(f"validation inputs {folder}: {problem}. Re-run edgevit convert to rewrite them.")

@@ -41,6 +41,7 @@ _DEVICE_OUTPUTS_TYPES: dict[str, type | tuple[type, ...]] = {
     "error": (str, type(None)),
 }
 _LEGACY_NON_FINITE = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
+NON_FINITE = "non-finite outputs"  # a verdict of its own: never compared, never inconclusive
 
 
 @dataclass
@@ -149,7 +150,7 @@ def original_rounding(original: nn.Module, inputs: list[ValidationInput], output
 def check_inconclusive(result: ParityResult, original: nn.Module, inputs: list[ValidationInput],
                        output_kind: str, reference: np.ndarray) -> ParityResult:
     """A failed fp32 verdict becomes "inconclusive" when the original misses the thresholds on its own."""
-    if result.status != "fail" or result.precision != "fp32":
+    if result.status != "fail" or result.precision != "fp32" or result.reason.startswith(NON_FINITE):
         return result
     own = original_rounding(original, inputs, output_kind, reference)
     result.original_fp32_vs_fp64 = own
@@ -159,15 +160,35 @@ def check_inconclusive(result: ParityResult, original: nn.Module, inputs: list[V
         result.reason = (
             f"{result.reason}; but the original model misses the threshold by itself: its fp32 output differs "
             f"from its own float64 run by relative L2 {own.rel_l2:.3g} (top-1 {own.top1_agreement:.0%}), so fp32 "
-            "rounding is as large as the divergence judged (typical of random weights that saturate attention "
-            "softmaxes; validate with --weights)"
+            "rounding is as large as the divergence judged (typical of random-init weights that saturate attention "
+            "softmaxes, where converting with --weights makes the check decisive; with a trained checkpoint it means "
+            "the model itself is unstable in fp32)"
         )
     return result
 
 
+def non_finite_outputs(reference: np.ndarray, actual: np.ndarray) -> str | None:
+    """The reason for a ``fail: non-finite outputs`` verdict, or None when both outputs are finite."""
+    for whose, values in (("the artifact's", actual), ("the original model's", reference)):
+        values = np.asarray(values)
+        finite = np.isfinite(values)
+        if not finite.all():
+            nan = int(np.isnan(values).sum())
+            return (f"{NON_FINITE}: {whose} outputs hold {nan} NaN and {int((~finite).sum()) - nan} infinite values "
+                    f"(of {values.size}), so nothing can be compared")
+    return None
+
+
 def compare(reference: np.ndarray, actual: np.ndarray, inputs: list[ValidationInput], artifact: str,
             runtime: str, precision: str) -> ParityResult:
-    """Metrics on photos, on random tensors, and overall; the verdict is on all inputs together."""
+    """Metrics on photos, on random tensors, and overall; the verdict is on all inputs together.
+
+    NaN or infinity in either output is its own verdict, ``fail: non-finite outputs``: no metric of such outputs
+    means anything, and it must never become "inconclusive" or be blamed on fp32 rounding.
+    """
+    problem = non_finite_outputs(reference, actual)
+    if problem is not None:
+        return ParityResult(artifact, runtime, precision, "fail", problem, thresholds=thresholds_for(precision))
     is_photo = np.array([item.image is not None for item in inputs])
     overall = parity_metrics(reference, actual)
     status, reason = judge(overall, precision)

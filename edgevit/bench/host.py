@@ -13,27 +13,16 @@ import gc
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import torch
 
 from edgevit.bench.device import host_device
+from edgevit.bench.plan import Plan, default_plan  # noqa: F401 - re-exported: where callers found them
 from edgevit.bench.stats import DEFAULT_TRIM_FRACTION, summarize
 from edgevit.manifest import tool_versions
 from edgevit.runtimes import Runner, RuntimeUnavailable, open_runner
-
-
-@dataclass
-class Plan:
-    warmup: int
-    iterations: int
-
-
-def default_plan(batch: int) -> Plan:
-    """Enough iterations for a stable median at batch 1; fewer at large batches where one run takes seconds."""
-    return Plan(warmup=5, iterations=30) if batch <= 4 else Plan(warmup=2, iterations=8)
 
 
 class PeakRss:

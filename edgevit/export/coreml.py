@@ -14,13 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgevit.arguments import DEPLOYMENT_TARGETS
 from edgevit.errors import ExportError
 from edgevit.export.atomic import atomic_path
 from edgevit.export.locate import export_error
 from edgevit.export.mil import stats_of_program, to_exported_program
 from edgevit.registry import ModelSpec
-
-DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
 
 
 class ImageClassifier(nn.Module):

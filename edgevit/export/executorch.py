@@ -13,12 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgevit.arguments import BACKENDS
 from edgevit.errors import ExportError
 from edgevit.export.atomic import atomic_path
 from edgevit.export.locate import export_error
 from edgevit.export.mil import in_eval
-
-BACKENDS = ("xnnpack", "coreml")
 
 
 def _partitioner(backend: str, precision: str, deployment_target: str):

@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 
 from edgevit.mil import ops  # noqa: F401 - registers every kernel
-from edgevit.mil.kernels import KERNELS, MilInterpreterError, OpArgs, UnsupportedOpError, const_value, numpy_dtype
+from edgevit.mil.kernels import (
+    KERNELS,
+    TORCH_CACHE,
+    MilInterpreterError,
+    OpArgs,
+    UnsupportedOpError,
+    const_value,
+    numpy_dtype,
+)
 
 PRECISIONS = ("auto", "fp32")
 _CONST_OPS = frozenset({"const"})
@@ -53,27 +61,44 @@ def first_unsupported(function) -> UnsupportedOpError | None:
     return None
 
 
-def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "auto") -> dict[str, Any]:
-    """Run ``function`` on ``feeds`` (input name -> array in the input's dtype); output var name -> value."""
+def constants_of(function) -> dict[str, Any]:
+    """The values of a function's top-level const ops (and an empty torch cache), computed once per program."""
+    consts: dict[Any, Any] = {TORCH_CACHE: {}}
+    for op in function.operations:
+        if op.op_type in _CONST_OPS:
+            consts[op.outputs[0]] = const_value(op.outputs[0])
+    return consts
+
+
+def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "auto",
+                 constants: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``function`` on ``feeds`` (input name -> array in the input's dtype); output var name -> value.
+
+    ``constants`` (from ``constants_of``) lets repeated runs of one program share its decoded weights.
+    """
     if precision not in PRECISIONS:
         raise MilInterpreterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     error = first_unsupported(function)
     if error is not None:
         raise error
-    env: dict[str, Any] = {}
+    env: dict[str, Any] = dict(constants if constants is not None else constants_of(function))
     for name, var in function.inputs.items():
         if name not in feeds:
             raise MilInterpreterError(f"no value for program input {name!r}")
-        env[name] = _store(np.asarray(feeds[name], dtype=numpy_dtype(var.dtype)), var, precision)
-    run_block(function, env, precision)
-    return {var.name: env[var.name] for var in function.outputs}
+        env[var] = _store(np.asarray(feeds[name], dtype=numpy_dtype(var.dtype)), var, precision)
+    import torch
+
+    with torch.inference_mode():  # no autograd bookkeeping: the kernels are pure functions of their inputs
+        run_block(function, env, precision)
+    return {var.name: env[var] for var in function.outputs}
 
 
 def run_block(block, env: dict[str, Any], precision: str) -> None:
     """Run every op of ``block`` in order, writing each output into ``env``."""
     for op in block.operations:
         if op.op_type in _CONST_OPS:
-            env[op.outputs[0].name] = const_value(op.outputs[0])
+            if op.outputs[0] not in env:
+                env[op.outputs[0]] = const_value(op.outputs[0])
             continue
         try:
             result = KERNELS[op.op_type](OpArgs(op, env, precision))
@@ -87,7 +112,7 @@ def run_block(block, env: dict[str, Any], precision: str) -> None:
             raise MilInterpreterError(f"{op.op_type} {op.name!r}: kernel gave {len(outputs)} outputs, "
                                       f"the op has {len(op.outputs)}", op.op_type, op.name)
         for var, value in zip(op.outputs, outputs, strict=True):
-            env[var.name] = _store(value, var, precision)
+            env[var] = _store(value, var, precision)
 
 
 def _store(value: Any, var, precision: str) -> Any:

@@ -16,6 +16,9 @@ import numpy as np
 from edgevit.errors import EdgevitError
 
 Kernel = Callable[["OpArgs"], Any]
+TORCH_CACHE = "\0torch"  # env key of the per-program cache of constants as torch tensors
+# The environment maps Var objects (not names) to values: the milproto loader can give an unnamed const
+# (a classifier's label list) an auto-generated name that another const of the same program already has.
 KERNELS: dict[str, Kernel] = {}
 
 
@@ -70,8 +73,8 @@ class OpArgs:
     def _value(self, var) -> Any:
         if isinstance(var, (list, tuple)):
             return [self._value(v) for v in var]
-        if var.name in self._env:
-            return self._env[var.name]
+        if var in self._env:
+            return self._env[var]
         if var.val is not None:  # a constant the loader folded into the input itself
             return _const_value(var)
         raise MilInterpreterError(f"{self.op.op_type} {self.op.name!r}: input {var.name!r} has no value yet",
@@ -91,6 +94,19 @@ class OpArgs:
 
     def array(self, name: str) -> np.ndarray:
         return np.asarray(self[name])
+
+    def tensor(self, name: str):
+        """Input ``name`` as a torch tensor; a constant's tensor is made once and reused across runs
+        (oneDNN caches its weight layout per tensor, so a fresh tensor per call is many times slower)."""
+        import torch
+
+        var = self.op.inputs[name]
+        cache = self._env.get(TORCH_CACHE)
+        if cache is not None and var.op is not None and var.op.op_type == "const":
+            if var not in cache:
+                cache[var] = torch.from_numpy(np.ascontiguousarray(self[name]))
+            return cache[var]
+        return torch.from_numpy(np.ascontiguousarray(self[name]))
 
     def ints(self, name: str, default: Any = None) -> list[int] | None:
         value = self.opt(name)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgevit.mil.interpreter import PRECISIONS, first_unsupported, run_function
+from edgevit.mil.interpreter import PRECISIONS, constants_of, first_unsupported, run_function
 from edgevit.mil.kernels import MilInterpreterError
 from edgevit.mil.load import LoadedProgram, load_program
 
@@ -33,6 +33,7 @@ class MilModel:
             raise MilInterpreterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.loaded: LoadedProgram = model if isinstance(model, LoadedProgram) else load_program(model)
         self.precision = precision
+        self._constants: dict[str, Any] | None = None
 
     @property
     def input_names(self) -> list[str]:
@@ -52,7 +53,9 @@ class MilModel:
                 raise MilInterpreterError(
                     f"missing input {feature.name!r}; the model takes {', '.join(self.input_names)}")
             feeds[feature.name] = _feed(feature, inputs[feature.name], main.inputs[feature.name])
-        values = run_function(main, feeds, precision=self.precision)
+        if self._constants is None:
+            self._constants = constants_of(main)
+        values = run_function(main, feeds, precision=self.precision, constants=self._constants)
         by_position = list(values.values())
         result: dict[str, Any] = {}
         for i, feature in enumerate(self.loaded.description.output):

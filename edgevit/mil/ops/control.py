@@ -24,7 +24,7 @@ def _run_block(args: OpArgs, block, bindings: dict) -> list:
     env = dict(args._env)
     env.update(bindings)
     run_block(block, env, args.precision)
-    return [env[var.name] if var.name in env else var.val for var in block.outputs]
+    return [env[var] if var in env else var.val for var in block.outputs]
 
 
 @kernel("cond")
@@ -39,9 +39,9 @@ def while_loop(args: OpArgs) -> tuple:
     values = list(args["loop_vars"])
     cond_block, body = args.op.blocks
     for _ in range(1_000_000):
-        bind = {v.name: x for v, x in zip(cond_block.inputs, values, strict=True)}
+        bind = dict(zip(cond_block.inputs, values, strict=True))
         if not bool(np.asarray(_run_block(args, cond_block, bind)[0]).reshape(-1)[0]):
             return tuple(values)
-        bind = {v.name: x for v, x in zip(body.inputs, values, strict=True)}
+        bind = dict(zip(body.inputs, values, strict=True))
         values = _run_block(args, body, bind)
     raise args.fail("while_loop ran 1,000,000 iterations without its condition turning false")

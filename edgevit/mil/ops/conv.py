@@ -50,13 +50,13 @@ _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 @kernel("conv")
 def conv(args: OpArgs) -> np.ndarray:
-    x, weight = tensor(args.array("x")), tensor(args.array("weight"))
+    x, weight = tensor(args.array("x")), args.tensor("weight")
     n = x.dim() - 2
     strides = args.ints("strides", [1] * n)
     dilations = args.ints("dilations", [1] * n)
     padding = spatial_padding(args, list(x.shape[2:]), list(weight.shape[2:]), strides, dilations)
-    bias = args.opt("bias")
-    out = _CONV[n](pad_input(x, padding), weight, None if bias is None else tensor(bias), stride=strides,
+    bias = args.tensor("bias") if args.has("bias") else None
+    out = _CONV[n](pad_input(x, padding), weight, bias, stride=strides,
                    dilation=dilations, groups=args.int("groups", 1))
     return out.numpy()
 
@@ -64,11 +64,11 @@ def conv(args: OpArgs) -> np.ndarray:
 @kernel("conv_transpose")
 def conv_transpose(args: OpArgs) -> np.ndarray:
     """weight is [C_in, C_out / groups, *K]; ``pad`` crops the full output; ``output_shape`` sets its size."""
-    x, weight = tensor(args.array("x")), tensor(args.array("weight"))
+    x, weight = tensor(args.array("x")), args.tensor("weight")
     n = x.dim() - 2
     strides = args.ints("strides", [1] * n)
     dilations = args.ints("dilations", [1] * n)
-    bias = args.opt("bias")
+    bias = args.tensor("bias") if args.has("bias") else None
     full = _CONV_T[n](x, weight, None, stride=strides, dilation=dilations, groups=args.int("groups", 1))
     k = [(ks - 1) * d + 1 for ks, d in zip(weight.shape[2:], dilations, strict=True)]
     pad_type = args.str("pad_type", "valid").lower()
@@ -89,5 +89,5 @@ def conv_transpose(args: OpArgs) -> np.ndarray:
         # output_shape larger than the cropped result: MIL pads the end with zeros (PyTorch's output_padding)
         out = pad_input(out, [(0, int(t) - s) for t, s in zip(target, out.shape[2:], strict=True)])
     if bias is not None:
-        out = out + tensor(bias).reshape(1, -1, *([1] * n))
+        out = out + bias.reshape(1, -1, *([1] * n))
     return out.numpy()

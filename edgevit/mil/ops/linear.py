@@ -12,9 +12,8 @@ from edgevit.mil.ops.activation import tensor
 @kernel("linear")
 def linear(args: OpArgs) -> np.ndarray:
     """x @ weightᵀ + bias, weight [D_out, D_in]."""
-    out = torch.nn.functional.linear(tensor(args.array("x")), tensor(args.array("weight")))
-    bias = args.opt("bias")
-    return (out + tensor(bias)).numpy() if bias is not None else out.numpy()
+    out = torch.nn.functional.linear(tensor(args.array("x")), args.tensor("weight"))
+    return (out + args.tensor("bias")).numpy() if args.has("bias") else out.numpy()
 
 
 @kernel("matmul")

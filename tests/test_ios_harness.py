@@ -448,6 +448,56 @@ def test_swift_tool_checks_what_edgevit_harness_ios_stages(swift_package, staged
     assert proc.returncode == 2 and "usage: edgevit-ios-bench" in proc.stderr
 
 
+# --- the device-outputs format both harnesses write (docs/device-outputs.md) -----------------------------------
+
+def _device_doc(**changes: object) -> dict:
+    doc = {"format": "edgevit-device-outputs/2", "harness": "ios", "created": "2025-01-31T12:00:00+00:00",
+           "artifact": "m.coreml.fp32.mlpackage", "artifact_sha256": None,
+           "device": {"kind": "iphone", "name": "iPhone15,2", "os": "iOS 17.4", "cpu": "A16"},
+           "compute_unit": "all", "outputs": [{"name": "photo_0", "shape": [1, 3], "values": [0.5, None, -1.0]}],
+           "warnings": [], "error": None}
+    return {**doc, **changes}
+
+
+def _read(tmp_path: Path, doc: dict) -> dict:
+    from edgevit.validate import read_device_outputs
+
+    path = tmp_path / "d.device-outputs.json"
+    path.write_text(json.dumps(doc))
+    return read_device_outputs(path)
+
+
+def test_device_outputs_reader_takes_both_formats(tmp_path) -> None:
+    import numpy as np
+
+    data = _read(tmp_path, _device_doc())
+    assert np.array_equal(data["outputs"][0]["array"], np.array([0.5, np.nan, -1.0], dtype=np.float32), equal_nan=True)
+    ios_v1 = {"format": "edgevit-device-outputs/1", "artifact": "m", "artifact_sha256": None, "device": {},
+              "compute_unit": "all", "warnings": ["w"],
+              "outputs": [{"name": "a", "shape": [4], "values": [1.0, "NaN", "Infinity", "-Infinity"]}]}
+    data = _read(tmp_path, ios_v1)
+    assert data["outputs"][0]["array"].tolist()[2:] == [math.inf, -math.inf] and data["error"] is None
+    android_v1 = {"format": "edgevit-device-outputs/1", "artifact": "m.pte", "artifact_sha256": None, "device": {},
+                  "outputs": [{"name": "a", "shape": [1, 2], "values": [None, 2]}], "error": "input b failed"}
+    data = _read(tmp_path, android_v1)
+    assert data["warnings"] == [] and data["compute_unit"] is None and data["error"] == "input b failed"
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (_device_doc(format="edgevit-results/1"), "is not a device-outputs file"),
+    ({k: v for k, v in _device_doc().items() if k != "warnings"}, "lacks warnings"),
+    (_device_doc(outputs=[{"name": "a", "shape": [2], "values": [1.0]}]), r"1 values do not fill shape \[2\]"),
+    (_device_doc(outputs=[{"name": "a", "shape": [1], "values": ["x"]}]), r"values\[0\] is 'x', not a number"),
+    (_device_doc(outputs=[{"name": "a", "shape": [1], "values": [1]}] * 2), "input 'a' appears twice"),
+    (_device_doc(compute_unit=3), "compute_unit is 3"),
+    (_device_doc(warnings=[1]), "warnings must be a list of strings"),
+    ([1, 2], "must hold a JSON object"),
+])
+def test_device_outputs_reader_says_what_is_wrong(tmp_path, doc, message) -> None:
+    with pytest.raises(ArtifactError, match=message):
+        _read(tmp_path, doc)
+
+
 # --- staging ---------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Run an artifact in the runtime this host has for it: ExecuTorch, onnxruntime, or CoreML (macOS only).
+"""Run an artifact in the runtime this host has for it: ExecuTorch, onnxruntime, CoreML (macOS only), or
+edgevit's MIL reference interpreter for a ``.mlpackage`` anywhere (runtime ``mil-reference``).
 
 A runtime that cannot run here raises ``RuntimeUnavailable`` with the reason, which validation and the
 benchmark record as "not run: <reason>" — never as a pass or a number.
@@ -14,7 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from edgevit.errors import EdgevitError
 from edgevit.export.naming import target_of
+
+MIL_REFERENCE = "mil-reference"
+COREML_RUNTIMES = ("coreml", MIL_REFERENCE)
 
 
 class RuntimeUnavailable(Exception):
@@ -65,20 +70,12 @@ class OnnxRunner(Runner):
         return self._session.run(None, {self._input: tensor.numpy()})[0].astype(np.float32)
 
 
-class CoreMLRunner(Runner):
-    runtime = "coreml"
+class _PredictRunner(Runner):
+    """A runner over an object with ``MLModel.predict``'s contract (the CoreML runtime or the interpreter)."""
 
-    def __init__(self, path: Path, manifest: dict):
-        if platform.system() != "Darwin":
-            raise RuntimeUnavailable("CoreML runtime needs macOS")
-        import coremltools as ct
-
-        start = time.perf_counter()
-        self._model = ct.models.MLModel(str(path))
-        self.load_ms = (time.perf_counter() - start) * 1e3
-        self._input = manifest["input"]
-        self._output = manifest["output"]
-        self.backend = "all"
+    _model = None
+    _input: dict
+    _output: dict
 
     def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
         if self._input["kind"] == "image":
@@ -94,11 +91,75 @@ class CoreMLRunner(Runner):
         return np.asarray(out, dtype=np.float32)
 
 
-def open_runner(artifact: Path, manifest: dict) -> Runner:
-    """Load ``artifact`` in its runtime, or raise RuntimeUnavailable saying why not."""
+class CoreMLRunner(_PredictRunner):
+    runtime = "coreml"
+
+    def __init__(self, path: Path, manifest: dict):
+        if platform.system() != "Darwin":
+            raise RuntimeUnavailable("CoreML runtime needs macOS")
+        import coremltools as ct
+
+        start = time.perf_counter()
+        self._model = ct.models.MLModel(str(path))
+        self.load_ms = (time.perf_counter() - start) * 1e3
+        self._input = manifest["input"]
+        self._output = manifest["output"]
+        self.backend = "all"
+
+
+class MilReferenceRunner(_PredictRunner):
+    """edgevit's MIL reference interpreter (edgevit.mil): the saved ML program run op by op on this CPU.
+
+    It proves that the converted program computes the original function; it is not the CoreML runtime, whose
+    per-compute-unit behaviour the iOS harness measures.
+    """
+
+    runtime = MIL_REFERENCE
+    backend = "cpu"
+
+    def __init__(self, path: Path, manifest: dict):
+        from edgevit.mil import MilModel
+
+        start = time.perf_counter()
+        self._model = MilModel(path)
+        self.load_ms = (time.perf_counter() - start) * 1e3
+        missing = self._model.unsupported()  # before any input runs: "not run", naming the op and the layer
+        if missing is not None:
+            raise RuntimeUnavailable(str(missing))
+        self._input = manifest["input"]
+        self._output = manifest["output"]
+
+    @property
+    def diagnosis(self) -> str:
+        """What the interpreter saw that explains a failure (fp16 overflow), or ''."""
+        op = self._model.fp16_overflow
+        return (f"fp16 overflow: the output of {op} exceeded ±65504 and became infinite in fp16 storage, as it would "
+                "in an fp16 CoreML runtime; convert with --precision fp32") if op else ""
+
+
+def coreml_runtime_here(requested: str | None = None) -> str:
+    """The runtime that checks a ``.mlpackage`` here: the CoreML runtime on macOS, the interpreter elsewhere."""
+    if requested is not None:
+        if requested not in COREML_RUNTIMES:
+            raise EdgevitError(f"unknown runtime {requested!r} for a CoreML artifact; choose one of "
+                               f"{', '.join(COREML_RUNTIMES)}")
+        return requested
+    return "coreml" if platform.system() == "Darwin" else MIL_REFERENCE
+
+
+def open_runner(artifact: Path, manifest: dict, runtime: str | None = None) -> Runner:
+    """Load ``artifact`` in its runtime, or raise RuntimeUnavailable saying why not.
+
+    ``runtime`` chooses for a ``.mlpackage``: "coreml" (macOS only) or "mil-reference" (anywhere); by default
+    the CoreML runtime where there is one, else the interpreter.
+    """
     target = target_of(artifact)
+    if runtime is not None and target != "coreml":
+        raise EdgevitError(f"--runtime {runtime} applies to CoreML artifacts; {artifact.name} runs in its own runtime")
     if target == "executorch":
         return ExecuTorchRunner(artifact, manifest.get("backend"))
     if target == "onnx":
         return OnnxRunner(artifact)
+    if coreml_runtime_here(runtime) == MIL_REFERENCE:
+        return MilReferenceRunner(artifact, manifest)
     return CoreMLRunner(artifact, manifest)

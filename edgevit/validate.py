@@ -27,7 +27,7 @@ from torch import nn
 
 from edgevit.errors import ArtifactError
 from edgevit.inputs import ValidationInput
-from edgevit.runtimes import RuntimeUnavailable, open_runner
+from edgevit.runtimes import MIL_REFERENCE, RuntimeUnavailable, open_runner
 
 FP32_MAX_REL_L2 = 1e-4
 FP16_MIN_PSNR_DB = 40.0
@@ -149,8 +149,17 @@ def original_rounding(original: nn.Module, inputs: list[ValidationInput], output
 
 def check_inconclusive(result: ParityResult, original: nn.Module, inputs: list[ValidationInput],
                        output_kind: str, reference: np.ndarray) -> ParityResult:
-    """A failed fp32 verdict becomes "inconclusive" when the original misses the thresholds on its own."""
-    if result.status != "fail" or result.precision != "fp32" or result.reason.startswith(NON_FINITE):
+    """A failed fp32 verdict becomes "inconclusive" when the original misses the thresholds on its own.
+
+    fp16 likewise: when rounding only the original's weights to fp16 (computing in fp32) already misses the fp16
+    threshold, no fp16 artifact of it could pass. An fp16 overflow the interpreter saw is a real defect and stays
+    a failure.
+    """
+    if result.status != "fail" or result.reason.startswith(NON_FINITE):
+        return result
+    if result.precision == "fp16":
+        return _check_fp16_sensitivity(result, original, inputs, output_kind, reference)
+    if result.precision != "fp32":
         return result
     own = original_rounding(original, inputs, output_kind, reference)
     result.original_fp32_vs_fp64 = own
@@ -163,6 +172,36 @@ def check_inconclusive(result: ParityResult, original: nn.Module, inputs: list[V
             "rounding is as large as the divergence judged (typical of random-init weights that saturate attention "
             "softmaxes, where converting with --weights makes the check decisive; with a trained checkpoint it means "
             "the model itself is unstable in fp32)"
+        )
+    return result
+
+
+def original_with_fp16_weights(original: nn.Module, inputs: list[ValidationInput], output_kind: str,
+                               reference: np.ndarray) -> ParityMetrics:
+    """The original's fp32 outputs (``reference``) against the same model with every weight rounded to fp16."""
+    rounded = copy.deepcopy(original).eval()
+    with torch.no_grad():
+        for tensor in list(rounded.parameters()) + list(rounded.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+        out = torch.cat([rounded(item.tensor) for item in inputs])
+        if output_kind == "probabilities":
+            out = torch.softmax(out, dim=-1)
+    return parity_metrics(reference, out.numpy())
+
+
+def _check_fp16_sensitivity(result: ParityResult, original: nn.Module, inputs: list[ValidationInput],
+                            output_kind: str, reference: np.ndarray) -> ParityResult:
+    if "fp16 overflow" in result.reason:
+        return result
+    own = original_with_fp16_weights(original, inputs, output_kind, reference)
+    if judge(own, "fp16")[0] == "fail":
+        result.status = "inconclusive"
+        result.reason = (
+            f"{result.reason}; but rounding only the original model's weights to fp16 already moves its outputs to "
+            f"PSNR {own.psnr_db:.1f} dB (top-1 {own.top1_agreement:.0%}), so fp16 weight rounding alone is as large "
+            "as the divergence judged (typical of random-init weights that saturate attention softmaxes; with a "
+            "trained checkpoint it means the model is unstable in fp16: use --precision fp32)"
         )
     return result
 
@@ -197,18 +236,33 @@ def compare(reference: np.ndarray, actual: np.ndarray, inputs: list[ValidationIn
     return ParityResult(artifact, runtime, precision, status, reason, photos, rand, overall, thresholds_for(precision))
 
 
-def run_parity(original: nn.Module, artifact: Path, manifest: dict, inputs: list[ValidationInput]) -> ParityResult:
-    """Run the artifact on every input in this host's runtime and compare with the original model."""
+def run_parity(original: nn.Module, artifact: Path, manifest: dict, inputs: list[ValidationInput],
+               runtime: str | None = None) -> ParityResult:
+    """Run the artifact on every input in this host's runtime and compare with the original model.
+
+    A ``.mlpackage`` runs in the CoreML runtime on macOS and in edgevit's MIL reference interpreter elsewhere
+    (or wherever ``runtime="mil-reference"``); the result names which, and the interpreter is never reported
+    as CoreML. An op the interpreter lacks makes the verdict "not run", naming the op and the layer.
+    """
+    from edgevit.mil import MilInterpreterError
+
     precision = manifest["precision"]
+    label = runtime or manifest["target"]
     try:
-        runner = open_runner(artifact, manifest)
+        runner = open_runner(artifact, manifest, runtime)
+        usable = [item for item in inputs if manifest["input"]["kind"] == "tensor" or item.image is not None]
+        actual = np.concatenate([runner.run(item.tensor, item.image) for item in usable])
     except RuntimeUnavailable as exc:
-        return ParityResult(artifact.name, manifest["target"], precision, "not run", str(exc),
+        return ParityResult(artifact.name, label, precision, "not run", str(exc), thresholds=thresholds_for(precision))
+    except MilInterpreterError as exc:
+        return ParityResult(artifact.name, MIL_REFERENCE, precision, "not run",
+                            f"MIL reference interpreter could not run the program: {exc}",
                             thresholds=thresholds_for(precision))
-    usable = [item for item in inputs if manifest["input"]["kind"] == "tensor" or item.image is not None]
-    actual = np.concatenate([runner.run(item.tensor, item.image) for item in usable])
     reference = reference_outputs(original, usable, manifest["output"]["kind"])
     result = compare(reference, actual, usable, artifact.name, runner.runtime, precision)
+    diagnosis = getattr(runner, "diagnosis", "")
+    if result.status == "fail" and diagnosis:
+        result.reason = f"{result.reason}; {diagnosis}"
     return check_inconclusive(result, original, usable, manifest["output"]["kind"], reference)
 
 

@@ -26,6 +26,7 @@ from edgevit.mil.kernels import (
 )
 
 PRECISIONS = ("auto", "fp32")
+OVERFLOW = "\0fp16-overflow"  # env key: the first op whose fp16 storage overflowed
 _CONST_OPS = frozenset({"const"})
 
 
@@ -71,10 +72,11 @@ def constants_of(function) -> dict[str, Any]:
 
 
 def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "auto",
-                 constants: dict[str, Any] | None = None) -> dict[str, Any]:
+                 constants: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``function`` on ``feeds`` (input name -> array in the input's dtype); output var name -> value.
 
     ``constants`` (from ``constants_of``) lets repeated runs of one program share its decoded weights.
+    ``report`` receives ``fp16_overflow``: the first op whose finite result became infinite in fp16 storage.
     """
     if precision not in PRECISIONS:
         raise MilInterpreterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -90,6 +92,8 @@ def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "au
 
     with torch.inference_mode():  # no autograd bookkeeping: the kernels are pure functions of their inputs
         run_block(function, env, precision)
+    if report is not None:
+        report["fp16_overflow"] = env.get(OVERFLOW)
     return {var.name: env[var] for var in function.outputs}
 
 
@@ -113,6 +117,15 @@ def run_block(block, env: dict[str, Any], precision: str) -> None:
                                       f"the op has {len(op.outputs)}", op.op_type, op.name)
         for var, value in zip(op.outputs, outputs, strict=True):
             env[var] = _store(value, var, precision)
+            if OVERFLOW not in env and _overflowed(value, env[var]):
+                env[OVERFLOW] = f"{op.op_type} {op.name!r}"
+
+
+def _overflowed(computed: Any, stored: Any) -> bool:
+    """True when fp16 storage turned finite values into infinities (|x| > 65504)."""
+    if not isinstance(stored, np.ndarray) or stored.dtype != np.float32 or stored is computed:
+        return False
+    return bool(np.isinf(stored).any() and not np.isinf(np.asarray(computed)).any())
 
 
 def _store(value: Any, var, precision: str) -> Any:

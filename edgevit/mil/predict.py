@@ -34,6 +34,7 @@ class MilModel:
         self.loaded: LoadedProgram = model if isinstance(model, LoadedProgram) else load_program(model)
         self.precision = precision
         self._constants: dict[str, Any] | None = None
+        self.fp16_overflow: str | None = None  # the first op that overflowed fp16 in any predict so far
 
     @property
     def input_names(self) -> list[str]:
@@ -55,7 +56,9 @@ class MilModel:
             feeds[feature.name] = _feed(feature, inputs[feature.name], main.inputs[feature.name])
         if self._constants is None:
             self._constants = constants_of(main)
-        values = run_function(main, feeds, precision=self.precision, constants=self._constants)
+        report: dict[str, Any] = {}
+        values = run_function(main, feeds, precision=self.precision, constants=self._constants, report=report)
+        self.fp16_overflow = self.fp16_overflow or report["fp16_overflow"]
         by_position = list(values.values())
         result: dict[str, Any] = {}
         for i, feature in enumerate(self.loaded.description.output):

@@ -1,0 +1,145 @@
+"""CoreML artifacts checked on Linux through edgevit's MIL reference interpreter (runtime "mil-reference").
+
+Every registered model's ``.mlpackage`` (image input, fp16 and fp32) must match the original PyTorch model with
+the exercised weights (layer scales ~1, calibrated BatchNorm statistics, a re-drawn head: every block counts and
+photos land in different classes). A broken artifact must fail: one conv's weights flipped in weight.bin, or
+the input normalisation's mean and std swapped. An op the interpreter lacks gives "not run", never a pass.
+The fast suite converts a representative set; ``make test-all`` sweeps every model in both precisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgevit.registry import get_spec, model_names
+
+FAST = {("fastvit-t8", "fp32"), ("hiera-t", "fp16")}  # + swiftformer-xs fp16 (xs_artifacts), deit-t/mobileone (zoo)
+CASES = [pytest.param(name, precision, marks=() if (name, precision) in FAST else pytest.mark.slow,
+                      id=f"{name}-{precision}")
+         for name in model_names() for precision in ("fp16", "fp32")]
+
+
+def _assert_proven(parity, precision: str) -> None:
+    assert parity is not None and parity.runtime == "mil-reference"
+    assert parity.status == "pass", f"{parity.artifact}: {parity.status}: {parity.reason}"
+    assert parity.photos is not None and parity.photos.n_inputs >= 4
+    assert parity.overall.distinct_top1 >= 2, "every photo in one class: top-1 agreement would prove nothing"
+    if precision == "fp32":
+        assert parity.overall.rel_l2 <= 1e-4 and parity.overall.top1_agreement == 1.0
+    else:
+        assert parity.overall.psnr_db >= 40.0
+
+
+@pytest.mark.parametrize(("name", "precision"), CASES)
+def test_every_registered_model_matches_through_the_interpreter(name, precision, tmp_path):
+    from edgevit.api import convert
+
+    result = convert(name, "coreml", tmp_path, precision=precision, mil_report=False)
+    art = result.artifacts[0]
+    _assert_proven(art.parity, precision)
+    manifest = json.loads(art.manifest_path.read_text())
+    assert manifest["parity"]["runtime"] == "mil-reference" and manifest["parity"]["status"] == "pass"
+
+
+def test_the_swiftformer_package_of_the_suite_is_proven(xs_artifacts):
+    _assert_proven(xs_artifacts["_result"].artifacts[0].parity, "fp16")
+
+
+# --- a broken artifact is caught ----------------------------------------------------------------------------
+
+def _const_blobs(package: Path) -> list[tuple[str, int]]:
+    """(const name, blob offset in weights/weight.bin) of every const stored in the weight file, program order."""
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(package))
+    main = spec.mlProgram.functions["main"]
+    block = main.block_specializations[main.opset]
+    found = []
+    for op in block.operations:
+        if op.type == "const" and op.attributes["val"].WhichOneof("value") == "blobFileValue":
+            found.append((op.outputs[0].name, op.attributes["val"].blobFileValue.offset))
+    return found
+
+
+def _flip_sign_of_blob(package: Path, blob_offset: int) -> None:
+    """Negate every fp16/fp32 value of one blob in place (the blob header says where its data is)."""
+    weight_file = package / "Data/com.apple.CoreML/weights/weight.bin"
+    data = bytearray(weight_file.read_bytes())
+    sentinel, dtype, size, data_offset = struct.unpack_from("<IIQQ", data, blob_offset)
+    assert sentinel == 0xDEADBEEF, "not a blob header"
+    width = {1: 2, 2: 4}.get(dtype)  # blob data types: 1 = fp16, 2 = fp32
+    assert width, f"unexpected blob dtype {dtype}"
+    for i in range(data_offset + width - 1, data_offset + size, width):
+        data[i] ^= 0x80  # the sign bit of each little-endian value
+    weight_file.write_bytes(bytes(data))
+
+
+def _edgevit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgevit.cli", *args], capture_output=True, text=True, timeout=900)
+
+
+def test_a_flipped_weight_tensor_fails_validation(xs_artifacts, tmp_path):
+    from edgevit.digest import sha256_of
+
+    src = xs_artifacts["coreml"]
+    package = tmp_path / src.name
+    shutil.copytree(src, package)
+    for suffix in (".json", ".validation"):
+        companion = src.parent / (src.name.removesuffix(".mlpackage") + suffix)
+        target = tmp_path / companion.name
+        (shutil.copytree if companion.is_dir() else shutil.copy)(companion, target)
+    convs = [(name, off) for name, off in _const_blobs(package) if "conv" in name and "weight" in name]
+    assert len(convs) > 10
+    name, offset = convs[len(convs) // 2]  # one conv in the middle of the network
+    _flip_sign_of_blob(package, offset)
+    manifest_path = tmp_path / (src.name.removesuffix(".mlpackage") + ".json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["sha256"] = sha256_of(package)  # the artifact is "published" like this: parity alone must catch it
+    manifest_path.write_text(json.dumps(manifest))
+    run = _edgevit("validate", str(package))
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "mil-reference" in run.stdout and "fail" in run.stdout and "PSNR" in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_swapped_normalisation_fails_parity(tmp_path):
+    from converters import get_converter
+    from edgevit.build import build_model
+    from edgevit.export.coreml import export_coreml
+    from edgevit.inputs import validation_inputs
+    from edgevit.validate import run_parity
+
+    spec = get_spec("swiftformer-xs")
+    original, _ = build_model(spec)
+    prepared = get_converter(spec.converter).prepare(original).module
+    wrong = dataclasses.replace(spec, mean=spec.std, std=spec.mean)
+    path = tmp_path / "swapped.coreml.fp32.mlpackage"
+    info = export_coreml(prepared, wrong, path, precision="fp32")
+    manifest = {"precision": "fp32", "target": "coreml", "input": info["input"], "output": info["output"]}
+    result = run_parity(original, path, manifest, validation_inputs(spec))
+    assert result.runtime == "mil-reference" and result.status == "fail"
+    assert result.overall.rel_l2 > 1e-2 and "relative L2" in result.reason
+
+
+def test_an_op_the_interpreter_lacks_is_not_run(xs_artifacts, monkeypatch):
+    from edgevit.build import rebuild_from_manifest
+    from edgevit.export.naming import bundle_path
+    from edgevit.inputs import read_bundle
+    from edgevit.mil import KERNELS
+    from edgevit.validate import run_parity
+
+    path = xs_artifacts["coreml"]
+    manifest = json.loads(path.with_name(path.name.removesuffix(".mlpackage") + ".json").read_text())
+    monkeypatch.delitem(KERNELS, "gelu")  # as if the interpreter had never implemented gelu
+    result = run_parity(rebuild_from_manifest(get_spec("swiftformer-xs"), manifest), path, manifest,
+                        read_bundle(bundle_path(path)))
+    assert result.status == "not run" and result.overall is None
+    assert "MIL reference interpreter has no gelu" in result.reason and "layer" in result.reason

@@ -239,22 +239,22 @@ def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
     """
     artifact = check_path("artifact", artifact)
     device = check_path("device_outputs", device_outputs, optional=True)
-    from edgevit.build import rebuild_from_manifest
-    from edgevit.inputs import read_bundle
-    from edgevit.registry import get_spec
-    from edgevit.validate import device_parity, run_parity
-
     with reading(artifact):
         manifest = read_manifest(artifact)
         check_identity(artifact, manifest)
         if device is None:
             check_hash(artifact, manifest)
+            check_input_spec(artifact, manifest)
         bundle = bundle_path(artifact)
         if not bundle.exists():
             raise ArtifactError(f"{artifact} has no validation inputs ({bundle.name}); re-run edgevit convert")
+        from edgevit.inputs import read_bundle  # torch from here on
+
         inputs = read_bundle(bundle)
-        if device is None:
-            check_input_spec(artifact, manifest)
+        from edgevit.build import rebuild_from_manifest
+        from edgevit.registry import get_spec
+        from edgevit.validate import device_parity, run_parity
+
         original = rebuild_from_manifest(get_spec(manifest["model"]), manifest)
         if device is not None:
             return device_parity(original, manifest, inputs, device)
@@ -315,13 +315,13 @@ def _resolve_bench_item(item: str) -> str:
 
 
 def _bench_one_artifact(path: Path, plan: Plan | None, progress: Progress) -> dict:
-    import torch
-
-    from edgevit.bench.host import bench_artifact
-
     with reading(path):
         manifest = read_manifest(path)
         verify_artifact(path, manifest)
+        import torch
+
+        from edgevit.bench.host import bench_artifact
+
         shape = manifest["input"]["shape"]
         example = torch.randn(shape) * (255 if manifest["input"]["kind"] == "image" else 1)
         progress(f"timing {path.name}")

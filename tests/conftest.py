@@ -27,3 +27,13 @@ def xs_artifacts(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("artifacts")
     result = convert("swiftformer-xs", ["coreml", "executorch", "onnx"], out)
     return {a.target: a.path for a in result.artifacts} | {"_result": result}  # type: ignore[dict-item]
+
+
+@pytest.fixture(scope="session")
+def readme_run(tmp_path_factory) -> tuple[Path, object]:
+    """The README's Python API example run twice in one fresh process; its artifacts folder serves as the known
+    good conversion (swiftformer-xs, ONNX) that the bad-input and interrupt tests copy and tamper with."""
+    from support.readme import run_example_twice
+
+    cwd = tmp_path_factory.mktemp("readme")
+    return cwd, run_example_twice(cwd)

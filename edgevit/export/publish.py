@@ -46,11 +46,12 @@ def output_folder(folder: Path) -> Iterator[Path]:
     try:
         yield folder
     except BaseException:
-        for path in created:
-            try:
-                path.rmdir()
-            except OSError:
-                break
+        with deferred_interrupts():
+            for path in created:
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
         raise
 
 
@@ -76,14 +77,18 @@ def remove_stale_staging(out: Path) -> None:
 def staging_area(out: Path) -> Iterator[Path]:
     """A private folder inside ``out`` for one run's unpublished files, removed afterwards (interrupts included)."""
     remove_stale_staging(out)
+    stage = None
     try:
         stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=out))
-    except OSError as exc:
-        raise OutputError(f"cannot create a staging folder in {out}: {exc.strerror or exc}") from None
-    try:
         yield stage
+    except OSError as exc:
+        if stage is None:
+            raise OutputError(f"cannot create a staging folder in {out}: {exc.strerror or exc}") from None
+        raise
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            with deferred_interrupts():  # a second Ctrl-C must not leave half a staging folder
+                shutil.rmtree(stage, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Run an artifact in the runtime this host has for it: ExecuTorch, onnxruntime, CoreML (macOS only), or
-edgevit's MIL reference interpreter for a ``.mlpackage`` anywhere (runtime ``mil-reference``).
+edgevit's MIL reference interpreter for a ``.mlpackage`` anywhere (runtime ``mil-reference``), and for a
+CoreML-delegated ``.pte`` off macOS (its delegate payloads extracted as ML programs).
 
 A runtime that cannot run here raises ``RuntimeUnavailable`` with the reason, which validation and the
 benchmark record as "not run: <reason>" — never as a pass or a number.
@@ -17,6 +18,7 @@ from PIL import Image
 
 from edgevit.errors import EdgevitError
 from edgevit.export.naming import target_of
+from edgevit.native_output import native_stderr_to_log
 
 MIL_REFERENCE = "mil-reference"
 COREML_RUNTIMES = ("coreml", MIL_REFERENCE)
@@ -44,10 +46,13 @@ class ExecuTorchRunner(Runner):
         from executorch.runtime import Runtime
 
         if backend == "coreml" and platform.system() != "Darwin":
-            raise RuntimeUnavailable("the CoreML-delegated .pte needs the CoreML runtime (macOS/iOS)")
+            # open_runner sends it to PteCoreMLReferenceRunner here; ExecuTorch itself cannot run the delegate
+            raise RuntimeUnavailable("the CoreML-delegated .pte needs the CoreML runtime (macOS/iOS) to run in "
+                                     "ExecuTorch; off macOS open_runner checks it with the MIL reference interpreter")
         self.backend = backend
         start = time.perf_counter()
-        self._method = Runtime.get().load_program(str(path)).load_method("forward")
+        with native_stderr_to_log():  # cpuinfo's console lines on first load go to a log, not the terminal
+            self._method = Runtime.get().load_program(str(path)).load_method("forward")
         self.load_ms = (time.perf_counter() - start) * 1e3
 
     def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
@@ -137,6 +142,63 @@ class MilReferenceRunner(_PredictRunner):
                 "in an fp16 CoreML runtime; convert with --precision fp32") if op else ""
 
 
+class PteCoreMLReferenceRunner(Runner):
+    """A CoreML-delegated ``.pte`` on a host without CoreML: its delegate payloads, extracted as ML programs
+    (edgevit.export.pte_coreml), run by the MIL reference interpreter and wired as the ``.pte``'s forward wires them.
+
+    It proves that the programs inside the ``.pte`` compute the original function; it is neither ExecuTorch's CoreML
+    delegate runtime nor CoreML, so it is never timed. A ``.pte`` whose forward also runs ExecuTorch kernels, or
+    that holds a compiled ``.mlmodelc``, is "not run" (RuntimeUnavailable, with the reason); a file that is no
+    ``.pte`` or has no CoreML delegate raises ArtifactError: that is a defect, not a missing runtime.
+    """
+
+    runtime = MIL_REFERENCE
+    backend = "coreml-delegate"
+
+    def __init__(self, path: Path, manifest: dict):
+        import tempfile
+
+        from edgevit.errors import CompiledCoreMLModelError, UncomposablePartitionsError
+        from edgevit.export.pte_coreml import read_delegated_forward
+        from edgevit.mil import MilModel
+
+        if manifest["input"]["kind"] != "tensor":
+            raise RuntimeUnavailable(f"a .pte takes a tensor input, but the manifest says {manifest['input']['kind']}")
+        start = time.perf_counter()
+        self._workdir = tempfile.TemporaryDirectory(prefix="edgevit-pte-coreml-")  # the packages live as long as we do
+        try:
+            self._forward = read_delegated_forward(path, Path(self._workdir.name))
+        except (CompiledCoreMLModelError, UncomposablePartitionsError) as exc:
+            self._workdir.cleanup()
+            raise RuntimeUnavailable(str(exc)) from None
+        self._models = {p.delegate_index: MilModel(p.package) for p in self._forward.partitions}
+        self.load_ms = (time.perf_counter() - start) * 1e3
+        for partition in self._forward.partitions:
+            if partition.function not in (None, "main"):
+                raise RuntimeUnavailable(f"CoreML delegate {partition.delegate_index} calls function "
+                                         f"{partition.function!r} of a multifunction model; the interpreter runs main")
+            missing = self._models[partition.delegate_index].unsupported()
+            if missing is not None:
+                raise RuntimeUnavailable(f"CoreML delegate {partition.delegate_index}: {missing}")
+        if len(self._forward.outputs) != 1:
+            raise RuntimeUnavailable(f"the .pte's forward returns {len(self._forward.outputs)} outputs; "
+                                     "validation compares one")
+
+    def _predict(self, partition, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._models[partition.delegate_index].predict(feeds)
+
+    def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
+        (out,) = self._forward.run([tensor.contiguous().numpy()], self._predict)
+        return np.asarray(out, dtype=np.float32)
+
+    @property
+    def diagnosis(self) -> str:
+        """What the interpreter saw that explains a failure (fp16 overflow), or ''."""
+        op = next((m.fp16_overflow for m in self._models.values() if m.fp16_overflow), None)
+        return (f"fp16 overflow: the output of {op} exceeded ±65504 and became infinite in fp16 storage, as it would "
+                "in an fp16 CoreML runtime; convert with --precision fp32") if op else ""
+
+
 def coreml_runtime_here(requested: str | None = None) -> str:
     """The runtime that checks a ``.mlpackage`` here: the CoreML runtime on macOS, the interpreter elsewhere."""
     if requested is not None:
@@ -151,12 +213,17 @@ def open_runner(artifact: Path, manifest: dict, runtime: str | None = None) -> R
     """Load ``artifact`` in its runtime, or raise RuntimeUnavailable saying why not.
 
     ``runtime`` chooses for a ``.mlpackage``: "coreml" (macOS only) or "mil-reference" (anywhere); by default
-    the CoreML runtime where there is one, else the interpreter.
+    the CoreML runtime where there is one, else the interpreter. A CoreML-delegated ``.pte`` runs in ExecuTorch on
+    macOS and, elsewhere or with runtime "mil-reference", as its extracted ML programs in the interpreter.
     """
     target = target_of(artifact)
-    if runtime is not None and target != "coreml":
-        raise EdgevitError(f"--runtime {runtime} applies to CoreML artifacts; {artifact.name} runs in its own runtime")
+    coreml_pte = target == "executorch" and manifest.get("backend") == "coreml"
+    if runtime is not None and target != "coreml" and not (coreml_pte and runtime == MIL_REFERENCE):
+        raise EdgevitError(f"--runtime {runtime} applies to CoreML artifacts (and {MIL_REFERENCE} to a "
+                           f"CoreML-delegated .pte); {artifact.name} runs in its own runtime")
     if target == "executorch":
+        if coreml_pte and (runtime == MIL_REFERENCE or platform.system() != "Darwin"):
+            return PteCoreMLReferenceRunner(artifact, manifest)
         return ExecuTorchRunner(artifact, manifest.get("backend"))
     if target == "onnx":
         return OnnxRunner(artifact)

@@ -41,3 +41,24 @@ class ParityError(EdgevitError):
 
 class SchemaError(EdgevitError):
     """A results file that does not conform to edgevit/bench/schema.json."""
+
+
+class PteError(ArtifactError):
+    """A ``.pte`` that cannot be read back into what a check needs (edgevit.export.pte_coreml)."""
+
+
+class NotAPteError(PteError):
+    """The file is not an ExecuTorch program (no ``ET`` flatbuffer identifier, or it does not deserialise)."""
+
+
+class NoCoreMLDelegateError(PteError):
+    """The ``.pte`` has no CoreML delegate (an XNNPACK or portable-only program), so there is no ML program in it."""
+
+
+class CompiledCoreMLModelError(PteError):
+    """The CoreML delegate holds a compiled ``.mlmodelc``, which cannot be read back into a MIL program."""
+
+
+class UncomposablePartitionsError(PteError):
+    """The method runs ExecuTorch kernels between or around its CoreML partitions: the partitions alone are not the
+    artifact's function, and this host cannot run those kernels around them."""

@@ -22,7 +22,7 @@ from edgevit.bench.device import host_device
 from edgevit.bench.plan import Plan, default_plan  # noqa: F401 - re-exported: where callers found them
 from edgevit.bench.stats import DEFAULT_TRIM_FRACTION, summarize
 from edgevit.manifest import tool_versions
-from edgevit.runtimes import Runner, RuntimeUnavailable, open_runner
+from edgevit.runtimes import MIL_REFERENCE, Runner, RuntimeUnavailable, open_runner
 
 
 class PeakRss:
@@ -104,6 +104,9 @@ def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: tor
     try:
         with PeakRss() as mem:
             runner: Runner = open_runner(artifact, manifest)
+            if runner.runtime == MIL_REFERENCE:  # a correctness check, op by op in numpy: its time means nothing
+                raise RuntimeUnavailable(f"{artifact.name} runs here only in edgevit's MIL reference interpreter, "
+                                         "which checks what it computes, not how fast; time it on macOS/iOS")
             samples = time_iterations(lambda: runner.run(example), plan)
     except RuntimeUnavailable as exc:
         return result_record(model_name, form, runtime, example.shape[0], list(example.shape), plan,

@@ -89,7 +89,7 @@ def _compile(node: Any, root: dict[str, Any], defs: dict[str, Check]) -> Check:
         t = type(v)
         if types and t not in types and not (integral_floats and t is float and v.is_integer()):
             return False
-        if allowed_pairs is not None and (t, v) not in allowed_pairs:
+        if allowed_pairs is not None and (t is list or t is dict or (t, v) not in allowed_pairs):
             return False
         if t is float or t is int:
             if t is float and not _finite(v):

@@ -51,3 +51,85 @@ def test_matmul_int32_activations_times_fp32_const_is_int32():
 
     out = run(prog, {"x": x})
     np.testing.assert_array_equal(out["mm"], (x @ y).astype(np.int32))
+
+
+@pytest.mark.parametrize("mode, expected", [
+    # the grid points resize_bilinear's docstring lists for Xin = 2 (input [0, 1]), Xout = 5 and 6
+    ("UNALIGN_CORNERS", [[0.0, 0.1, 0.5, 0.9, 1.0], [0.0, 0.0, 1 / 3, 2 / 3, 1.0, 1.0]]),
+    ("STRICT_ALIGN_CORNERS", [[0.0, 0.25, 0.5, 0.75, 1.0], [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]]),
+    ("DEFAULT", [[0.0, 0.4, 0.8, 1.0, 1.0], [0.0, 1 / 3, 2 / 3, 1.0, 1.0, 1.0]]),
+    ("OFFSET_CORNERS", [[0.1, 0.3, 0.5, 0.7, 0.9], [1 / 12, 0.25, 5 / 12, 7 / 12, 0.75, 11 / 12]]),
+])
+def test_resize_bilinear_sampling_modes_match_the_op_docstring(mode, expected):
+    x = np.array([0.0, 1.0], dtype=np.float32).reshape(1, 1, 1, 2)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape)], opset_version=ct.target.iOS15)
+    def prog(x):
+        return [mb.resize_bilinear(x=x, target_size_height=1, target_size_width=n, sampling_mode=mode,
+                                   name=f"out{n}") for n in (5, 6)]
+
+    out = run(prog, {"x": x}, target=ct.target.iOS15)
+    for n, want in zip((5, 6), expected, strict=True):
+        np.testing.assert_allclose(out[f"out{n}"].reshape(-1), want, atol=1e-6)
+
+
+def test_align_corners_to_a_single_sample_reads_the_middle():
+    x = np.array([0.0, 1.0, 2.0, 3.0], dtype=np.float32).reshape(1, 1, 1, 4)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape)], opset_version=ct.target.iOS15)
+    def prog(x):
+        return mb.resize_bilinear(x=x, target_size_height=1, target_size_width=1, sampling_mode="ALIGN_CORNERS",
+                                  name="out")
+
+    np.testing.assert_allclose(run(prog, {"x": x}, target=ct.target.iOS15)["out"].reshape(-1), [1.5])
+
+
+def test_upsample_nearest_fractional_scale_recomputes_it_from_the_sizes():
+    x = np.arange(7, dtype=np.float32).reshape(1, 1, 1, 7)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape)], opset_version=ct.target.iOS15)
+    def prog(x):
+        return mb.upsample_nearest_neighbor(x=x, scale_factor_height=1.0, scale_factor_width=1.5, name="out")
+
+    out = run(prog, {"x": x}, target=ct.target.iOS15)["out"].reshape(-1)
+    width = int(7 * 1.5)
+    np.testing.assert_array_equal(out, np.floor(np.arange(width) * 7 / width))
+
+
+def test_quantize_then_dequantize_per_channel():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    scale = np.array([0.01, 0.02, 0.05], dtype=np.float32)
+    zero_point = np.array([-3, 0, 7], dtype=np.int8)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape)], opset_version=ct.target.iOS17)
+    def prog(x):
+        q = mb.quantize(input=x, scale=scale, zero_point=zero_point, axis=1, output_dtype="int8")
+        return mb.dequantize(input=q, scale=scale, zero_point=zero_point, axis=1, name="out")
+
+    s, z = scale.reshape(1, 3, 1), zero_point.astype(np.float32).reshape(1, 3, 1)
+    want = s * (np.clip(np.round(x / s) + z, -128, 127) - z)
+    np.testing.assert_allclose(run(prog, {"x": x})["out"], want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("mask_kind", [None, "bool", "float"])
+def test_scaled_dot_product_attention_matches_torch(mask_kind):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 5, 8), (2, 3, 6, 8), (2, 3, 6, 4)))
+    mask = None
+    if mask_kind == "bool":
+        mask = rng.random((5, 6)) > 0.3
+        mask[:, 0] = True  # no fully masked row
+    elif mask_kind == "float":
+        mask = rng.standard_normal((5, 6)).astype(np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=a.shape) for a in (q, k, v)], opset_version=ct.target.iOS18)
+    def prog(query, key, value):
+        return mb.scaled_dot_product_attention(query=query, key=key, value=value, attn_mask=mask, name="out")
+
+    out = run(prog, {"query": q, "key": k, "value": v}, target=ct.target.iOS18)["out"]
+    want = torch.nn.functional.scaled_dot_product_attention(
+        torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v),
+        attn_mask=None if mask is None else torch.from_numpy(mask)).numpy()
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)

@@ -10,6 +10,7 @@ from edgevit.mil.ops import (  # noqa: F401
     linear,
     normalization,
     pool,
+    quantization,
     reduction,
     tensor,
 )

@@ -18,39 +18,60 @@ def _out_hw(args: OpArgs) -> tuple[int, int]:
 
 @kernel("upsample_nearest_neighbor")
 def upsample_nearest_neighbor(args: OpArgs) -> np.ndarray:
-    """out[i] = in[floor(i / scale)] (PyTorch's 'nearest' rule with the given scale)."""
+    """out[i] = in[floor(i · in / out)], out = floor(in · scale): the scale is recomputed from the sizes
+    (Apple's fractional-scale test: width 3 at scale 1.12 gives 3 columns, the identity, not in[floor(i / 1.12)])."""
     x = tensor(args.array("x"))
-    sh, sw = args.float("scale_factor_height", 1.0), args.float("scale_factor_width", 1.0)
     h, w = _out_hw(args)
-    rows = torch.clamp((torch.arange(h) / sh).floor().long(), max=x.shape[-2] - 1)
-    cols = torch.clamp((torch.arange(w) / sw).floor().long(), max=x.shape[-1] - 1)
+    rows = _nearest(h, x.shape[-2])
+    cols = _nearest(w, x.shape[-1])
     return x[..., rows, :][..., cols].contiguous().numpy()
 
 
+def _nearest(out: int, size_in: int, half_pixel: bool = False) -> torch.Tensor:
+    i = torch.arange(out, dtype=torch.float64) + (0.5 if half_pixel else 0.0)
+    return (i * (size_in / out)).floor().long().clamp(max=size_in - 1)
+
+
+def grid_points(out: int, size_in: int, mode: str) -> torch.Tensor:
+    """Where output sample i reads the input, per MIL's sampling modes (resize_bilinear's docstring), clamped
+    to [0, size_in - 1]. HALF_PIXEL_CENTERS is upsample_bilinear's align_corners=False rule (= UNALIGN_CORNERS)."""
+    i = torch.arange(out, dtype=torch.float64)
+    if mode in ("ALIGN_CORNERS", "STRICT_ALIGN_CORNERS"):
+        if out == 1:
+            coords = torch.full((1,), (size_in - 1) / 2 if mode == "ALIGN_CORNERS" else 0.0, dtype=torch.float64)
+        else:
+            coords = i * ((size_in - 1) / (out - 1))
+    elif mode == "OFFSET_CORNERS":
+        delta = max(1, size_in - 1) / out
+        coords = 0.5 * delta + i * delta
+    elif mode in ("HALF_PIXEL_CENTERS", "UNALIGN_CORNERS"):
+        spacing = size_in / out
+        coords = i * spacing + 0.5 * spacing - 0.5
+    elif mode == "DEFAULT":
+        coords = i * (size_in / out)
+    else:
+        raise ValueError(f"unknown sampling mode {mode!r}")
+    return coords.clamp(0, size_in - 1)
+
+
+def linear_along(x: torch.Tensor, dim: int, size: int, mode: str) -> torch.Tensor:
+    """Linear interpolation of ``x`` along ``dim`` to ``size`` samples."""
+    size_in = x.shape[dim]
+    coords = grid_points(size, size_in, mode)
+    lo = coords.floor().long().clamp(max=size_in - 1)
+    hi = (lo + 1).clamp(max=size_in - 1)
+    frac = (coords - lo).to(x.dtype if x.dtype.is_floating_point else torch.float32)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    a, b = x.index_select(dim, lo), x.index_select(dim, hi)
+    if not a.dtype.is_floating_point:
+        a, b = a.to(torch.float32), b.to(torch.float32)
+    return a * (1 - frac).reshape(shape) + b * frac.reshape(shape)
+
+
 def _bilinear(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Bilinear sampling with MIL's coordinate conventions (align_corners, half pixel, strict/default)."""
-    in_h, in_w = x.shape[-2:]
-
-    def grid(out: int, size_in: int) -> torch.Tensor:
-        i = torch.arange(out, dtype=torch.float64)
-        if mode == "ALIGN_CORNERS":
-            return i * ((size_in - 1) / (out - 1)) if out > 1 else torch.zeros(out, dtype=torch.float64)
-        if mode in ("HALF_PIXEL_CENTERS", "OFFSET_CORNERS"):
-            return ((i + 0.5) * (size_in / out) - 0.5).clamp(min=0)
-        if mode == "STRICT_ALIGN_CORNERS":
-            return i * ((size_in - 1) / (out - 1)) if out > 1 else torch.zeros(out, dtype=torch.float64)
-        return i * (size_in / out)  # DEFAULT
-
-    def weights(coords: torch.Tensor, size_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        coords = coords.clamp(max=size_in - 1)
-        lo = coords.floor().long()
-        hi = torch.clamp(lo + 1, max=size_in - 1)
-        return lo, hi, (coords - lo).to(x.dtype)
-
-    r0, r1, wr = weights(grid(size[0], in_h), in_h)
-    c0, c1, wc = weights(grid(size[1], in_w), in_w)
-    top = x[..., r0, :] * (1 - wr)[:, None] + x[..., r1, :] * wr[:, None]
-    return top[..., c0] * (1 - wc) + top[..., c1] * wc
+    """Bilinear sampling of the last two dims with MIL's coordinate conventions (separable: rows, then columns)."""
+    return linear_along(linear_along(x, x.dim() - 2, size[0], mode), x.dim() - 1, size[1], mode)
 
 
 @kernel("upsample_bilinear")
@@ -58,7 +79,7 @@ def upsample_bilinear(args: OpArgs) -> np.ndarray:
     x = tensor(args.array("x"))
     align = args.bool("align_corners", True)
     half = args.bool("half_pixel_centers", not align)
-    mode = "ALIGN_CORNERS" if align else "HALF_PIXEL_CENTERS" if half else "DEFAULT"
+    mode = "STRICT_ALIGN_CORNERS" if align else "HALF_PIXEL_CENTERS" if half else "DEFAULT"
     return _bilinear(x, _out_hw(args), mode).contiguous().numpy()
 
 
@@ -81,3 +102,26 @@ def crop(args: OpArgs) -> np.ndarray:
     (top, bottom), (left, right) = np.asarray(args.ints("crop_height")), np.asarray(args.ints("crop_width"))
     h, w = x.shape[-2:]
     return np.ascontiguousarray(x[..., top:h - bottom, left:w - right])
+
+
+@kernel("resize")
+def resize(args: OpArgs) -> np.ndarray:
+    """iOS17: the last ``resized_dims`` dims take their sizes from the end of ``shape`` (0 keeps x's size);
+    LINEAR interpolates each resized dim in turn; NEAREST_NEIGHBOR (DEFAULT sampling) reads in[floor((i + 0.5)·in/out)],
+    the pixel-centre rule Apple's iOS17 tests expect (2 -> 3 rows gives in[0], in[1], in[1])."""
+    x = tensor(args.array("x"))
+    target = args.ints("shape")
+    count = args.int("resized_dims")
+    interpolation = args.str("interpolation_mode", "LINEAR").upper()
+    mode = args.str("sampling_mode", "DEFAULT").upper()
+    out = x
+    for j in range(count):
+        dim = x.dim() - count + j
+        size = target[len(target) - count + j] or x.shape[dim]
+        if interpolation == "LINEAR":
+            out = linear_along(out, dim, size, mode)
+        elif interpolation == "NEAREST_NEIGHBOR" and mode == "DEFAULT":
+            out = out.index_select(dim, _nearest(size, x.shape[dim], half_pixel=True))
+        else:
+            raise args.fail(f"{interpolation} interpolation with {mode} sampling is not implemented")
+    return out.contiguous().numpy().astype(args.out_dtype(), copy=False)

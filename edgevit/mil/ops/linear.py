@@ -1,4 +1,5 @@
-"""linear, matmul (transpose flags, numpy broadcasting) and einsum, on torch's CPU GEMM.
+"""linear, matmul (transpose flags, numpy broadcasting), einsum and iOS18 scaled_dot_product_attention, on
+torch's CPU GEMM.
 
 iOS17 lets ``linear``'s weight/bias and one const side of ``matmul`` have another dtype than the input
 (e.g. fp32 activations times int32 weights); the product is then computed in a common type (fp32 if either
@@ -61,3 +62,17 @@ def matmul(args: OpArgs) -> np.ndarray:
 def einsum(args: OpArgs) -> np.ndarray:
     values = _common(*[tensor(v) for v in args["values"]])
     return _in_dtype(torch.einsum(args.str("equation"), *values), args)
+
+
+@kernel("scaled_dot_product_attention")
+def scaled_dot_product_attention(args: OpArgs) -> np.ndarray:
+    """softmax(Q·Kᵀ/√E + mask)·V; a bool mask keeps the True positions (the others get -inf)."""
+    q, k, v = (tensor(args.array(n)) for n in ("query", "key", "value"))
+    scores = torch.matmul(q, k.transpose(-1, -2)) / float(np.sqrt(q.shape[-1]))
+    if args.has("attn_mask"):
+        mask = tensor(args.array("attn_mask"))
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            scores = scores + mask.to(scores.dtype)
+    return torch.matmul(torch.softmax(scores, dim=-1), v).numpy()

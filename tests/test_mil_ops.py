@@ -133,3 +133,20 @@ def test_scaled_dot_product_attention_matches_torch(mask_kind):
         torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v),
         attn_mask=None if mask is None else torch.from_numpy(mask)).numpy()
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_crop_resize_align_corners_pads_outside_the_image():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    boxes = np.array([[0.0, 1.0, 3.0, 2.0], [2.0, 2.0, 5.0, 5.0]], dtype=np.float32)  # the 2nd runs off the edge
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape)], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.crop_resize(x=x, boxes=boxes, box_indices=np.array([0, 0], dtype=np.int32), target_height=4,
+                              target_width=2, sampling_mode="ALIGN_CORNERS", pad_value=-1.0, name="out")
+
+    out = run(prog, {"x": x})["out"]
+    assert out.shape == (2, 1, 4, 2)
+    np.testing.assert_allclose(out[0, 0], [[1, 2], [5, 6], [9, 10], [13, 14]])  # rows 0..3, cols 1 and 2
+    rows = 2 + np.arange(4)  # 2, 3, 4, 5: the last two are outside
+    want = np.where((rows[:, None] <= 3) & (np.array([2, 5])[None, :] <= 3), rows[:, None] * 4 + np.array([2, 5]), -1)
+    np.testing.assert_allclose(out[1, 0], want)

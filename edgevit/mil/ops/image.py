@@ -125,3 +125,64 @@ def resize(args: OpArgs) -> np.ndarray:
         else:
             raise args.fail(f"{interpolation} interpolation with {mode} sampling is not implemented")
     return out.contiguous().numpy().astype(args.out_dtype(), copy=False)
+
+
+def _box_axis(start: float, end: float, out: int) -> np.ndarray:
+    """ALIGN_CORNERS sampling of [start, end] at ``out`` points (one point: the box centre)."""
+    if out == 1:
+        return np.array([(start + end) / 2.0])
+    return start + np.arange(out) * ((end - start) / (out - 1))
+
+
+def _sample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, pad: float) -> np.ndarray:
+    """Bilinear samples of a [C, H, W] image at rows x cols; points outside the image get ``pad``."""
+    h, w = image.shape[-2:]
+    r0 = np.clip(np.floor(rows), 0, h - 1).astype(np.int64)
+    c0 = np.clip(np.floor(cols), 0, w - 1).astype(np.int64)
+    r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
+    fr, fc = (rows - r0)[:, None], (cols - c0)[None, :]
+    top = image[:, r0][:, :, c0] * (1 - fc) + image[:, r0][:, :, c1] * fc
+    bottom = image[:, r1][:, :, c0] * (1 - fc) + image[:, r1][:, :, c1] * fc
+    out = top * (1 - fr) + bottom * fr
+    inside = ((rows >= 0) & (rows <= h - 1))[:, None] & ((cols >= 0) & (cols <= w - 1))[None, :]
+    return np.where(inside, out, pad)
+
+
+@kernel("crop_resize")
+def crop_resize(args: OpArgs) -> np.ndarray:
+    """Bilinear crops of boxes, ALIGN_CORNERS sampling (the corners of a box are sampled exactly; other
+    sampling modes are not implemented). iOS15/16: roi [N, 1, 4|5, 1, 1] (a 5th leading entry is the batch
+    index), output [N, B|1, C, h, w]; iOS17: boxes [N, 4] + box_indices, output [N, C, h, w]."""
+    x = args.array("x").astype(np.float64)
+    mode = args.str("sampling_mode", "DEFAULT").upper()
+    if mode not in ("ALIGN_CORNERS", "STRICT_ALIGN_CORNERS"):
+        raise args.fail(f"crop_resize with {mode} sampling is not implemented")
+    height, width = args.int("target_height", 1), args.int("target_width", 1)
+    ios17 = args.has("boxes")
+    if ios17:
+        boxes = args.array("boxes").astype(np.float64).reshape(-1, 4)
+        indices = (args.array("box_indices").astype(np.int64).reshape(-1) if args.has("box_indices")
+                   else np.arange(boxes.shape[0]))
+    else:
+        roi = args.array("roi").astype(np.float64).reshape(args.array("roi").shape[0], -1)
+        boxes, indices = (roi[:, 1:], roi[:, 0].astype(np.int64)) if roi.shape[1] == 5 else (roi, None)
+    boxes = boxes * args.float("spatial_scale", 1.0)
+    box_mode = args.str("box_coordinate_mode", "CORNERS_HEIGHT_FIRST").upper()
+    if box_mode == "CORNERS_WIDTH_FIRST":
+        boxes = boxes[:, [1, 0, 3, 2]]
+    elif box_mode.startswith("CENTER_SIZE"):
+        if box_mode == "CENTER_SIZE_WIDTH_FIRST":
+            boxes = boxes[:, [1, 0, 3, 2]]
+        centre, size = boxes[:, :2], boxes[:, 2:]
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    if args.bool("normalized_coordinates"):
+        h_in, w_in = x.shape[-2:]
+        boxes = boxes * np.array([h_in - 1, w_in - 1, h_in - 1, w_in - 1])
+    pad = args.float("pad_value", 0.0)
+    crops = []
+    for n, (h0, w0, h1, w1) in enumerate(boxes):
+        rows, cols = _box_axis(h0, h1, height), _box_axis(w0, w1, width)
+        images = range(x.shape[0]) if indices is None else [int(indices[n])]
+        crops.append(np.stack([_sample(x[b], rows, cols, pad) for b in images]))
+    out = np.stack(crops)  # [N, B|1, C, h, w]
+    return (out[:, 0] if ios17 else out).astype(np.float32)

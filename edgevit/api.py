@@ -73,15 +73,21 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
             weights: str | Path | None = None, options: dict[str, str] | None = None,
             precision: str | None = None, backend: str | None = None, deployment_target: str | None = None,
             tensor_input: bool = False, init: str = "exercised", seed: int = 0, validate: bool = True,
-            mil_report: bool = True, progress: Progress | None = None) -> ConvertResult:
+            mil_report: bool = True, progress: Progress | None = None, quantize: str | None = None,
+            compress: str | None = None, calibration: str | Path | None = None,
+            min_psnr: float | None = None) -> ConvertResult:
     """Build, prepare, export to each target, validate each artifact; publish each with its manifest.
 
     ``backend`` is the ExecuTorch delegate (default xnnpack) and ``deployment_target`` the CoreML minimum OS
-    (default iOS17); each is refused for targets it does not apply to. Every argument is checked before any work.
+    (default iOS17); each is refused for targets it does not apply to. ``quantize="int8"`` makes static int8
+    ExecuTorch/ONNX artifacts calibrated on ``calibration`` (a folder of JPEG/PNG; default: the bundled photos,
+    cropped and flipped); ``compress`` (w8, w4, palette6, palette4) compresses CoreML weights. Quantized
+    artifacts pass at PSNR >= ``min_psnr`` (default 30 dB) on the photos. Every argument is checked before any work.
     """
     args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
                          deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
-                         validate=validate, mil_report=mil_report, progress=progress)
+                         validate=validate, mil_report=mil_report, progress=progress, quantize=quantize,
+                         compress=compress, calibration=calibration, min_psnr=min_psnr)
     say = progress_or_quiet(progress)
     from edgevit.registry import get_spec
 
@@ -117,26 +123,70 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
         result.mil_layout = mil_layout_report(original, prepared.module, spec)
     example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(args.seed))
     output_shape = tuple(original(example).shape)
+    calibration = None
+    if args.quantize:
+        from edgevit.calibration import calibration_set
+
+        calibration = calibration_set(spec, args.calibration)
+        say(f"calibrating on {calibration.describe()}")
     for plan in args.targets:
         name = artifact_name(spec.name, plan.target, plan.precision, plan.backend)
         staged, final = stage / name, args.out / name
         say(f"exporting {name}")
         start = time.perf_counter()
         info = _export(plan.target, prepared.module, spec, staged, example, plan.precision, plan.backend,
-                       args.deployment_target, args.tensor_input, winfo)
+                       args.deployment_target, args.tensor_input, winfo,
+                       calibration=calibration.tensors if calibration else None,
+                       compute_precision=plan.compute_precision)
         seconds = time.perf_counter() - start
         write_bundle(inputs, bundle_path(staged), output_shape)
         manifest = _manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo, info,
                              prepared.rewrites, prepared_rel)
+        if plan.compute_precision is not None:
+            manifest["quantization"] = _quantization_record(plan, info, calibration, args, winfo)
         parity = None
         if args.validate:
             say(f"validating {name} against the original model")
             parity = run_parity(original, staged, manifest, inputs)
             manifest["parity"] = parity.to_json()
+            if plan.compute_precision is not None:
+                manifest["quantization"]["float_artifact_parity"] = _float_sibling_parity(
+                    spec, plan, args.out, result.artifacts)
         say(f"publishing {name} with its manifest and validation inputs")
         manifest_file = publish(staged, final, manifest)
         result.artifacts.append(ArtifactResult(final, manifest_file, plan.target, parity, info, seconds))
     return result
+
+
+def _quantization_record(plan, info: dict, calibration, args: ConvertArgs, winfo) -> dict:
+    """What the manifest says of a quantized/compressed artifact: scheme, calibration set, layers left in float."""
+    from edgevit.validate import QUANTIZED_MIN_PSNR_DB, RANDOM_INIT_QUANT_NOTE
+
+    q = dict(info.get("quantization") or {})
+    record = {"scheme": q.pop("scheme", plan.precision), "name": plan.precision,
+              "float_precision": plan.compute_precision,
+              "min_psnr_db": args.min_psnr if args.min_psnr is not None else QUANTIZED_MIN_PSNR_DB,
+              "calibration": calibration.to_json() if calibration and plan.target != "coreml" else None, **q}
+    if "delegation" in info:
+        record["delegated_nodes"] = info["delegation"]["delegated_nodes"]
+    if winfo.sha256 is None:
+        record["warning"] = RANDOM_INIT_QUANT_NOTE
+    return record
+
+
+def _float_sibling_parity(spec: ModelSpec, plan, out: Path, converted: list[ArtifactResult]) -> dict | None:
+    """The float artifact of the same target (this run's, or a published one in --out): its photo metrics."""
+    default = "fp16" if plan.target == "coreml" else "fp32"
+    name = artifact_name(spec.name, plan.target, plan.compute_precision or default, plan.backend)
+    for art in converted:
+        if art.path.name == name and art.parity is not None and art.parity.photos is not None:
+            return {"artifact": name, "photos": art.parity.to_json()["photos"]}
+    try:
+        manifest = read_manifest(out / name)
+    except (EdgevitError, OSError, ValueError):
+        return None
+    photos = (manifest.get("parity") or {}).get("photos")
+    return {"artifact": name, "photos": photos} if photos else None
 
 
 def _check_finite_original(reference: torch.Tensor, spec: ModelSpec, winfo) -> None:
@@ -153,7 +203,8 @@ def _check_finite_original(reference: torch.Tensor, spec: ModelSpec, winfo) -> N
 
 
 def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: str, backend: str | None,
-            deployment_target: str, tensor_input: bool, winfo) -> dict:
+            deployment_target: str, tensor_input: bool, winfo, *, calibration=None,
+            compute_precision: str | None = None) -> dict:
     if tgt == "coreml":
         from edgevit.export.coreml import export_coreml
 
@@ -162,16 +213,31 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
                 "description": f"{spec.name} image classifier (ImageNet-1k), converted by edgevit",
                 "edgevit.model": spec.name, "edgevit.weights": winfo.source,
                 "edgevit.weights_sha256": winfo.sha256 or "random-init"}
-        return export_coreml(module, spec, path, precision=precision, deployment_target=deployment_target,
-                             tensor_input=tensor_input, metadata=meta)
+        compress = precision if compute_precision is not None else None
+        return export_coreml(module, spec, path, precision=compute_precision or precision,
+                             deployment_target=deployment_target, tensor_input=tensor_input, metadata=meta,
+                             compress=compress)
     if tgt == "executorch":
         from edgevit.export.executorch import export_executorch
 
         return export_executorch(module, example, path, backend=backend or "xnnpack", precision=precision,
-                                 deployment_target=deployment_target)
+                                 deployment_target=deployment_target, calibration=calibration)
     from edgevit.export.onnx import export_onnx
 
-    return export_onnx(module, example, path)
+    if precision != "int8":
+        return export_onnx(module, example, path)
+    from edgevit.export.atomic import atomic_path
+    from edgevit.export.quantize import quantize_onnx_static
+
+    fp32 = path.with_name(path.name.replace(".int8.onnx", ".fp32-for-int8.onnx"))
+    try:
+        info = export_onnx(module, example, fp32)
+        with atomic_path(path) as tmp:
+            quantized = quantize_onnx_static(fp32, tmp, info["input"]["name"], calibration)
+    finally:
+        fp32.unlink(missing_ok=True)
+    return {**info, "quantization": {"scheme": "int8 static QDQ (onnxruntime quantize_static, MinMax, weights per "
+                                               "channel, activations per tensor)", **quantized}}
 
 
 def _manifest(spec: ModelSpec, path: Path, target: str, backend: str | None, precision: str, options: dict,

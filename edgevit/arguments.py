@@ -23,6 +23,15 @@ DEFAULT_DEPLOYMENT_TARGET = "iOS17"
 MAX_SEED = 2**63 - 1
 MAX_BATCH = 1024
 MAX_ITERATIONS = 100_000
+# post-training quantization (--quantize) per target, and CoreML weight compression (--compress)
+QUANTIZE_SCHEMES = ("int8", "int8-dynamic")
+COMPRESS_SCHEMES = ("w8", "w4", "palette6", "palette4")
+IOS18_COMPRESS = {"w4": "per-block int4 weights (constexpr_blockwise_shift_scale)"}
+DEFAULT_MIN_PSNR_DB = 30.0
+MIN_CALIBRATION_IMAGES = 8
+MAX_CALIBRATION_IMAGES = 1000
+CALIBRATION_SUFFIXES = (".jpg", ".jpeg", ".png")
+_OS_ORDER = {"iOS16": 16, "iOS17": 17, "iOS18": 18, "macOS13": 16, "macOS14": 17, "macOS15": 18}
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,8 @@ class TargetPlan:
 
     target: str
     backend: str | None
-    precision: str
+    precision: str  # the name's precision token: fp32/fp16, or the quantization/compression scheme (int8, w8, ...)
+    compute_precision: str | None = None  # set for quantized/compressed plans: the float precision around them
 
 
 def _type_name(value: object) -> str:
@@ -119,6 +129,78 @@ def target_plans(targets: Sequence[str], precision: str | None, backend: str | N
     return plans
 
 
+def quantized_plans(targets: Sequence[str], precision: str | None, backend: str | None, quantize: str | None,
+                    compress: str | None, deployment_target: str | None) -> tuple[list[TargetPlan], str | None]:
+    """Plans for --quantize/--compress (refusing every combination no artifact could honour) and the deployment
+    target the compression needs (None: keep the default)."""
+    if quantize is not None and compress is not None:
+        raise UsageError("--quantize (ExecuTorch/ONNX int8) and --compress (CoreML weight compression) are different "
+                         "targets' schemes; give one of them")
+    if compress is not None:
+        if targets != ["coreml"]:
+            raise UsageError(f"--compress {compress} applies only to --target coreml (CoreML weight compression); "
+                             f"targets given: {', '.join(targets)}. For ExecuTorch or ONNX use --quantize int8")
+        dt = deployment_target
+        if compress in IOS18_COMPRESS:
+            if dt is not None and _OS_ORDER[dt] < 18:
+                raise UsageError(f"--compress {compress} needs --deployment-target iOS18 or macOS15: "
+                                 f"{IOS18_COMPRESS[compress]} exist only from iOS18, not {dt}")
+            dt = dt or "iOS18"
+        return [TargetPlan("coreml", None, compress, precision or "fp16")], dt
+    if "coreml" in targets:
+        raise UsageError(f"--quantize {quantize} does not apply to --target coreml; CoreML compresses weights instead: "
+                         "--compress w8|w4|palette6|palette4")
+    if backend == "coreml":
+        raise UsageError(f"--quantize {quantize} does not apply to the CoreML-delegated .pte (--backend coreml); use "
+                         "--backend xnnpack for int8, or --target coreml --compress w8 for a compressed CoreML model")
+    if precision not in (None, "fp32"):
+        raise UsageError(f"--quantize {quantize} is quantized from the fp32 model, and the float layers it leaves "
+                         f"stay fp32; --precision {precision} cannot apply (leave it unset)")
+    if quantize == "int8-dynamic":
+        raise UsageError("--quantize int8-dynamic is refused: ExecuTorch 1.5's XNNPACK dynamic int8 quantizes only "
+                         "linear layers (activations quantized at run time), and edgevit's prepared models compute "
+                         "their projections as 1x1 convolutions, which it leaves in float, so the artifact would be "
+                         "a float model under an int8 name; onnxruntime's dynamic QDQ has the same limit here. "
+                         "Use --quantize int8 (static, calibrated)")
+    return [TargetPlan(t, "xnnpack" if t == "executorch" else None, quantize, "fp32") for t in targets], None
+
+
+def check_min_psnr(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < float(value) < 200:
+        raise UsageError(f"min_psnr must be a number of dB between 0 and 200, got {_type_name(value)} {value!r}")
+    return float(value)
+
+
+def check_calibration(value: object) -> list[Path] | None:
+    """The user's calibration images: a folder of JPEG/PNG, each opened now (Pillow only), before any work."""
+    folder = check_path("calibration", value, optional=True)
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        raise UsageError(f"--calibration {folder} is not a folder (give a folder of JPEG/PNG images)")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CALIBRATION_SUFFIXES)
+    if not files:
+        raise UsageError(f"--calibration {folder} holds no JPEG or PNG image (looked for "
+                         f"{', '.join('*' + s for s in CALIBRATION_SUFFIXES)}); nothing to calibrate on")
+    if len(files) < MIN_CALIBRATION_IMAGES:
+        raise UsageError(f"--calibration {folder} holds {len(files)} image(s); static int8 needs at least "
+                         f"{MIN_CALIBRATION_IMAGES} to estimate activation ranges (more is better)")
+    if len(files) > MAX_CALIBRATION_IMAGES:
+        raise UsageError(f"--calibration {folder} holds {len(files)} images; at most {MAX_CALIBRATION_IMAGES} are "
+                         "used (ranges settle long before): give a subset")
+    from PIL import Image
+
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.convert("RGB").load()
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise UsageError(f"--calibration: {path} is not a readable image ({type(exc).__name__}: {exc})") from None
+    return files
+
+
 @dataclass(frozen=True)
 class ConvertArgs:
     """convert()'s arguments, checked and normalised."""
@@ -134,13 +216,18 @@ class ConvertArgs:
     seed: int
     validate: bool
     mil_report: bool
+    quantize: str | None = None
+    compress: str | None = None
+    calibration: list[Path] | None = None  # the user's images; None: the bundled photos, cropped and flipped
+    min_psnr: float | None = None
 
 
 def check_convert(model: object, target: object, out: object, *, weights: object = None, options: object = None,
                   precision: object = None, backend: object = None, deployment_target: object = None,
                   tensor_input: object = False, init: object = "exercised", seed: object = 0,
                   validate: object = True, mil_report: object = True,
-                  progress: object = None) -> ConvertArgs:
+                  progress: object = None, quantize: object = None, compress: object = None,
+                  calibration: object = None, min_psnr: object = None) -> ConvertArgs:
     """Every convert argument and their combinations; raises UsageError (or WeightsError) before any work."""
     if not isinstance(model, str) or not model.strip():
         raise UsageError(f"model must be a model name (str, see `edgevit list`), got {_type_name(model)} {model!r}")
@@ -153,7 +240,24 @@ def check_convert(model: object, target: object, out: object, *, weights: object
     if be is not None and "executorch" not in targets:
         raise UsageError(f"--backend {be} applies only to --target executorch (the ExecuTorch delegate); "
                          f"targets given: {', '.join(targets)}")
-    plans = target_plans(targets, prec, be)
+    quant = check_choice("quantize", quantize, QUANTIZE_SCHEMES, optional=True)
+    comp = check_choice("compress", compress, COMPRESS_SCHEMES, optional=True)
+    psnr = check_min_psnr(min_psnr)
+    if quant is None and comp is None:
+        if calibration is not None:
+            raise UsageError("--calibration applies only to --quantize int8 (static quantization calibrates "
+                             "activation ranges); nothing else uses it")
+        if psnr is not None:
+            raise UsageError("--min-psnr applies only to quantized or compressed artifacts (--quantize, --compress); "
+                             "fp32/fp16 artifacts have their own fixed thresholds")
+        plans = target_plans(targets, prec, be)
+    else:
+        plans, needed_dt = quantized_plans(targets, prec, be, quant, comp, dt)
+        if comp is not None and calibration is not None:
+            raise UsageError(f"--calibration does not apply to --compress {comp}: CoreML weight compression needs no "
+                             "activation calibration")
+        if needed_dt is not None and dt is None:
+            dt = needed_dt
     uses_coreml = any(p.target == "coreml" or p.backend == "coreml" for p in plans)
     if dt is not None and not uses_coreml:
         raise UsageError(f"--deployment-target {dt} applies only to CoreML (--target coreml, or executorch with "
@@ -167,6 +271,7 @@ def check_convert(model: object, target: object, out: object, *, weights: object
         deployment_target=dt or DEFAULT_DEPLOYMENT_TARGET, tensor_input=tensor,
         init=check_choice("init", init, INITS), seed=check_int("seed", seed, 0, MAX_SEED),
         validate=check_bool("validate", validate), mil_report=check_bool("mil_report", mil_report),
+        quantize=quant, compress=comp, calibration=check_calibration(calibration), min_psnr=psnr,
     )
 
 

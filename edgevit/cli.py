@@ -10,13 +10,15 @@ import os
 import sys
 from pathlib import Path
 
-from edgevit.arguments import BACKENDS, DEPLOYMENT_TARGETS
+from edgevit.arguments import BACKENDS, COMPRESS_SCHEMES, DEPLOYMENT_TARGETS, QUANTIZE_SCHEMES
 
 EPILOG = """examples:
   edgevit list --details
   edgevit convert swiftformer-l1 --target coreml
   edgevit convert swiftformer-l1 --target coreml executorch onnx --out artifacts
   edgevit convert swiftformer-s --weights SwiftFormer_S.pth --attention-form softmax
+  edgevit convert swiftformer-xs --target executorch onnx --quantize int8 --calibration my_photos/
+  edgevit convert swiftformer-xs --target coreml --compress w8
   edgevit validate artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte
   edgevit bench swiftformer-l1 --artifacts artifacts --out artifacts/bench.json
   edgevit report artifacts/bench.json --out reports
@@ -71,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--seed", type=int, default=0, help="seed of the random init and random validation inputs")
     cv.add_argument("--no-validate", action="store_true", help="skip parity validation")
     cv.add_argument("--no-mil-report", action="store_true", help="skip the MIL reshape/transpose count")
+    cv.add_argument("--quantize", choices=QUANTIZE_SCHEMES,
+                    help="ExecuTorch (XNNPACK) / ONNX: int8 = static int8, weights per channel, activations "
+                    "calibrated (--calibration); int8-dynamic is refused with the reason")
+    cv.add_argument("--compress", choices=COMPRESS_SCHEMES,
+                    help="CoreML only: w8 (int8 per channel), w4 (int4 per block; iOS18), palette6/palette4 "
+                    "(k-means palettes)")
+    cv.add_argument("--calibration", metavar="DIR",
+                    help="--quantize int8: a folder of JPEG/PNG images (at least 8) run through the model's "
+                    "preprocessing; default: the bundled validation photos, cropped and flipped")
+    cv.add_argument("--min-psnr", type=float, metavar="DB",
+                    help="quantized/compressed artifacts pass at PSNR >= DB on the photos (default 30)")
 
     va = sub.add_parser("validate", help="check an artifact against its original PyTorch model",
                         description="Rebuild the original model from the artifact's manifest and compare outputs on "

@@ -31,6 +31,10 @@ from edgevit.runtimes import MIL_REFERENCE, RuntimeUnavailable, open_runner
 
 FP32_MAX_REL_L2 = 1e-4
 FP16_MIN_PSNR_DB = 40.0
+QUANTIZED_MIN_PSNR_DB = 30.0  # default for int8 / compressed artifacts; the manifest records the one used
+QUANTIZED = ("int8", "w8", "w4", "palette6", "palette4")
+RANDOM_INIT_QUANT_NOTE = ("random-init weights: these quantization metrics do not predict a trained model's "
+                          "quantization error (its weight and activation ranges differ); convert with --weights")
 DEVICE_OUTPUTS_FORMAT = "edgevit-device-outputs/2"  # what both phone harnesses write: docs/device-outputs.md
 LEGACY_DEVICE_OUTPUTS_FORMATS = ("edgevit-device-outputs/1",)  # still read
 DEVICE_OUTPUTS_KEYS = ("format", "harness", "created", "artifact", "artifact_sha256", "device", "compute_unit",
@@ -104,14 +108,22 @@ class ParityResult:
         return json.loads(json.dumps(asdict(self), default=float))
 
 
-def thresholds_for(precision: str) -> dict:
+def thresholds_for(precision: str, min_psnr: float | None = None) -> dict:
+    if precision in QUANTIZED:
+        return {"psnr_db_min": QUANTIZED_MIN_PSNR_DB if min_psnr is None else min_psnr, "judged_on": "photos"}
     if precision == "fp32":
         return {"rel_l2_max": FP32_MAX_REL_L2, "top1_agreement": 1.0}
     return {"psnr_db_min": FP16_MIN_PSNR_DB}
 
 
-def judge(metrics: ParityMetrics, precision: str) -> tuple[str, str]:
-    """(status, reason) against the precision's thresholds."""
+def judge(metrics: ParityMetrics, precision: str, min_psnr: float | None = None) -> tuple[str, str]:
+    """(status, reason) against the precision's thresholds (a quantized one's PSNR floor is ``min_psnr``)."""
+    if precision in QUANTIZED:
+        floor = thresholds_for(precision, min_psnr)["psnr_db_min"]
+        if not metrics.psnr_db >= floor:
+            return "fail", (f"{precision} PSNR on photos {metrics.psnr_db:.1f} dB < {floor:g} dB (top-1 agreement "
+                            f"{metrics.top1_agreement:.0%}); --min-psnr sets the floor")
+        return "pass", ""
     if precision == "fp32":
         problems = []
         if not metrics.rel_l2 <= FP32_MAX_REL_L2:
@@ -219,7 +231,7 @@ def non_finite_outputs(reference: np.ndarray, actual: np.ndarray) -> str | None:
 
 
 def compare(reference: np.ndarray, actual: np.ndarray, inputs: list[ValidationInput], artifact: str,
-            runtime: str, precision: str) -> ParityResult:
+            runtime: str, precision: str, min_psnr: float | None = None) -> ParityResult:
     """Metrics on photos, on random tensors, and overall; the verdict is on all inputs together.
 
     NaN or infinity in either output is its own verdict, ``fail: non-finite outputs``: no metric of such outputs
@@ -227,13 +239,16 @@ def compare(reference: np.ndarray, actual: np.ndarray, inputs: list[ValidationIn
     """
     problem = non_finite_outputs(reference, actual)
     if problem is not None:
-        return ParityResult(artifact, runtime, precision, "fail", problem, thresholds=thresholds_for(precision))
+        return ParityResult(artifact, runtime, precision, "fail", problem,
+                            thresholds=thresholds_for(precision, min_psnr))
     is_photo = np.array([item.image is not None for item in inputs])
     overall = parity_metrics(reference, actual)
-    status, reason = judge(overall, precision)
     photos = parity_metrics(reference[is_photo], actual[is_photo]) if is_photo.any() else None
     rand = parity_metrics(reference[~is_photo], actual[~is_photo]) if (~is_photo).any() else None
-    return ParityResult(artifact, runtime, precision, status, reason, photos, rand, overall, thresholds_for(precision))
+    # a quantized artifact is judged on the photos: random tensors lie outside every calibrated activation range
+    status, reason = judge(photos if precision in QUANTIZED and photos is not None else overall, precision, min_psnr)
+    return ParityResult(artifact, runtime, precision, status, reason, photos, rand, overall,
+                        thresholds_for(precision, min_psnr))
 
 
 def run_parity(original: nn.Module, artifact: Path, manifest: dict, inputs: list[ValidationInput],
@@ -247,6 +262,7 @@ def run_parity(original: nn.Module, artifact: Path, manifest: dict, inputs: list
     from edgevit.mil import MilInterpreterError
 
     precision = manifest["precision"]
+    min_psnr = (manifest.get("quantization") or {}).get("min_psnr_db")
     label = runtime or manifest["target"]
     try:
         runner = open_runner(artifact, manifest, runtime)
@@ -259,7 +275,7 @@ def run_parity(original: nn.Module, artifact: Path, manifest: dict, inputs: list
                             f"MIL reference interpreter could not run the program: {exc}",
                             thresholds=thresholds_for(precision))
     reference = reference_outputs(original, usable, manifest["output"]["kind"])
-    result = compare(reference, actual, usable, artifact.name, runner.runtime, precision)
+    result = compare(reference, actual, usable, artifact.name, runner.runtime, precision, min_psnr)
     diagnosis = getattr(runner, "diagnosis", "")
     if result.status == "fail" and diagnosis:
         result.reason = f"{result.reason}; {diagnosis}"

@@ -53,10 +53,50 @@ def imagenet_labels() -> list[str]:
     return [f"{name} (class {i})" if counts[name] > 1 else name for i, name in enumerate(names)]
 
 
+# --compress: coremltools.optimize.coreml configs; what each needs of the deployment target
+COMPRESSION = {
+    "w8": ("linear_quantize_weights", "int8 weights, symmetric, per output channel", "iOS16"),
+    "w4": ("linear_quantize_weights", "int4 weights, symmetric, per block of 32 input channels", "iOS18"),
+    "palette6": ("palettize_weights", "6-bit k-means palette (64 values) per tensor", "iOS16"),
+    "palette4": ("palettize_weights", "4-bit k-means palette (16 values) per tensor", "iOS16"),
+}
+
+
+def compress_mlmodel(mlmodel, compress: str):
+    """The model with its weights compressed (coremltools.optimize.coreml); returns (model, summary)."""
+    import coremltools.optimize.coreml as cto
+
+    if compress in ("w8", "w4"):
+        op = (cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
+              if compress == "w8" else
+              cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int4", granularity="per_block",
+                                          block_size=32))
+        compressed = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=op))
+    else:
+        op = cto.OpPalettizerConfig(mode="kmeans", nbits=6 if compress == "palette6" else 4,
+                                    granularity="per_tensor")
+        compressed = cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=op))
+    ops = [o.op_type for f in compressed._mil_program.functions.values() for o in f.operations]
+    constexpr = {t: ops.count(t) for t in sorted(set(ops)) if t.startswith("constexpr_")}
+    float_consts = sum(1 for f in compressed._mil_program.functions.values() for o in f.operations
+                       if o.op_type == "const" and o.outputs[0].val is not None
+                       and getattr(o.outputs[0].val, "size", 0) >= 2048)
+    function, scheme, minimum = COMPRESSION[compress]
+    return compressed, {"scheme": f"{compress}: {scheme} (coremltools.optimize.coreml.{function})",
+                        "minimum_deployment_target": minimum, "compressed_weight_ops": constexpr,
+                        "float_weights_left": float_consts,
+                        "note": "weights under 2048 elements (biases, norms, small kernels) stay in float "
+                                "(coremltools' weight_threshold)"}
+
+
 def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision: str = "fp16",
                   deployment_target: str = "iOS17", tensor_input: bool = False,
-                  metadata: dict[str, str] | None = None, num_classes: int = 1000) -> dict:
-    """Convert and save atomically; returns what the manifest records (input/output spec, MIL stats)."""
+                  metadata: dict[str, str] | None = None, num_classes: int = 1000,
+                  compress: str | None = None) -> dict:
+    """Convert and save atomically; returns what the manifest records (input/output spec, MIL stats).
+
+    ``compress`` (w8, w4, palette6, palette4) compresses the weights after conversion (compress_mlmodel).
+    """
     import coremltools as ct
 
     if deployment_target not in DEPLOYMENT_TARGETS:
@@ -87,6 +127,15 @@ def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision:
         raise
     except Exception as exc:  # noqa: BLE001 - reported with module and op, not the converter's trace
         raise export_error("CoreML", exc, program) from None
+    compression = None
+    if compress is not None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mlmodel, compression = compress_mlmodel(mlmodel, compress)
+        except Exception as exc:  # noqa: BLE001
+            raise ExportError(f"CoreML weight compression --compress {compress} failed: "
+                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}") from None
     meta = metadata or {}
     mlmodel.author = meta.get("author", "edgevit")
     mlmodel.license = meta.get("license", "")
@@ -106,4 +155,5 @@ def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision:
                    "label_name": desc.predictedFeatureName or None},
         "deployment_target": deployment_target,
         "mil": mil.to_json(),
+        **({"quantization": compression} if compression else {}),
     }

@@ -22,7 +22,7 @@ from edgevit.export.mil import in_eval
 
 def _partitioner(backend: str, precision: str, deployment_target: str):
     if backend == "xnnpack":
-        if precision != "fp32":
+        if precision not in ("fp32", "int8"):
             raise ExportError("the XNNPACK .pte is fp32; use --precision fp32, or --backend coreml for fp16")
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
@@ -90,18 +90,32 @@ def isolate_softmax_after_conv(program: torch.export.ExportedProgram,
 
 
 def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, backend: str = "xnnpack",
-                      precision: str = "fp32", deployment_target: str = "iOS17") -> dict:
-    """Lower and save atomically; returns the delegation summary for the manifest."""
+                      precision: str = "fp32", deployment_target: str = "iOS17",
+                      calibration: list[torch.Tensor] | None = None) -> dict:
+    """Lower and save atomically; returns the delegation summary for the manifest.
+
+    ``precision="int8"`` (XNNPACK only) quantizes first, statically, on ``calibration`` (edgevit.export.quantize);
+    the summary then also lists the layers left in float.
+    """
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
     partitioner = _partitioner(backend, precision, deployment_target)
     program = None
     rewritten = 0
+    quantized = None
+    if precision == "int8":
+        from edgevit.export.quantize import quantize_pt2e, summarise_float_layers
+
+        if backend != "xnnpack" or not calibration:
+            raise ExportError("int8 .pte: XNNPACK only, and it needs calibration images")
+        converted, float_ops = quantize_pt2e(prepared, example, calibration)
+        quantized = {"scheme": "int8 static (PT2E, XNNPACKQuantizer, symmetric, weights per channel, activations "
+                               "per tensor)", "float_layers": summarise_float_layers(float_ops)}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(in_eval(prepared), (example,))
+            program = torch.export.export(converted if quantized else in_eval(prepared), (example,))
             if backend == "xnnpack":
                 program, rewritten = isolate_softmax_after_conv(program, example)
             edge = to_edge_transform_and_lower(program, partitioner=[partitioner])
@@ -116,7 +130,7 @@ def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, 
     undelegated = {
         op: b.non_delegated for op, b in info.delegation_by_operator.items() if b.non_delegated and op != "getitem"
     }
-    return {
+    result = {
         "input": {"name": "x", "kind": "tensor", "shape": list(example.shape)},
         "output": {"name": "output", "kind": "logits"},
         "workarounds": ({"xnnpack_softmax_after_conv_isolated": rewritten}
@@ -129,3 +143,6 @@ def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, 
             "non_delegated_ops": dict(sorted(undelegated.items(), key=lambda kv: -kv[1])),
         },
     }
+    if quantized:
+        result["quantization"] = quantized
+    return result

@@ -53,3 +53,10 @@ KNOWN_XFAIL: dict[str, str] = {
         "Apple's expected values sample the whole image, a rule the op's docs do not give; the kernel implements "
         "ALIGN_CORNERS sampling only and refuses other modes rather than guess",
 }
+
+# Cases skipped here, each with its reason: they check no prediction, and fail for reasons unrelated to it.
+SKIP: dict[str, str] = {
+    "iOS14/test_tensor_transformation.py::TestSliceByIndex::test_efficient_type_inference":
+        "asserts Apple's type inference takes < 10 ms of wall time, which fails at random on a loaded shared "
+        "machine; it never reaches the interpreter",
+}

@@ -128,10 +128,11 @@ def _fmt(value, spec: str = "") -> str:
 
 
 def _parity_cell(row: dict) -> str:
-    """The verdict with the runtime that produced it (mil-reference is edgevit's interpreter, not CoreML)."""
+    """The verdict, naming the runtime where it is not the target's own: mil-reference is edgevit's interpreter,
+    and a CoreML row checked by it must never read as if the CoreML runtime had run."""
     if row.get("parity") is None:
         return "-"
-    return f"{row['parity']} ({row['parity_runtime']})" if row.get("parity_runtime") else row["parity"]
+    return f"{row['parity']} (mil-reference)" if row.get("parity_runtime") == "mil-reference" else row["parity"]
 
 
 def zoo_table_markdown(rows: Sequence[dict]) -> str:

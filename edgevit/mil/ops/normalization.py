@@ -14,10 +14,8 @@ def _per_channel(value: np.ndarray | None, rank: int) -> np.ndarray | None:
     return np.asarray(value).reshape([1, -1] + [1] * (rank - 2))
 
 
-@kernel("batch_norm")
-def batch_norm(args: OpArgs) -> np.ndarray:
-    x = args.array("x")
-    mean, var = _per_channel(args["mean"], x.ndim), _per_channel(args["variance"], x.ndim)
+def _normalised(args: OpArgs, x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """(x - mean) / sqrt(var + epsilon), then the optional per-channel gamma and beta."""
     out = (x - mean) / np.sqrt(var + args.float("epsilon", 1e-5))
     gamma, beta = _per_channel(args.opt("gamma"), x.ndim), _per_channel(args.opt("beta"), x.ndim)
     if gamma is not None:
@@ -25,6 +23,12 @@ def batch_norm(args: OpArgs) -> np.ndarray:
     if beta is not None:
         out = out + beta
     return out
+
+
+@kernel("batch_norm")
+def batch_norm(args: OpArgs) -> np.ndarray:
+    x = args.array("x")
+    return _normalised(args, x, _per_channel(args["mean"], x.ndim), _per_channel(args["variance"], x.ndim))
 
 
 @kernel("instance_norm")
@@ -32,14 +36,7 @@ def instance_norm(args: OpArgs) -> np.ndarray:
     x = args.array("x")
     axes = tuple(range(2, x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
-    out = (x - mean) / np.sqrt(var + args.float("epsilon", 1e-5))
-    gamma, beta = _per_channel(args.opt("gamma"), x.ndim), _per_channel(args.opt("beta"), x.ndim)
-    if gamma is not None:
-        out = out * gamma
-    if beta is not None:
-        out = out + beta
-    return out
+    return _normalised(args, x, mean, ((x - mean) ** 2).mean(axis=axes, keepdims=True))
 
 
 @kernel("layer_norm")

@@ -92,8 +92,16 @@ def quantize_pt2e(prepared: nn.Module, example: torch.Tensor, calibration: list[
     return converted, float_layers(converted)
 
 
+ONNX_QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+
+
 def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list[torch.Tensor]) -> dict:
-    """onnxruntime static QDQ int8 (weights per channel, activations per tensor, MinMax over the calibration set)."""
+    """onnxruntime static QDQ int8 (weights per channel, activations per tensor, MinMax over the calibration set).
+
+    Only the weight layers (Conv, MatMul, Gemm) are quantized: with every elementwise op in QDQ as well
+    (onnxruntime's default) swiftformer-xs measured 29.9 dB on the photos, under the 30 dB floor, against 42 dB for
+    the XNNPACK .pte, whose quantizer also leaves most elementwise ops in float.
+    """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -110,7 +118,8 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
     try:
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=list(ONNX_QUANTIZED_OPS))
     except Exception as exc:  # noqa: BLE001
         raise ExportError("ONNX int8 quantization (onnxruntime quantize_static) failed: "
                           f"{type(exc).__name__}: {exc}") from None
@@ -118,14 +127,14 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
         pre.unlink(missing_ok=True)
     model = onnx.load(str(out_path))
     ops = Counter(n.op_type for n in model.graph.node)
-    quantizable = ("Conv", "MatMul", "Gemm")
     float_ops = []
     producers = {o: n for n in model.graph.node for o in n.output}
     for n in model.graph.node:
-        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear", "Constant", "Shape", "Reshape", "Transpose",
+                         "Flatten", "Squeeze", "Unsqueeze", "Identity"):
             continue
         fed = [producers.get(i) for i in n.input if i in producers]
-        if n.op_type in quantizable and not any(p is not None and p.op_type == "DequantizeLinear" for p in fed):
+        if not any(p is not None and p.op_type == "DequantizeLinear" for p in fed):
             float_ops.append({"op": n.op_type, "module": n.name})
     return {"qdq_pairs": ops.get("QuantizeLinear", 0), "float_layers": summarise_float_layers(float_ops),
             "op_histogram": dict(ops.most_common())}

@@ -15,8 +15,7 @@ warnings.filterwarnings("ignore")
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
+from support.numerics import rel_l2  # noqa: E402,F401 - kept importable from here too
 
 
 @pytest.fixture(scope="session")

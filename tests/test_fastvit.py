@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from conftest import rel_l2
+from support.numerics import rel_l2
 from timm.models import fastvit as tfv
 from timm.models import reparameterize_model
 

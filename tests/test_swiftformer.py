@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import rel_l2
+from support.numerics import rel_l2
 
 from converters import get_converter
 from converters.swiftformer import ChannelsFirstAdditiveAttention

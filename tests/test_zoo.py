@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from conftest import rel_l2
+from support.numerics import rel_l2
 from torch import nn
 
 from converters import get_converter

@@ -59,9 +59,16 @@ WRITER = textwrap.dedent("""
 """)
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A suite started in the background of a
+    non-interactive shell inherits SIGINT ignored, and Python then never raises KeyboardInterrupt, so the
+    interrupts under test would silently not happen (a user's Ctrl-C reaches a foreground process)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _writer(out: Path, tag: str, rounds: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out), tag, str(rounds)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_default_sigint)
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     return proc
 
@@ -105,7 +112,7 @@ def _convert_until(out: Path, trigger, seed: int = 1) -> subprocess.CompletedPro
     cmd = [sys.executable, "-m", "edgevit.cli", "convert", "swiftformer-xs", "--target", "onnx", "--out", str(out),
            "--no-mil-report", "--seed", str(seed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**ENV, "PYTHONUNBUFFERED": "1"})
+                            env={**ENV, "PYTHONUNBUFFERED": "1"}, preexec_fn=_default_sigint)
     lines: list[str] = []
     errors: list[str] = []
     readers = [threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # progress, line by line

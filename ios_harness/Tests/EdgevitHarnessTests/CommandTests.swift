@@ -4,19 +4,7 @@ import Foundation
 import XCTest
 @testable import EdgevitHarness
 
-final class CommandTests: XCTestCase {
-    var scratch: ScratchFolder!
-    var artifacts: URL!
-
-    override func setUpWithError() throws {
-        scratch = try ScratchFolder()
-        artifacts = try scratch.fixtures()
-    }
-
-    override func tearDownWithError() throws {
-        scratch.remove()
-    }
-
+final class CommandTests: FixtureTestCase {
     func testParsesEveryOption() throws {
         let options = try BenchOptions.parse(["--artifacts", "/a", "--out", "/o/r.json", "--rounds", "3", "--iterations=7",
                                               "--warmup", "0", "--trim-fraction", "0.25", "--compute-units", "all,cpuOnly"])

@@ -5,19 +5,7 @@ import Foundation
 import XCTest
 @testable import EdgevitHarness
 
-final class ConfigTests: XCTestCase {
-    var scratch: ScratchFolder!
-    var artifacts: URL!
-
-    override func setUpWithError() throws {
-        scratch = try ScratchFolder()
-        artifacts = try scratch.fixtures()
-    }
-
-    override func tearDownWithError() throws {
-        scratch.remove()
-    }
-
+final class ConfigTests: FixtureTestCase {
     /// Resources/Fixtures/config.json is what edgevit/device/ios.py wrote for the fixtures
     /// (tests/test_ios_harness.py checks it is still what it writes).
     func testLoadsTheConfigEdgevitHarnessIosWrites() throws {

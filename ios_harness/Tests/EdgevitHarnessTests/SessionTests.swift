@@ -6,19 +6,7 @@ import Foundation
 import XCTest
 @testable import EdgevitHarness
 
-final class SessionTests: XCTestCase {
-    var scratch: ScratchFolder!
-    var artifacts: URL!
-
-    override func setUpWithError() throws {
-        scratch = try ScratchFolder()
-        artifacts = try scratch.fixtures()
-    }
-
-    override func tearDownWithError() throws {
-        scratch.remove()
-    }
-
+final class SessionTests: FixtureTestCase {
     func harness(_ config: HarnessConfig, _ runtime: ScriptedRuntime = ScriptedRuntime(),
                  memory: @escaping () -> UInt64? = { nil }, log: @escaping (String) -> Void = { _ in }) -> Harness {
         Harness(config: config, artifactsDir: artifacts, runtime: runtime, device: testDevice,

@@ -15,6 +15,21 @@ func testResource(_ name: String) -> URL {
         .appendingPathComponent("Resources").appendingPathComponent(name)
 }
 
+/// A test case with the fixtures copied into a fresh scratch folder before each test, removed after it.
+class FixtureTestCase: XCTestCase {
+    var scratch: ScratchFolder!
+    var artifacts: URL!
+
+    override func setUpWithError() throws {
+        scratch = try ScratchFolder()
+        artifacts = try scratch.fixtures()
+    }
+
+    override func tearDownWithError() throws {
+        scratch.remove()
+    }
+}
+
 /// A fresh temporary folder, removed by `remove()`.
 struct ScratchFolder {
     let url: URL

@@ -48,14 +48,18 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-@kernel("conv")
-def conv(args: OpArgs) -> np.ndarray:
+def _operands(args: OpArgs) -> tuple:
+    """What conv and conv_transpose both read: x, weight, spatial rank, strides, dilations, optional bias."""
     x, weight = tensor(args.array("x")), args.tensor("weight")
     n = x.dim() - 2
-    strides = args.ints("strides", [1] * n)
-    dilations = args.ints("dilations", [1] * n)
-    padding = spatial_padding(args, list(x.shape[2:]), list(weight.shape[2:]), strides, dilations)
     bias = args.tensor("bias") if args.has("bias") else None
+    return x, weight, n, args.ints("strides", [1] * n), args.ints("dilations", [1] * n), bias
+
+
+@kernel("conv")
+def conv(args: OpArgs) -> np.ndarray:
+    x, weight, n, strides, dilations, bias = _operands(args)
+    padding = spatial_padding(args, list(x.shape[2:]), list(weight.shape[2:]), strides, dilations)
     out = _CONV[n](pad_input(x, padding), weight, bias, stride=strides,
                    dilation=dilations, groups=args.int("groups", 1))
     return out.numpy()
@@ -64,11 +68,7 @@ def conv(args: OpArgs) -> np.ndarray:
 @kernel("conv_transpose")
 def conv_transpose(args: OpArgs) -> np.ndarray:
     """weight is [C_in, C_out / groups, *K]; ``pad`` crops the full output; ``output_shape`` sets its size."""
-    x, weight = tensor(args.array("x")), args.tensor("weight")
-    n = x.dim() - 2
-    strides = args.ints("strides", [1] * n)
-    dilations = args.ints("dilations", [1] * n)
-    bias = args.tensor("bias") if args.has("bias") else None
+    x, weight, n, strides, dilations, bias = _operands(args)
     full = _CONV_T[n](x, weight, None, stride=strides, dilation=dilations, groups=args.int("groups", 1))
     k = [(ks - 1) * d + 1 for ks, d in zip(weight.shape[2:], dilations, strict=True)]
     pad_type = args.str("pad_type", "valid").lower()

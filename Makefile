@@ -66,8 +66,10 @@ zoo: $(STAMP)
 	$(VENV)/bin/edgevit zoo --json reports/zoo.json --markdown reports/zoo.md
 	$(VENV)/bin/edgevit zoo --fastvit --json reports/fastvit.json --markdown reports/fastvit.md
 
+# ruff, and the layering contract in .importlinter (ARCHITECTURE.md): no layer imports one above it.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --config .importlinter
 
 clean:
 	rm -rf $(VENV) $(OUT) reports ios_harness/.build

@@ -2,7 +2,7 @@
 
 A converter is a list of rewrites (``converters.rewrites``) plus model-specific glue. It never changes the
 function: ``prepare(model)(x) == model(x)`` within 1e-5 relative L2 in fp32, which the tests check for every
-registered model.
+registered model. The table of converters by name is ``converters.CONVERTERS``.
 """
 
 from __future__ import annotations
@@ -39,24 +39,3 @@ class Converter:
 
     def _rewrite(self, model: nn.Module, applied: list[str]) -> nn.Module:
         raise NotImplementedError
-
-
-_CONVERTERS: dict[str, type[Converter]] = {}
-
-
-def register_converter(cls: type[Converter]) -> type[Converter]:
-    _CONVERTERS[cls.name] = cls
-    return cls
-
-
-def get_converter(name: str) -> Converter:
-    """Look a converter up by name; importing the modules registers them."""
-    import converters.fastvit  # noqa: F401
-    import converters.generic  # noqa: F401
-    import converters.hiera  # noqa: F401
-    import converters.swiftformer  # noqa: F401
-
-    try:
-        return _CONVERTERS[name]()
-    except KeyError:
-        raise KeyError(f"no converter named {name!r}; known: {sorted(_CONVERTERS)}") from None

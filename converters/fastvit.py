@@ -25,31 +25,22 @@ in CoreML's MIL, not separate ops); XNNPACK delegates the whole prepared graph.
 
 from __future__ import annotations
 
-import re
-
 import torch
 from timm.layers import ConvNormAct
 from timm.models import fastvit as tfv
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from converters.base import Converter, register_converter
+from converters.base import Converter
 from converters.rewrites import (
     fold_bn_after_conv,
     fold_bn_before_conv1x1,
     fold_scale_into_conv,
     linear_to_conv1x1,
 )
-
-# Modules that carry train-time branches until their ``reparameterize`` has run.
-TRAIN_TIME_MODULES = (tfv.MobileOneBlock, tfv.ReparamLargeKernelConv, tfv.RepMixer, tfv.RepConditionalPosEnc)
-
+from edgevit.models.fastvit import TRAIN_TIME_MODULES, is_fused, reparameterize_fastvit
 
 # --------------------------------------------------------------------------------------------------- checks
-
-
-def _is_fused(module: nn.Module) -> bool:
-    return getattr(module, "reparam_conv", None) is not None
 
 
 def unfused_modules(model: nn.Module) -> list[str]:
@@ -64,7 +55,7 @@ def unfused_modules(model: nn.Module) -> list[str]:
         path = name or "<root>"
         if isinstance(module, _BatchNorm):
             found.append(f"{path} ({type(module).__name__}: BatchNorm not folded)")
-        elif isinstance(module, TRAIN_TIME_MODULES) and not _is_fused(module):
+        elif isinstance(module, TRAIN_TIME_MODULES) and not is_fused(module):
             found.append(f"{path} ({type(module).__name__}: train-time branches not reparameterized)")
         elif isinstance(module, tfv.LayerScale2d):
             found.append(f"{path} (LayerScale2d: layer scale not folded)")
@@ -79,21 +70,6 @@ def layout_modules(model: nn.Module) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- reparameterize
-
-
-def reparameterize_fastvit(model: nn.Module) -> int:
-    """Run timm's ``reparameterize`` on every train-time module not fused yet (in place); returns the count.
-
-    timm's ``reparameterize_model`` would call it on already fused modules too (a ``_reparam`` checkpoint,
-    or a model fused once already) and fail there: ReparamLargeKernelConv and RepConditionalPosEnc have no
-    guard, RepMixer never sets its ``inference_mode`` flag.
-    """
-    fused = 0
-    for module in list(model.modules()):  # pre-order: a RepMixer fuses its own MobileOne children first
-        if isinstance(module, TRAIN_TIME_MODULES) and not _is_fused(module):
-            module.reparameterize()
-            fused += 1
-    return fused
 
 
 # ------------------------------------------------------------------------------------- prepared modules
@@ -174,7 +150,7 @@ def _plain(*modules: nn.Module) -> list[nn.Module]:
 
 def _conv_block(block: nn.Module) -> list[nn.Module]:
     """A fused MobileOneBlock / ReparamLargeKernelConv as its ops: conv, squeeze-excite, activation."""
-    if not _is_fused(block):
+    if not is_fused(block):
         raise RuntimeError(f"{type(block).__name__} was not reparameterized")
     return _plain(block.reparam_conv, block.se, block.act)
 
@@ -220,7 +196,7 @@ def channels_first_attention(attn: tfv.Attention, norm: nn.Module | None = None,
 
 def _block(block: nn.Module, counts: dict[str, int]) -> nn.Module:
     if isinstance(block, tfv.RepMixerBlock):
-        if not _is_fused(block.token_mixer):
+        if not is_fused(block.token_mixer):
             raise RuntimeError("RepMixer was not reparameterized")
         counts["repmixer"] += 1
         return FusedRepMixerBlock(block.token_mixer.reparam_conv, _mlp(block.mlp, block.layer_scale, counts))
@@ -245,7 +221,6 @@ def _stage(stage: tfv.FastVitStage, counts: dict[str, int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register_converter
 class FastViTConverter(Converter):
     name = "fastvit"
 
@@ -274,66 +249,3 @@ class FastViTConverter(Converter):
         return prepared
 
 
-# ---------------------------------------------------------------------------------------------- weights
-
-_APPLE_RE_CPE = re.compile(r"^network\.(\d+)\.reparam_conv\.")
-_TRAIN_TIME_KEYS = ("rbr_conv", "rbr_scale", "rbr_skip", "lkb_origin", "small_conv", "conv_kxk", "conv_scale",
-                    "large_conv", ".identity.", "token_mixer.mixer.", "token_mixer.norm.", ".pe.", "pos_enc.")
-
-
-def _unwrap(state_dict: dict) -> dict:
-    for key in ("state_dict", "model", "model_ema"):
-        inner = state_dict.get(key)
-        if isinstance(inner, dict) and not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
-            state_dict = inner
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
-    return state_dict
-
-
-def is_reparameterized_checkpoint(state_dict: dict) -> bool:
-    """True for an inference (``_reparam``) checkpoint, timm or Apple layout: its branches are already fused.
-
-    Fused modules save ``reparam_conv`` (Apple's large-kernel conv: ``lkb_reparam``); a train-time checkpoint
-    has none. A mix of both cannot come from either code base and is refused.
-    """
-    keys = list(_unwrap(state_dict))
-    fused = [k for k in keys if "reparam_conv." in k or "lkb_reparam." in k]
-    if not fused:
-        return False
-    branches = [k for k in keys if any(t in k for t in _TRAIN_TIME_KEYS)]
-    if branches:
-        raise ValueError(f"checkpoint mixes fused keys ({fused[0]}) and train-time branch keys ({branches[0]})")
-    return True
-
-
-def fastvit_checkpoint_filter(state_dict: dict, model: nn.Module) -> dict:
-    """Any FastViT checkpoint -> timm's key layout for ``model``; fused checkpoints fuse ``model`` first.
-
-    Layouts: timm (``stem.``/``stages.``), Apple ml-fastvit train-time (``patch_embed.``/``network.N``) and
-    Apple's ``_reparam`` inference checkpoints, whose branches are already folded. timm's
-    ``checkpoint_filter_fn`` covers the Apple train-time layout (and MobileCLIP); it does not cover Apple's
-    ``_reparam`` keys (``lkb_reparam``, RepCPE's ``network.N.reparam_conv``) nor timm-layout fused checkpoints
-    (it renames ``head.fc`` to ``head.fc.fc``). For a fused checkpoint, ``model`` is reparameterized in place
-    (timm's ``reparameterize`` on each train-time module) so that its keys match; the converter then skips
-    what is fused already.
-    """
-    state_dict = _unwrap(dict(state_dict))
-    if is_reparameterized_checkpoint(state_dict):
-        reparameterize_fastvit(model)
-    elif not unfused_modules_of_kind(model):
-        raise ValueError("a train-time (unfused) checkpoint cannot load into an already reparameterized model")
-    if any(k.startswith(("stem.", "stages.")) for k in state_dict):
-        return state_dict  # timm layout
-    renamed = {}
-    for key, value in state_dict.items():
-        key = key.replace(".lkb_reparam.", ".reparam_conv.")
-        key = _APPLE_RE_CPE.sub(r"network.\1.pe.__reparam__.", key)  # RepCPE: keep it a pos_emb key for timm
-        renamed[key] = value
-    out = tfv.checkpoint_filter_fn(renamed, model)
-    return {k.replace(".pos_emb.pos_enc.__reparam__.", ".pos_emb.reparam_conv."): v for k, v in out.items()}
-
-
-def unfused_modules_of_kind(model: nn.Module) -> list[str]:
-    """Train-time FastViT modules of ``model`` not yet reparameterized."""
-    return [n for n, m in model.named_modules() if isinstance(m, TRAIN_TIME_MODULES) and not _is_fused(m)]

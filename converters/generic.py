@@ -13,7 +13,7 @@ from timm.layers import BatchNormAct2d, ConvNormAct
 from timm.models import reparameterize_model
 from torch import nn
 
-from converters.base import Converter, register_converter
+from converters.base import Converter
 from converters.rewrites import fold_bn_after_conv, replace_single_group_norms
 
 
@@ -48,7 +48,6 @@ def fold_conv_norm_act(model: nn.Module) -> int:
     return folded
 
 
-@register_converter
 class GenericConverter(Converter):
     name = "generic"
 

@@ -22,8 +22,8 @@ what mobile accelerators run worst. The rewrite computes the same function on (B
   all-ones 1x1 convs (so XNNPACK takes it), layer scales are folded into the conv before them, and the absolute
   position embedding (whatever its kind) is evaluated once and stored as a (1, C, H, W) constant.
 
-Measured with ``mil_before_after`` (coremltools 9, iOS17 target, batch 1, 224x224; the counts do not
-depend on the weights). Layout ops = reshape + transpose; the original also has 36 ``squeeze`` (unbind):
+Measured with ``mil_before_after`` in tests/test_hiera.py (coremltools 9, iOS17 target, batch 1, 224x224; the
+counts do not depend on the weights). Layout ops = reshape + transpose; the original also has 36 ``squeeze`` (unbind):
 
 =================  =========  ====================  ========  ==========================
 model              program    max rank              layout    other
@@ -57,9 +57,9 @@ from timm.layers import ConvMlp, LayerScale
 from timm.models.hiera import Hiera, HieraBlock, MaskUnitAttention
 from torch import nn
 
-from converters.base import Converter, register_converter
+from converters.base import Converter
 from converters.rewrites import fold_scale_into_conv, linear_to_conv1x1
-from edgevit.errors import EdgevitError
+from edgevit.base.errors import EdgevitError
 
 
 class UnsupportedHieraError(EdgevitError):
@@ -288,7 +288,6 @@ def _fold_layer_scale(conv: nn.Conv2d, layer_scale: nn.Module) -> nn.Conv2d:
     return fold_scale_into_conv(conv, layer_scale.gamma) if isinstance(layer_scale, LayerScale) else conv
 
 
-@register_converter
 class HieraConverter(Converter):
     """timm Hiera (hiera_tiny_224, ...) and TurboViT -> ``ChannelsFirstHiera``."""
 
@@ -309,14 +308,3 @@ class HieraConverter(Converter):
             "nn.Linear -> 1x1 conv, LayerNorm over channels, layer scales folded",
         ]
         return prepared
-
-
-def mil_before_after(model: nn.Module, example: torch.Tensor) -> dict:
-    """MIL max rank, layout-op count and op histogram of ``model`` and of its prepared form."""
-    from edgevit.export.mil import inspect_mil
-
-    prepared = HieraConverter().prepare(model).module
-    return {
-        "original": inspect_mil(model.eval(), example).to_json(),
-        "prepared": inspect_mil(prepared, example).to_json(),
-    }

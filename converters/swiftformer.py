@@ -20,7 +20,7 @@ import torch
 from timm.models import swiftformer as tsf
 from torch import nn
 
-from converters.base import Converter, register_converter
+from converters.base import Converter
 from converters.rewrites import (
     average_linears,
     column_to_conv1x1,
@@ -175,7 +175,6 @@ def _stem(stem: nn.Sequential, counts: dict[str, int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register_converter
 class SwiftFormerConverter(Converter):
     name = "swiftformer"
 

@@ -3,11 +3,11 @@
 The Python API mirrors the CLI: ``edgevit.convert``, ``edgevit.validate``, ``edgevit.bench``, ``edgevit.list_models``.
 They are imported lazily, so ``edgevit --help`` does not pay for importing torch.
 
-Two of those names are also submodules (``edgevit/validate.py``, ``edgevit/bench/``). Python's import system
+Two of those names are also submodules (``edgevit/validate/parity.py``, ``edgevit/bench/``). Python's import system
 binds every submodule it loads as an attribute of its package, which would replace the function with the module
 after the first ``import edgevit.validate`` anywhere (``edgevit.api`` does it). The package object therefore
 refuses that binding for the API names: ``edgevit.validate`` is always the function. Import the submodules by
-name (``from edgevit.validate import compare``, ``from edgevit.bench import results``), not as attribute chains.
+name (``from edgevit.validate.parity import compare``, ``from edgevit.bench import results``), not as attribute chains.
 """
 
 import sys
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "EdgevitError":
-        from edgevit.errors import EdgevitError
+        from edgevit.base.errors import EdgevitError
 
         return EdgevitError
     raise AttributeError(f"module 'edgevit' has no attribute {name!r}")

@@ -3,7 +3,7 @@
     import edgevit
     result = edgevit.convert("swiftformer-l1", target="coreml")
 
-Every function checks its arguments first (edgevit.arguments, shared with the CLI) and imports torch only after
+Every function checks its arguments first (edgevit.base.arguments, shared with the CLI) and imports torch only after
 that, so a bad call is refused at once with one message. ``convert`` publishes each artifact as one transaction
 with its validation inputs and manifest (edgevit.export.publish); ``validate`` and ``bench`` check that an
 artifact agrees with its manifest (edgevit.export.verify) before running it.
@@ -19,21 +19,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgevit import __version__
-from edgevit.arguments import ConvertArgs, check_bench, check_convert, check_path, progress_or_quiet
+from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_path, progress_or_quiet
+from edgevit.base.atomic import write_text_atomic
+from edgevit.base.digest import sha256_of
+from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
+from edgevit.base.manifest import MANIFEST_VERSION, now_utc, preprocessing_of, read_manifest, tool_versions
+from edgevit.base.naming import EXTENSIONS, artifact_name, bundle_path
 from edgevit.bench.plan import Plan, default_plan
-from edgevit.digest import sha256_of
-from edgevit.errors import ArtifactError, EdgevitError, UsageError, WeightsError
-from edgevit.export.atomic import write_text_atomic
-from edgevit.export.naming import EXTENSIONS, artifact_name, bundle_path
 from edgevit.export.publish import output_folder, publish, reading, staging_area
 from edgevit.export.verify import check_hash, check_identity, check_input_spec, verify_artifact
-from edgevit.manifest import MANIFEST_VERSION, now_utc, preprocessing_of, read_manifest, tool_versions
 
 if TYPE_CHECKING:
     import torch
 
-    from edgevit.registry import ModelSpec
-    from edgevit.validate import ParityResult
+    from edgevit.models.registry import ModelSpec
+    from edgevit.validate.parity import ParityResult
 
 Progress = Callable[[str], None]
 
@@ -64,7 +64,7 @@ class ConvertResult:
 
 def list_models() -> list[ModelSpec]:
     """Every registered model's spec (timm models are not listed: any works as ``timm:<name>``)."""
-    from edgevit.registry import get_spec, model_names
+    from edgevit.models.registry import get_spec, model_names
 
     return [get_spec(name) for name in model_names()]
 
@@ -89,7 +89,7 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
                          validate=validate, mil_report=mil_report, progress=progress, quantize=quantize,
                          compress=compress, calibration=calibration, min_psnr=min_psnr)
     say = progress_or_quiet(progress)
-    from edgevit.registry import get_spec
+    from edgevit.models.registry import get_spec
 
     spec = get_spec(args.model)
     with output_folder(args.out), staging_area(args.out) as stage:
@@ -100,9 +100,9 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
     import torch
 
     from converters import get_converter
-    from edgevit.build import build_model
-    from edgevit.inputs import validation_inputs, write_bundle
-    from edgevit.validate import run_parity
+    from edgevit.models.build import build_model
+    from edgevit.validate.inputs import validation_inputs, write_bundle
+    from edgevit.validate.parity import run_parity
 
     say(f"building {spec.name}")
     original, winfo = build_model(spec, args.options, args.weights, args.init, args.seed)
@@ -125,7 +125,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
     output_shape = tuple(original(example).shape)
     calibration = None
     if args.quantize:
-        from edgevit.calibration import calibration_set
+        from edgevit.validate.calibration import calibration_set
 
         calibration = calibration_set(spec, args.calibration)
         say(f"calibrating on {calibration.describe()}")
@@ -160,7 +160,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
 
 def _quantization_record(plan, info: dict, calibration, args: ConvertArgs, winfo) -> dict:
     """What the manifest says of a quantized/compressed artifact: scheme, calibration set, layers left in float."""
-    from edgevit.validate import QUANTIZED_MIN_PSNR_DB, RANDOM_INIT_QUANT_NOTE
+    from edgevit.validate.parity import QUANTIZED_MIN_PSNR_DB, RANDOM_INIT_QUANT_NOTE
 
     q = dict(info.get("quantization") or {})
     record = {"scheme": q.pop("scheme", plan.precision), "name": plan.precision,
@@ -211,7 +211,7 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
         meta = {"author": "edgevit (conversion); model: " + (spec.paper or spec.name),
                 "license": "weights: see their source; edgevit: Apache-2.0", "version": __version__,
                 "description": f"{spec.name} image classifier (ImageNet-1k), converted by edgevit",
-                "edgevit.model": spec.name, "edgevit.weights": winfo.source,
+                "edgevit.model": spec.name, "edgevit.models.checkpoints": winfo.source,
                 "edgevit.weights_sha256": winfo.sha256 or "random-init"}
         compress = precision if compute_precision is not None else None
         return export_coreml(module, spec, path, precision=compute_precision or precision,
@@ -226,7 +226,7 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
 
     if precision != "int8":
         return export_onnx(module, example, path)
-    from edgevit.export.atomic import atomic_path
+    from edgevit.base.atomic import atomic_path
     from edgevit.export.quantize import quantize_onnx_static
 
     fp32 = path.with_name(path.name.replace(".int8.onnx", ".fp32-for-int8.onnx"))
@@ -273,7 +273,7 @@ def mil_layout_report(original, prepared, spec: ModelSpec) -> dict:
     """Reshape/transpose counts in the CoreML MIL program: whole model and each attention block."""
     import torch
 
-    from edgevit.export.mil import attention_layout_counts, inspect_mil
+    from edgevit.export.mil_inspect import attention_layout_counts, inspect_mil
 
     example = torch.randn((1, *spec.input_size))
     before, after = inspect_mil(original, example), inspect_mil(prepared, example)
@@ -288,7 +288,7 @@ def mil_layout_report(original, prepared, spec: ModelSpec) -> dict:
 
 
 def _layout_histogram(stats) -> dict:
-    from edgevit.export.mil import LAYOUT_OPS
+    from edgevit.export.mil_inspect import LAYOUT_OPS
 
     return {k: v for k, v in stats.histogram.items() if k in LAYOUT_OPS}
 
@@ -314,12 +314,12 @@ def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
         bundle = bundle_path(artifact)
         if not bundle.exists():
             raise ArtifactError(f"{artifact} has no validation inputs ({bundle.name}); re-run edgevit convert")
-        from edgevit.inputs import read_bundle  # torch from here on
+        from edgevit.validate.inputs import read_bundle  # torch from here on
 
         inputs = read_bundle(bundle)
-        from edgevit.build import rebuild_from_manifest
-        from edgevit.registry import get_spec
-        from edgevit.validate import device_parity, run_parity
+        from edgevit.models.build import rebuild_from_manifest
+        from edgevit.models.registry import get_spec
+        from edgevit.validate.parity import device_parity, run_parity
 
         original = rebuild_from_manifest(get_spec(manifest["model"]), manifest)
         if device is not None:
@@ -367,7 +367,7 @@ def _resolve_bench_item(item: str) -> str:
     path = Path(item)
     looks_like_path = path.suffix in {f".{ext}" for ext in EXTENSIONS.values()} or "/" in item or path.exists()
     if not looks_like_path:
-        from edgevit.registry import get_spec
+        from edgevit.models.registry import get_spec
 
         get_spec(item)  # an unknown name: UnknownModelError with the closest names
         return "model"
@@ -402,8 +402,8 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
 
     from converters import get_converter
     from edgevit.bench.host import bench_artifact, bench_eager
-    from edgevit.build import build_model
-    from edgevit.registry import get_spec
+    from edgevit.models.build import build_model
+    from edgevit.models.registry import get_spec
 
     spec = get_spec(name)
     original, _ = build_model(spec)

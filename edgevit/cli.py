@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from edgevit.arguments import BACKENDS, COMPRESS_SCHEMES, DEPLOYMENT_TARGETS, QUANTIZE_SCHEMES
+from edgevit.base.arguments import BACKENDS, COMPRESS_SCHEMES, DEPLOYMENT_TARGETS, QUANTIZE_SCHEMES
 
 EPILOG = """examples:
   edgevit list --details
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars drown the output
     _quiet_library_loggers()
-    from edgevit.errors import EdgevitError
+    from edgevit.base.errors import EdgevitError
 
     try:
         return _dispatch(args)
@@ -190,7 +190,7 @@ def _quiet_library_loggers() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from edgevit import cli_output as out
+    from edgevit import commands as out
 
     if args.command == "list":
         return out.show_turbovit_comparison() if args.turbovit_comparison else out.show_models(args.details)

@@ -34,8 +34,8 @@ from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from matplotlib.transforms import Bbox
 
+from edgevit.base.errors import OutputError
 from edgevit.bench.results import SOURCE_KEY
-from edgevit.errors import OutputError
 
 DEFAULT_TITLE = "edgevit benchmark report"
 NOT_MEASURED = "not measured"

@@ -1,5 +1,5 @@
 """Shared fixtures. Models get exercised weights (layer scales ~1, calibrated BatchNorm statistics, wide
-head) so a broken block cannot hide under the tolerance; see edgevit/models/init.py."""
+head) so a broken block cannot hide under the tolerance; see edgevit/models/random_init.py."""
 
 from __future__ import annotations
 

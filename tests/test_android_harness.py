@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
+from edgevit.base.errors import ArtifactError, EdgevitError
 from edgevit.bench import stats
-from edgevit.bench.results import load_schema, validate_document
-from edgevit.device import android
-from edgevit.device.android import (
+from edgevit.bench.device import android
+from edgevit.bench.device.android import (
     INSTRUMENTATION,
     PACKAGE,
     REMOTE_DIR,
@@ -41,8 +41,8 @@ from edgevit.device.android import (
     parse_devices,
     plan_android_bench,
 )
-from edgevit.errors import ArtifactError, EdgevitError
-from edgevit.validate import DEVICE_OUTPUTS_FORMAT, DEVICE_OUTPUTS_KEYS, device_parity
+from edgevit.bench.results import load_schema, validate_document
+from edgevit.validate.parity import DEVICE_OUTPUTS_FORMAT, DEVICE_OUTPUTS_KEYS, device_parity
 
 ROOT = Path(__file__).resolve().parents[1]
 JAVA_SRC = ROOT / "android_harness/app/src/main/java"
@@ -158,7 +158,7 @@ def _artifact(folder: Path, stem: str, content: bytes, *, manifest: dict | None 
     if bundle:
         import torch
 
-        from edgevit.inputs import ValidationInput, write_bundle
+        from edgevit.validate.inputs import ValidationInput, write_bundle
 
         gen = torch.Generator().manual_seed(0)
         inputs = [ValidationInput(f"random_{i}", torch.randn((1, 3, 8, 8), generator=gen) * 10.0, None)
@@ -225,7 +225,7 @@ def test_session_writes_schema_results_and_device_outputs(java_classes, tmp_path
     assert not (out / "broken.executorch.xnnpack.fp32.device-outputs.json").exists()
 
     # `edgevit validate --device-outputs` reads it: the runner doubles its input, so a doubling "original" passes.
-    from edgevit.inputs import read_bundle
+    from edgevit.validate.inputs import read_bundle
 
     manifest = {**json.loads((models / "toy.executorch.xnnpack.fp32.json").read_text()),
                 "output": {"name": "out", "kind": "logits"}}  # as `edgevit convert` writes it

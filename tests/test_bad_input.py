@@ -16,8 +16,8 @@ import pytest
 import torch
 from support.cli import assert_refused, edgevit, snapshot
 
-from edgevit.errors import UsageError
-from edgevit.export.naming import bundle_path, manifest_path
+from edgevit.base.errors import UsageError
+from edgevit.base.naming import bundle_path, manifest_path
 
 ONNX = "swiftformer-xs.onnx.fp32.onnx"
 
@@ -44,7 +44,7 @@ def test_api_names_are_functions_even_after_their_submodules_are_imported():
 
     for name in ("convert", "validate", "bench", "list_models"):
         assert callable(getattr(edgevit, name)) and getattr(edgevit, name).__module__ == "edgevit.api"
-    from edgevit.validate import compare  # the submodule is still importable by name
+    from edgevit.validate.parity import compare  # the submodule is still importable by name
 
     assert callable(compare)
 
@@ -121,8 +121,8 @@ def test_malformed_options_are_usage_errors(tmp_path, args, needle):
 
 
 def _xs_state() -> dict[str, torch.Tensor]:
-    from edgevit.build import build_model
-    from edgevit.registry import get_spec
+    from edgevit.models.build import build_model
+    from edgevit.models.registry import get_spec
 
     model, _ = build_model(get_spec("swiftformer-xs"))
     return {k: v.clone().contiguous() for k, v in model.state_dict().items()}
@@ -148,7 +148,7 @@ def test_integer_tensors_for_float_parameters_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     from edgevit.api import convert
-    from edgevit.errors import WeightsError
+    from edgevit.base.errors import WeightsError
 
     state = _xs_state()
     key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)
@@ -163,7 +163,7 @@ def test_integer_tensors_for_float_parameters_are_refused(tmp_path):
 def test_random_bytes_are_not_called_pickled_objects(tmp_path):
     """In-process, like the int32 case: the same WeightsError the CLI prints for the NaN checkpoint above."""
     from edgevit.api import convert
-    from edgevit.errors import WeightsError
+    from edgevit.base.errors import WeightsError
 
     ckpt = tmp_path / "noise.pth"
     ckpt.write_bytes(bytes(range(7, 256)) * 40)
@@ -175,7 +175,7 @@ def test_random_bytes_are_not_called_pickled_objects(tmp_path):
 def test_weights_whose_outputs_overflow_are_refused_before_exporting(tmp_path):
     """Finite weights whose outputs are not: refused before any artifact exists (in-process, as above)."""
     from edgevit.api import convert
-    from edgevit.errors import WeightsError
+    from edgevit.base.errors import WeightsError
 
     state = _xs_state()
     head = next(k for k in state if k.startswith("head.") and k.endswith("weight"))
@@ -190,7 +190,7 @@ def test_weights_whose_outputs_overflow_are_refused_before_exporting(tmp_path):
 def test_non_finite_outputs_are_their_own_verdict_never_inconclusive():
     import numpy as np
 
-    from edgevit.validate import compare
+    from edgevit.validate.parity import compare
 
     ref = np.random.default_rng(0).normal(size=(3, 10)).astype(np.float32)
     bad = ref.copy()

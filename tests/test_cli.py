@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from edgevit.export.naming import manifest_path
+from edgevit.base.naming import manifest_path
 
 
 def edgevit(*args: str, cwd=None) -> subprocess.CompletedProcess:

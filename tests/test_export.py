@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from edgevit.api import convert, validate
-from edgevit.errors import ArtifactError, ExportError, OutputError
-from edgevit.export.atomic import atomic_path
-from edgevit.export.naming import bundle_path, manifest_path
-from edgevit.inputs import read_bundle
-from edgevit.registry import get_spec
+from edgevit.base.atomic import atomic_path
+from edgevit.base.errors import ArtifactError, ExportError, OutputError
+from edgevit.base.naming import bundle_path, manifest_path
+from edgevit.models.registry import get_spec
+from edgevit.validate.inputs import read_bundle
 
 
 def test_artifact_names_and_manifests(xs_artifacts):
@@ -67,7 +67,7 @@ def test_coreml_package_is_an_image_classifier(xs_artifacts):
     assert spec.description.predictedFeatureName == "classLabel"
     labels = spec.mlProgram and ct.models.MLModel(str(xs_artifacts["coreml"]), skip_model_load=True)
     meta = labels.user_defined_metadata
-    assert meta["edgevit.model"] == "swiftformer-xs" and meta["edgevit.weights"] == "random-init"
+    assert meta["edgevit.model"] == "swiftformer-xs" and meta["edgevit.models.checkpoints"] == "random-init"
     assert spec.description.metadata.author and spec.description.metadata.versionString == "0.1.0"
     manifest = json.loads(manifest_path(xs_artifacts["coreml"]).read_text())
     assert manifest["export"]["mil"]["layout_ops"] == 1  # the classifier flatten, nothing else
@@ -208,7 +208,7 @@ def test_alias_nodes_are_dropped_so_coreml_converts_window_attention():
     cannot convert it. The exported program must have none left and still compute the same function."""
     from timm.models.swin_transformer import SwinTransformerBlock
 
-    from edgevit.export.mil import drop_aliases, inspect_mil, to_exported_program
+    from edgevit.export.mil_inspect import drop_aliases, inspect_mil, to_exported_program
 
     torch.manual_seed(0)
     block = SwinTransformerBlock(dim=32, input_resolution=(8, 8), num_heads=2, window_size=4, shift_size=2).eval()

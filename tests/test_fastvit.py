@@ -16,16 +16,14 @@ from converters import get_converter
 from converters.fastvit import (
     ChannelsFirstAttention,
     channels_first_attention,
-    fastvit_checkpoint_filter,
-    is_reparameterized_checkpoint,
     layout_modules,
     unfused_modules,
-    unfused_modules_of_kind,
 )
-from edgevit.build import build_model
-from edgevit.catalog import fastvit_specs
-from edgevit.errors import WeightsError
-from edgevit.inputs import photo_inputs
+from edgevit.base.errors import WeightsError
+from edgevit.models.build import build_model
+from edgevit.models.catalog import fastvit_specs
+from edgevit.models.fastvit import fastvit_checkpoint_filter, is_reparameterized_checkpoint, unfused_modules_of_kind
+from edgevit.validate.inputs import photo_inputs
 
 SPECS = {s.name: s for s in fastvit_specs()}
 VARIANTS = list(SPECS)
@@ -138,7 +136,7 @@ def test_attention_layout_ops_and_xnnpack_delegation():
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
-    from edgevit.export.mil import attention_layout_counts
+    from edgevit.export.mil_inspect import attention_layout_counts
 
     spec = at(SPECS["fastvit-sa12"], 128)
     original, _ = build_model(spec)
@@ -321,7 +319,7 @@ def test_convert_every_variant_to_every_target(name, tmp_path):
 
 def test_fastvit_report_measures_every_form():
     """The per-variant report on T8: counts from the real models, latencies measured (never filled in)."""
-    from edgevit.zoo import fastvit_report, fastvit_report_markdown
+    from edgevit.studies.zoo import fastvit_report, fastvit_report_markdown
 
     (row,) = fastvit_report(["fastvit-t8"], iterations=2, warmup=1, mil=False)
     assert row["params_prepared"] < row["params_original"]  # the folded branches are gone

@@ -13,8 +13,18 @@ from timm.layers import LayerScale
 from timm.models.hiera import Hiera
 from torch import nn
 
-from converters.hiera import HieraConverter, UnsupportedHieraError, mil_before_after, plan_blocks
+from converters.hiera import HieraConverter, UnsupportedHieraError, plan_blocks
+from edgevit.export.mil_inspect import inspect_mil
 from edgevit.models.turbovit import TurboViT, turbovit
+
+
+def mil_before_after(model: nn.Module, example: torch.Tensor) -> dict:
+    """MIL max rank, layout-op count and op histogram of ``model`` and of its prepared form."""
+    prepared = HieraConverter().prepare(model).module
+    return {
+        "original": inspect_mil(model.eval(), example).to_json(),
+        "prepared": inspect_mil(prepared, example).to_json(),
+    }
 
 
 @torch.no_grad()
@@ -231,7 +241,7 @@ def test_original_cannot_become_an_ml_program_but_prepared_can():
     """CoreML's rank limit (5) rejects timm's unroll; the prepared model converts to an ML program."""
     import coremltools as ct
 
-    from edgevit.export.mil import to_exported_program
+    from edgevit.export.mil_inspect import to_exported_program
 
     model, x = small_hiera(), torch.randn(1, 3, 64, 64)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from support.cli import ENV, snapshot
 
-from edgevit.digest import sha256_of
-from edgevit.export.naming import bundle_path, manifest_path
+from edgevit.base.digest import sha256_of
+from edgevit.base.naming import bundle_path, manifest_path
 from edgevit.export.publish import reading
 
 ONNX = "swiftformer-xs.onnx.fp32.onnx"
@@ -43,8 +43,8 @@ def assert_complete_triple(artifact: Path) -> None:
 WRITER = textwrap.dedent("""
     import hashlib, json, os, sys
     from pathlib import Path
-    from edgevit.digest import sha256_of
-    from edgevit.export.naming import bundle_path
+    from edgevit.base.digest import sha256_of
+    from edgevit.base.naming import bundle_path
     from edgevit.export.publish import publish, staging_area
 
     out, tag, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])

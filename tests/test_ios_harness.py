@@ -16,7 +16,7 @@ Without a toolchain those tests skip and say why; the rest runs anyway:
 * stats_reference.json, which the Swift StatsTests read, is what edgevit/bench/stats.py computes now;
 * the fixtures of the Swift tests (two tiny CoreML models, the config.json `edgevit harness ios` writes for
   them) are consistent and current;
-* staging (edgevit.device.ios) is tested on a real small .mlpackage, including every error case.
+* staging (edgevit.bench.device.ios) is tested on a real small .mlpackage, including every error case.
 
 Regenerate the Swift test resources after changing stats.py, staging or the fixtures' format:
 ``.venv/bin/python tests/test_ios_harness.py`` (``--stats-only``: only the statistics reference and config).
@@ -46,10 +46,10 @@ from support.swift import (
     swift_source,
 )
 
+from edgevit.base.errors import ArtifactError, EdgevitError, OutputError
 from edgevit.bench import stats
+from edgevit.bench.device import ios
 from edgevit.bench.results import load_schema, validate_document
-from edgevit.device import ios
-from edgevit.errors import ArtifactError, EdgevitError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 SWIFT_LIB = HARNESS / "Sources/EdgevitHarness"
@@ -157,7 +157,7 @@ def stats_reference() -> dict:
     pooled = ios.protocol_samples(rounds)
     return {
         "format": "edgevit-stats-reference/1",
-        "generated_from": "edgevit/bench/stats.py and edgevit/device/ios.py (tests/test_ios_harness.py)",
+        "generated_from": "edgevit/bench/stats.py and edgevit/bench/device/ios.py (tests/test_ios_harness.py)",
         "relative_tolerance": 0.0,  # bit for bit: Stats.swift does the same operations in the same order
         "cases": cases,
         "errors": errors,
@@ -214,7 +214,7 @@ def write_swift_fixtures(folder: Path = FIXTURES) -> None:
     from PIL import Image
 
     from edgevit.export.coreml import ImageClassifier
-    from edgevit.weights import sha256_of
+    from edgevit.models.checkpoints import sha256_of
 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -278,7 +278,7 @@ def write_swift_fixtures(folder: Path = FIXTURES) -> None:
 
 
 def test_swift_fixtures_are_consistent() -> None:
-    from edgevit.weights import sha256_of
+    from edgevit.models.checkpoints import sha256_of
 
     expected_file = FIXTURES / "expected_outputs.json"
     assert expected_file.is_file(), f"{expected_file} is missing; {REGENERATE}"
@@ -349,7 +349,7 @@ class Doubler(torch.nn.Module):
 @pytest.fixture(scope="module")
 def staged_for_swift(tmp_path_factory) -> Path:
     """A folder staged by `edgevit harness ios`: one tensor-input artifact with a real validation bundle."""
-    from edgevit.inputs import ValidationInput, write_bundle
+    from edgevit.validate.inputs import ValidationInput, write_bundle
 
     artifacts = tmp_path_factory.mktemp("swift-artifacts")
     stem = "toy.coreml.fp32"
@@ -409,8 +409,8 @@ def test_edgevit_report_accepts_swift_results(swift_export, tmp_path) -> None:
 
 
 def test_swift_device_outputs_pass_edgevit_validate(swift_export, staged_for_swift) -> None:
-    from edgevit.inputs import read_bundle
-    from edgevit.validate import DEVICE_OUTPUTS_FORMAT, device_parity
+    from edgevit.validate.inputs import read_bundle
+    from edgevit.validate.parity import DEVICE_OUTPUTS_FORMAT, device_parity
 
     manifest = json.loads((staged_for_swift / "toy.coreml.fp32.json").read_text())
     inputs = read_bundle(staged_for_swift / "toy.coreml.fp32.validation")
@@ -460,7 +460,7 @@ def _device_doc(**changes: object) -> dict:
 
 
 def _read(tmp_path: Path, doc: dict) -> dict:
-    from edgevit.validate import read_device_outputs
+    from edgevit.validate.parity import read_device_outputs
 
     path = tmp_path / "d.device-outputs.json"
     path.write_text(json.dumps(doc))

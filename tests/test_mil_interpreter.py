@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from edgevit import mil
-from edgevit.errors import ArtifactError, EdgevitError
+from edgevit.base.errors import ArtifactError, EdgevitError
 
 
 class Tiny(nn.Module):

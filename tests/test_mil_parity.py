@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edgevit.registry import get_spec, model_names
+from edgevit.models.registry import get_spec, model_names
 
 FAST = {("fastvit-t8", "fp32"), ("hiera-t", "fp16")}  # + swiftformer-xs fp16 (xs_artifacts), deit-t/mobileone (zoo)
 # The exercised init sends every photo of these to one class (measured): top-1 agreement proves nothing there,
@@ -125,8 +125,8 @@ def test_a_flipped_weight_tensor_fails_validation(xs_fp32_package, tmp_path):
     """One conv's weights negated in weight.bin, the manifest re-hashed as if published so: parity must catch it.
 
     fp32, where the check is decisive: in fp16 the same tamper scores 63 dB PSNR on probabilities, above the
-    40 dB bar (see edgevit/validate.py)."""
-    from edgevit.digest import sha256_of
+    40 dB bar (see edgevit/validate/parity.py)."""
+    from edgevit.base.digest import sha256_of
 
     src = xs_fp32_package
     package = tmp_path / src.name
@@ -151,10 +151,10 @@ def test_a_flipped_weight_tensor_fails_validation(xs_fp32_package, tmp_path):
 
 def test_swapped_normalisation_fails_parity(tmp_path):
     from converters import get_converter
-    from edgevit.build import build_model
     from edgevit.export.coreml import export_coreml
-    from edgevit.inputs import validation_inputs
-    from edgevit.validate import run_parity
+    from edgevit.models.build import build_model
+    from edgevit.validate.inputs import validation_inputs
+    from edgevit.validate.parity import run_parity
 
     spec = get_spec("swiftformer-xs")
     original, _ = build_model(spec)
@@ -169,11 +169,11 @@ def test_swapped_normalisation_fails_parity(tmp_path):
 
 
 def test_an_op_the_interpreter_lacks_is_not_run(xs_artifacts, monkeypatch):
-    from edgevit.build import rebuild_from_manifest
-    from edgevit.export.naming import bundle_path
-    from edgevit.inputs import read_bundle
+    from edgevit.base.naming import bundle_path
     from edgevit.mil import KERNELS
-    from edgevit.validate import run_parity
+    from edgevit.models.build import rebuild_from_manifest
+    from edgevit.validate.inputs import read_bundle
+    from edgevit.validate.parity import run_parity
 
     path = xs_artifacts["coreml"]
     manifest = json.loads(path.with_name(path.name.removesuffix(".mlpackage") + ".json").read_text())

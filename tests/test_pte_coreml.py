@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgevit.errors import (
+from edgevit.base.errors import (
     ArtifactError,
     CompiledCoreMLModelError,
     NoCoreMLDelegateError,
@@ -26,7 +26,7 @@ from edgevit.errors import (
     UncomposablePartitionsError,
 )
 from edgevit.export.pte_coreml import extract_coreml_delegates, read_delegated_forward
-from edgevit.runtimes import MIL_REFERENCE, PteCoreMLReferenceRunner, RuntimeUnavailable, open_runner
+from edgevit.validate.runtimes import MIL_REFERENCE, PteCoreMLReferenceRunner, RuntimeUnavailable, open_runner
 
 
 def _manifest(shape: list[int]) -> dict:
@@ -195,7 +195,7 @@ def test_compiled_model_payload_is_refused(tiny, tmp_path):
 def test_unreadable_payload_is_an_artifact_error(tiny, tmp_path):
     from executorch.exir.schema import BackendDelegateInlineData
 
-    from edgevit.errors import PteError
+    from edgevit.base.errors import PteError
 
     def garbage(program):
         index = program.execution_plan[0].delegates[0].processed.index

@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 from support.cli import assert_refused, edgevit, snapshot
 
-from edgevit.calibration import calibration_set
-from edgevit.manifest import read_manifest
-from edgevit.registry import get_spec
-from edgevit.validate import RANDOM_INIT_QUANT_NOTE
+from edgevit.base.manifest import read_manifest
+from edgevit.models.registry import get_spec
+from edgevit.validate.calibration import calibration_set
+from edgevit.validate.parity import RANDOM_INIT_QUANT_NOTE
 
 TINY = "timm:test_vit"
 TINY_CNN = "timm:test_resnet"  # CoreML converts it (test_vit resamples its position embedding bicubically)
@@ -34,7 +34,7 @@ def _photos(folder, n: int, size=(96, 80)) -> None:
 
 
 def _original(manifest: dict):
-    from edgevit.build import rebuild_from_manifest
+    from edgevit.models.build import rebuild_from_manifest
 
     return rebuild_from_manifest(get_spec(manifest["model"]), manifest)
 
@@ -87,9 +87,9 @@ def test_int8_pte_is_named_delegated_and_records_its_scheme(xs_int8_pte):
 
 
 def test_int8_pte_runs_in_executorch_and_tracks_the_fp32_original(xs_int8_pte):
-    from edgevit.inputs import read_bundle
-    from edgevit.runtimes import open_runner
-    from edgevit.validate import parity_metrics
+    from edgevit.validate.inputs import read_bundle
+    from edgevit.validate.parity import parity_metrics
+    from edgevit.validate.runtimes import open_runner
 
     manifest = read_manifest(xs_int8_pte.path)
     assert xs_int8_pte.parity.status == "pass" and xs_int8_pte.parity.runtime == "executorch"
@@ -235,7 +235,7 @@ def test_quantization_option_combinations_are_refused_at_the_edge(tmp_path, args
 
 
 def test_w4_gets_ios18_when_no_deployment_target_is_given():
-    from edgevit.arguments import check_convert
+    from edgevit.base.arguments import check_convert
 
     args = check_convert("swiftformer-xs", "coreml", "out", compress="w4")
     assert args.deployment_target == "iOS18" and args.targets[0].precision == "w4"
@@ -246,7 +246,7 @@ def test_quantization_failure_names_the_op_and_module():
     """A module the PT2E flow cannot export (data-dependent control flow) is an ExportError naming where."""
     from torch import nn
 
-    from edgevit.errors import ExportError
+    from edgevit.base.errors import ExportError
     from edgevit.export.quantize import quantize_pt2e
 
     class Branchy(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from edgevit.native_output import NATIVE_LOG
+from edgevit.base.native_output import NATIVE_LOG
 
 
 def test_validating_a_pte_prints_no_cpuinfo_lines(xs_artifacts):

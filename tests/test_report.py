@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from edgevit.base.errors import OutputError, SchemaError
 from edgevit.bench.results import SOURCE_KEY, load_results, load_schema, validate_document
-from edgevit.errors import OutputError, SchemaError
 from edgevit.report import NOT_MEASURED, OPTIMAL_MARK, ReportPaths, pareto_front, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

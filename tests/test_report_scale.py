@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.synthetic_results import synthetic_result, write_synthetic
 
+from edgevit.base.schema_check import fast_check
 from edgevit.bench.results import SCHEMA_PATH, load_schema
 from edgevit.report import _dominates, pareto_front
-from edgevit.schema_check import fast_check
 
 
 def _report_in_subprocess(results: Path, out: Path) -> tuple[float, float]:
@@ -118,10 +118,11 @@ def test_compiled_schema_check_agrees_with_jsonschema():
 
 
 def test_published_top1_without_torch_matches_the_registry():
-    from edgevit.catalog import published_top1
-    from edgevit.registry import get_spec, model_names
+    from edgevit.models.catalog import published_top1
+    from edgevit.models.registry import get_spec, model_names
 
     registry = {n: get_spec(n).published_top1 for n in model_names() if get_spec(n).published_top1 is not None}
     assert published_top1() == registry
-    code = "import sys; from edgevit.catalog import published_top1; published_top1(); print('torch' in sys.modules)"
+    code = ("import sys; from edgevit.models.catalog import published_top1; published_top1(); "
+            "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

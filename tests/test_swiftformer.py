@@ -8,9 +8,9 @@ from support.numerics import rel_l2
 
 from converters import get_converter
 from converters.swiftformer import ChannelsFirstAdditiveAttention
-from edgevit.build import build_model
-from edgevit.inputs import photo_inputs
-from edgevit.registry import get_spec
+from edgevit.models.build import build_model
+from edgevit.models.registry import get_spec
+from edgevit.validate.inputs import photo_inputs
 
 VARIANTS = ["swiftformer-xs", "swiftformer-s", "swiftformer-l1", "swiftformer-l3"]
 LAYOUT_ATEN_OPS = {"view", "reshape", "permute", "transpose", "flatten", "_unsafe_view", "expand", "t"}

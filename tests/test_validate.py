@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgevit.validate import judge, parity_metrics
+from edgevit.validate.parity import judge, parity_metrics
 
 
 def test_metrics_on_hand_checked_values():
@@ -76,8 +76,8 @@ class LogisticMap(nn.Module):
 def _onnx_parity(original: nn.Module, exported: nn.Module, tmp_path):
     """Export ``exported`` to a real .onnx and judge it against ``original`` in onnxruntime."""
     from edgevit.export.onnx import export_onnx
-    from edgevit.inputs import ValidationInput
-    from edgevit.validate import run_parity
+    from edgevit.validate.inputs import ValidationInput
+    from edgevit.validate.parity import run_parity
 
     gen = torch.Generator().manual_seed(0)
     inputs = [ValidationInput(f"random-{i}", torch.randn(1, 3, 4, 4, generator=gen), None) for i in range(6)]

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from edgevit.build import build_model
-from edgevit.errors import WeightsError
-from edgevit.registry import get_spec
-from edgevit.weights import load_weights
+from edgevit.base.errors import WeightsError
+from edgevit.models.build import build_model
+from edgevit.models.checkpoints import load_weights
+from edgevit.models.registry import get_spec
 
 
 def official_layout(timm_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

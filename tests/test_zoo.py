@@ -11,12 +11,12 @@ from support.numerics import rel_l2
 from torch import nn
 
 from converters import get_converter
-from edgevit.build import build_model
-from edgevit.catalog import zoo_names, zoo_specs
-from edgevit.errors import UnknownModelError
-from edgevit.inputs import photo_inputs
-from edgevit.registry import ModelSpec, get_spec, register
-from edgevit.zoo import parse_export_error, run_zoo, write_zoo_json, zoo_table_markdown
+from edgevit.base.errors import UnknownModelError
+from edgevit.models.build import build_model
+from edgevit.models.catalog import zoo_names, zoo_specs
+from edgevit.models.registry import ModelSpec, get_spec, register, unregister
+from edgevit.studies.zoo import parse_export_error, run_zoo, write_zoo_json, zoo_table_markdown
+from edgevit.validate.inputs import photo_inputs
 
 SPECS = {s.name: s for s in zoo_specs()}
 
@@ -126,9 +126,7 @@ def zoo_rows(tmp_path_factory):
         rows = run_zoo(["mobileone-s0", "deit-t", "zoo-test-unconvertible"], targets=("coreml", "executorch"),
                        out_dir=out, iterations=3, warmup=1, mil_report=False)
     finally:
-        from edgevit import registry
-
-        registry._REGISTRY.pop("zoo-test-unconvertible", None)  # other tests list the registry
+        unregister("zoo-test-unconvertible")  # other tests list the registry
     return rows, out
 
 

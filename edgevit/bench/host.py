@@ -18,11 +18,11 @@ from pathlib import Path
 import psutil
 import torch
 
-from edgevit.bench.device import host_device
+from edgevit.base.manifest import tool_versions
+from edgevit.bench.host_info import host_device
 from edgevit.bench.plan import Plan, default_plan  # noqa: F401 - re-exported: where callers found them
 from edgevit.bench.stats import DEFAULT_TRIM_FRACTION, summarize
-from edgevit.manifest import tool_versions
-from edgevit.runtimes import MIL_REFERENCE, Runner, RuntimeUnavailable, open_runner
+from edgevit.validate.runtimes import MIL_REFERENCE, Runner, RuntimeUnavailable, open_runner
 
 
 class PeakRss:

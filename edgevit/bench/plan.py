@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgevit.arguments import MAX_ITERATIONS, check_int
+from edgevit.base.arguments import MAX_ITERATIONS, check_int
 
 
 @dataclass(frozen=True)

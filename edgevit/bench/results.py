@@ -12,8 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgevit.errors import SchemaError
-from edgevit.schema_check import document_problem, json_path
+from edgevit.base.errors import SchemaError
+from edgevit.base.schema_check import document_problem, json_path
 
 __all__ = ["SCHEMA_PATH", "SOURCE_KEY", "json_path", "load_results", "load_schema", "validate_document"]
 

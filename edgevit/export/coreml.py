@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgevit.arguments import DEPLOYMENT_TARGETS
-from edgevit.errors import ExportError
-from edgevit.export.atomic import atomic_path
-from edgevit.export.locate import export_error
-from edgevit.export.mil import stats_of_program, to_exported_program
-from edgevit.registry import ModelSpec
+from edgevit.base.arguments import DEPLOYMENT_TARGETS
+from edgevit.base.atomic import atomic_path
+from edgevit.base.errors import ExportError
+from edgevit.export.failures import export_error
+from edgevit.export.mil_inspect import stats_of_program, to_exported_program
+from edgevit.models.registry import ModelSpec
 
 
 class ImageClassifier(nn.Module):

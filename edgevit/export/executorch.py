@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgevit.arguments import BACKENDS
-from edgevit.errors import ExportError
-from edgevit.export.atomic import atomic_path
-from edgevit.export.locate import export_error
-from edgevit.export.mil import in_eval
+from edgevit.base.arguments import BACKENDS
+from edgevit.base.atomic import atomic_path
+from edgevit.base.errors import ExportError
+from edgevit.export.failures import export_error
+from edgevit.export.mil_inspect import in_eval
 
 
 def _partitioner(backend: str, precision: str, deployment_target: str):

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgevit.export.atomic import atomic_path
-from edgevit.export.locate import export_error
-from edgevit.export.mil import in_eval
+from edgevit.base.atomic import atomic_path
+from edgevit.export.failures import export_error
+from edgevit.export.mil_inspect import in_eval
 
 
 def export_onnx(prepared: nn.Module, example: torch.Tensor, out: Path) -> dict:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevit.errors import (
+from edgevit.base.errors import (
     CompiledCoreMLModelError,
     NoCoreMLDelegateError,
     NotAPteError,

@@ -28,10 +28,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgevit.errors import OutputError
-from edgevit.export.atomic import ensure_writable_dir, write_text_atomic
-from edgevit.export.naming import bundle_path, manifest_path
-from edgevit.manifest import PENDING, manifest_text, now_utc
+from edgevit.base.atomic import ensure_writable_dir, write_text_atomic
+from edgevit.base.errors import OutputError
+from edgevit.base.manifest import PENDING, manifest_text, now_utc
+from edgevit.base.naming import bundle_path, manifest_path
 
 STAGE_PREFIX = ".edgevit-stage-"
 

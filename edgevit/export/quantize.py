@@ -15,8 +15,8 @@ from collections import Counter
 import torch
 from torch import nn
 
-from edgevit.errors import ExportError
-from edgevit.export.mil import in_eval
+from edgevit.base.errors import ExportError
+from edgevit.export.mil_inspect import in_eval
 
 _QDQ_NAMES = ("quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel",
               "choose_qparams")
@@ -72,7 +72,7 @@ def quantize_pt2e(prepared: nn.Module, example: torch.Tensor, calibration: list[
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from edgevit.export.locate import export_error
+    from edgevit.export.failures import export_error
 
     program = None
     try:

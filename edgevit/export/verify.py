@@ -12,9 +12,9 @@ import contextlib
 import io
 from pathlib import Path
 
-from edgevit.digest import sha256_of
-from edgevit.errors import ArtifactError
-from edgevit.export.naming import artifact_name, manifest_path
+from edgevit.base.digest import sha256_of
+from edgevit.base.errors import ArtifactError
+from edgevit.base.naming import artifact_name, manifest_path
 
 
 def check_identity(artifact: Path, manifest: dict) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgevit.errors import EdgevitError
+from edgevit.base.errors import EdgevitError
 
 Kernel = Callable[["OpArgs"], Any]
 TORCH_CACHE = "\0torch"  # env key of the per-program cache of constants as torch tensors

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgevit.errors import ArtifactError
+from edgevit.base.errors import ArtifactError
 from edgevit.mil.kernels import MilInterpreterError
 
 

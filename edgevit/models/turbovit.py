@@ -173,7 +173,7 @@ def turbovit(num_classes: int = 1000, **kwargs) -> nn.Module:
 
 def model_complexity(model: nn.Module, img_size: int = 224) -> dict:
     """Params and FLOPs of one 3x``img_size``^2 image; ``flops`` counts a multiply-add as 2, ``macs`` as 1."""
-    from edgevit.complexity import count_flops
+    from edgevit.models.complexity import count_flops
 
     flops = count_flops(model, (3, img_size, img_size))
     return dict(params=sum(p.numel() for p in model.parameters()), flops=flops, macs=flops // 2)

@@ -1,4 +1,4 @@
-// What to run: config.json written by `edgevit harness ios` (edgevit/device/ios.py) beside the staged
+// What to run: config.json written by `edgevit harness ios` (edgevit/bench/device/ios.py) beside the staged
 // artifacts, plus the sidecar formats the converter writes beside each artifact (manifest X.json and the
 // validation bundle X.validation/index.json). Only the keys this harness uses are decoded; others are
 // ignored, so newer converters stay readable. A file that cannot be used is reported with its name, the

@@ -6,7 +6,7 @@ import XCTest
 @testable import EdgevitHarness
 
 final class ConfigTests: FixtureTestCase {
-    /// Resources/Fixtures/config.json is what edgevit/device/ios.py wrote for the fixtures
+    /// Resources/Fixtures/config.json is what edgevit/bench/device/ios.py wrote for the fixtures
     /// (tests/test_ios_harness.py checks it is still what it writes).
     func testLoadsTheConfigEdgevitHarnessIosWrites() throws {
         let config = try HarnessConfig.load(from: artifacts.appendingPathComponent("config.json"))

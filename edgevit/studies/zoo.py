@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgevit.catalog import fastvit_specs, zoo_names
+from edgevit.models.catalog import fastvit_specs, zoo_names
 
 if TYPE_CHECKING:
-    from edgevit.registry import ModelSpec
+    from edgevit.models.registry import ModelSpec
 
 # ------------------------------------------------------------------------------------------------ sweep
 
@@ -27,7 +27,7 @@ _MODULE_RE = re.compile(r" in module (.+?): [A-Za-z_]+(?:Error|Exception|Exit)?:
 
 
 def parse_export_error(message: str) -> tuple[str | None, str | None]:
-    """(failing op, module) from an ``ExportError`` message of edgevit.export.locate."""
+    """(failing op, module) from an ``ExportError`` message of edgevit.export.failures."""
     op = _OP_RE.search(message)
     module = _MODULE_RE.search(message)
     return (op.group(1) if op else None), (module.group(1) if module else None)
@@ -58,9 +58,9 @@ def run_zoo(names: Sequence[str] | None = None, targets: Sequence[str] = ("corem
     original model's (one more CoreML conversion per model, plus one per attention block).
     """
     from edgevit.api import bench, convert
+    from edgevit.base.errors import EdgevitError, ExportError
     from edgevit.bench.host import Plan
-    from edgevit.errors import EdgevitError, ExportError
-    from edgevit.registry import get_spec
+    from edgevit.models.registry import get_spec
 
     say = progress or (lambda _m: None)
     out = Path(out_dir)
@@ -181,9 +181,9 @@ def zoo_summary(rows: Sequence[dict]) -> str:
 
 def write_zoo_json(rows: Sequence[dict], path: str | Path, kind: str = "edgevit-zoo/1") -> Path:
     """The rows plus the host they ran on, atomically."""
-    from edgevit.bench.device import host_device
-    from edgevit.export.atomic import ensure_writable_dir, write_text_atomic
-    from edgevit.manifest import now_utc, tool_versions
+    from edgevit.base.atomic import ensure_writable_dir, write_text_atomic
+    from edgevit.base.manifest import now_utc, tool_versions
+    from edgevit.bench.host_info import host_device
 
     path = Path(path)
     ensure_writable_dir(path.parent)
@@ -233,11 +233,11 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
     from converters.fastvit import unfused_modules
     from edgevit.api import export_for_timing
     from edgevit.bench.host import Plan, bench_artifact, bench_eager
-    from edgevit.build import build_model
-    from edgevit.complexity import count_flops
-    from edgevit.export.mil import inspect_mil
-    from edgevit.registry import get_spec
-    from edgevit.runtimes import open_runner
+    from edgevit.export.mil_inspect import inspect_mil
+    from edgevit.models.build import build_model
+    from edgevit.models.complexity import count_flops
+    from edgevit.models.registry import get_spec
+    from edgevit.validate.runtimes import open_runner
 
     say = progress or (lambda _m: None)
     plan = Plan(warmup=warmup, iterations=iterations)

@@ -6,11 +6,15 @@ FlopCounterMode, which would make every attention block free.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from edgevit.registry import ModelSpec
+if TYPE_CHECKING:  # the registry builds models (and TurboViT uses count_flops): no import cycle at run time
+    from edgevit.models.registry import ModelSpec
+
 
 
 def count_flops(model: torch.nn.Module, input_size: tuple[int, ...]) -> int:

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgevit.errors import ArtifactError
-from edgevit.inputs import ValidationInput
-from edgevit.runtimes import MIL_REFERENCE, RuntimeUnavailable, open_runner
+from edgevit.base.errors import ArtifactError
+from edgevit.validate.inputs import ValidationInput
+from edgevit.validate.runtimes import MIL_REFERENCE, RuntimeUnavailable, open_runner
 
 FP32_MAX_REL_L2 = 1e-4
 FP16_MIN_PSNR_DB = 40.0

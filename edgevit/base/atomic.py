@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edgevit.errors import OutputError
+from edgevit.base.errors import OutputError
 
 
 def ensure_writable_dir(folder: Path) -> Path:

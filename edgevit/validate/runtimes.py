@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from edgevit.errors import EdgevitError
-from edgevit.export.naming import target_of
-from edgevit.native_output import native_stderr_to_log
+from edgevit.base.errors import EdgevitError
+from edgevit.base.naming import target_of
+from edgevit.base.native_output import native_stderr_to_log
 
 MIL_REFERENCE = "mil-reference"
 COREML_RUNTIMES = ("coreml", MIL_REFERENCE)
@@ -158,7 +158,7 @@ class PteCoreMLReferenceRunner(Runner):
     def __init__(self, path: Path, manifest: dict):
         import tempfile
 
-        from edgevit.errors import CompiledCoreMLModelError, UncomposablePartitionsError
+        from edgevit.base.errors import CompiledCoreMLModelError, UncomposablePartitionsError
         from edgevit.export.pte_coreml import read_delegated_forward
         from edgevit.mil import MilModel
 

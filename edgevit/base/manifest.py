@@ -8,9 +8,9 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from edgevit.errors import ArtifactError
-from edgevit.export.atomic import write_text_atomic
-from edgevit.export.naming import manifest_path
+from edgevit.base.atomic import write_text_atomic
+from edgevit.base.errors import ArtifactError
+from edgevit.base.naming import manifest_path
 
 MANIFEST_VERSION = 1
 MANIFEST_SCHEMA = Path(__file__).with_name("manifest_schema.json")
@@ -69,7 +69,7 @@ def read_manifest(artifact: Path) -> dict:
 
 def check_manifest(manifest: object, path: Path) -> None:
     """Raise ArtifactError saying what is wrong with a manifest, in the order a user can act on it."""
-    from edgevit.schema_check import schema_problem
+    from edgevit.base.schema_check import schema_problem
 
     if not isinstance(manifest, dict):
         raise ArtifactError(f"manifest {path} is not a JSON object (found {type(manifest).__name__}); "
@@ -86,5 +86,5 @@ def check_manifest(manifest: object, path: Path) -> None:
         )
     problem = schema_problem(MANIFEST_SCHEMA, manifest)
     if problem is not None:
-        raise ArtifactError(f"manifest {path} does not conform to edgevit/manifest_schema.json: {problem}. "
+        raise ArtifactError(f"manifest {path} does not conform to edgevit/base/manifest_schema.json: {problem}. "
                             "Re-run edgevit convert to rewrite it.")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgevit.errors import UsageError, WeightsError
-from edgevit.export.naming import TARGETS
+from edgevit.base.errors import UsageError, WeightsError
+from edgevit.base.naming import TARGETS
 
 PRECISIONS = ("fp16", "fp32")
 BACKENDS = ("xnnpack", "coreml")  # ExecuTorch delegates

@@ -18,10 +18,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgevit.base.errors import ArtifactError, EdgevitError, OutputError
 from edgevit.bench.stats import DEFAULT_TRIM_FRACTION
-from edgevit.errors import ArtifactError, EdgevitError, OutputError
 
-HARNESS_DIR = Path(__file__).resolve().parents[2] / "ios_harness"
+HARNESS_DIR = Path(__file__).resolve().parents[3] / "ios_harness"
 APP_PACKAGE = Path("App/EdgevitBench.swiftpm")
 STAGED_DIR = APP_PACKAGE / "Sources/AppModule/Staged"  # the app target's `.copy("Staged")` resource folder
 CONFIG_NAME = "config.json"

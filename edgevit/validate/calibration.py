@@ -1,8 +1,9 @@
 """Calibration images for static int8 quantization, through the model's real preprocessing.
 
-Default: the bundled validation photos (edgevit.inputs.sample_photo_paths), each taken whole, as its left, right,
-top and bottom halves and a central 60% crop, and each of those mirrored left-right: 12 views per photo. With
-``--calibration DIR``: the user's JPEG/PNG files (checked at the edge by edgevit.arguments.check_calibration).
+Default: the bundled validation photos (edgevit.validate.inputs.sample_photo_paths), each taken whole, as its
+left, right, top and bottom halves and a central 60% crop, and each of those mirrored left-right: 12 views per
+photo. With ``--calibration DIR``: the user's JPEG/PNG files (checked at the edge by
+edgevit.base.arguments.check_calibration).
 The manifest records the count and a hash of the set (the image files' bytes and the views taken of them), so
 two artifacts calibrated on the same set say so.
 """
@@ -19,7 +20,7 @@ from PIL import Image, ImageOps
 if TYPE_CHECKING:
     import torch
 
-    from edgevit.registry import ModelSpec
+    from edgevit.models.registry import ModelSpec
 
 DEFAULT_VIEWS = ("whole", "left", "right", "top", "bottom", "centre-60%")
 
@@ -48,7 +49,7 @@ def _views(image: Image.Image) -> list[Image.Image]:
 
 def calibration_set(spec: ModelSpec, files: list[Path] | None = None) -> CalibrationSet:
     """The bundled photos' 12 views each (``files`` None), or the user's files as they are."""
-    from edgevit.inputs import preprocess, sample_photo_paths
+    from edgevit.validate.inputs import preprocess, sample_photo_paths
 
     digest = hashlib.sha256()
     tensors, images = [], []

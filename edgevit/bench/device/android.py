@@ -20,16 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgevit.base.atomic import ensure_writable_dir
+from edgevit.base.errors import ArtifactError, EdgevitError
 from edgevit.bench.results import validate_document
-from edgevit.errors import ArtifactError, EdgevitError
-from edgevit.export.atomic import ensure_writable_dir
 
 PACKAGE = "dev.edgevit.harness"
 INSTRUMENTATION = f"{PACKAGE}/{PACKAGE}.BenchInstrumentation"
 REMOTE_DIR = "/data/local/tmp/edgevit"
 APP_OUT_DIR = "files/edgevit"  # relative to the app's data dir, which is where `run-as` starts
 RESULTS_NAME = "results.json"
-DEFAULT_APK = Path(__file__).resolve().parents[2] / "android_harness/app/build/outputs/apk/debug/app-debug.apk"
+DEFAULT_APK = Path(__file__).resolve().parents[3] / "android_harness/app/build/outputs/apk/debug/app-debug.apk"
 DEFAULT_TIMEOUT_S = 3600.0
 
 _INSTALL_HINTS = {
@@ -204,7 +204,7 @@ def device_outputs_path(out: Path, artifact: Path) -> Path:
 
 
 def _sidecars(artifact: Path) -> tuple[Path, Path]:
-    """The manifest and validation-input folder of an artifact (same rule as edgevit.export.naming)."""
+    """The manifest and validation-input folder of an artifact (same rule as edgevit.base.naming)."""
     stem = _stem(artifact)
     return artifact.with_name(stem + ".json"), artifact.with_name(stem + ".validation")
 

@@ -7,7 +7,7 @@ with hyphens; builders are timm's; input size and preprocessing come from timm's
 Published top-1 values: a number is given only where we are sure of it; otherwise ``published_top1`` is None
 and ``top1_source`` says so. No value comes from timm's model cards.
 
-This module does not import the registry at import time (the registry imports it to register these specs).
+The registry imports this module to register these specs; this module never imports the registry.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _spec(name: str, timm_name: str, family: str, paper: str, top1: float | None
     """The registry's timm spec of ``timm_name`` (preprocessing from timm's config) under a curated name."""
     import dataclasses
 
-    from edgevit.registry import timm_spec
+    from edgevit.models.spec import timm_spec
 
     base = timm_spec(timm_name)
     return dataclasses.replace(base, name=name, converter=converter, family=family, paper=paper,
@@ -46,7 +46,7 @@ def _spec(name: str, timm_name: str, family: str, paper: str, top1: float | None
 
 def fastvit_specs() -> list:
     """fastvit-t8 ... fastvit-ma36: timm builders, the ``fastvit`` converter, every FastViT checkpoint layout."""
-    from converters.fastvit import fastvit_checkpoint_filter
+    from edgevit.models.fastvit import fastvit_checkpoint_filter
 
     return [
         _spec(f"fastvit-{v}", f"fastvit_{v}", "fastvit", FASTVIT_PAPER, FASTVIT_TOP1[v], FASTVIT_TOP1_SOURCE,

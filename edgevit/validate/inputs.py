@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from edgevit.errors import ArtifactError
+from edgevit.base.errors import ArtifactError
 
 if TYPE_CHECKING:  # the registry imports timm; reading a bundle does not need it
-    from edgevit.registry import ModelSpec
+    from edgevit.models.registry import ModelSpec
 
 BUNDLE_FORMAT = "edgevit-validation/1"
 N_RANDOM = 2

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edgevit.errors import EdgevitError
+from edgevit.base.errors import EdgevitError
 
 # Logs and CI are not terminals: rich would squeeze tables into 80 columns there.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -52,7 +52,7 @@ def show_models(details: bool) -> int:
                f"{spec.published_top1:.1f} ({spec.top1_source})" if spec.published_top1 else "-",
                ", ".join(f"{k}={'|'.join(v)}" for k, v in spec.options.items()) or "-"]
         if details:
-            from edgevit.complexity import complexity
+            from edgevit.models.complexity import complexity
 
             c = complexity(spec)
             row += [f"{c['params'] / 1e6:.2f}", f"{c['flops'] / 1e9:.2f}"]
@@ -160,7 +160,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def _say_quantization(art) -> None:
     """A quantized/compressed artifact: its scheme, calibration set and the layers left in float."""
-    from edgevit.manifest import read_manifest
+    from edgevit.base.manifest import read_manifest
 
     q = read_manifest(art.path).get("quantization")
     if not q:
@@ -187,7 +187,7 @@ def _size_mb(path: Path) -> float:
 
 def _say_quantized_parity(artifacts) -> None:
     """Quantized vs float, on the photos, side by side; the verdict's floor; the random-init caveat."""
-    from edgevit.manifest import read_manifest
+    from edgevit.base.manifest import read_manifest
 
     for art in artifacts:
         if art.parity is None or art.parity.photos is None:
@@ -229,7 +229,7 @@ def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtim
     _progress(quiet)(f"validating {artifact}")
     result = validate(artifact, device_outputs, runtime=runtime)
     console.print(parity_table([result]))
-    from edgevit.manifest import read_manifest
+    from edgevit.base.manifest import read_manifest
 
     warning = (read_manifest(artifact).get("quantization") or {}).get("warning")
     if warning:
@@ -287,7 +287,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from edgevit.bench.results import load_results
-    from edgevit.catalog import published_top1
+    from edgevit.models.catalog import published_top1
     from edgevit.report import DEFAULT_TITLE, write_report
 
     results = load_results([Path(p) for p in args.results])
@@ -301,9 +301,9 @@ def run_report(args: argparse.Namespace) -> int:
 def run_zoo(args: argparse.Namespace) -> int:
     from rich.markdown import Markdown
 
-    from edgevit.registry import get_spec
-    from edgevit.zoo import run_zoo as sweep
-    from edgevit.zoo import write_zoo_json, zoo_summary, zoo_table_markdown
+    from edgevit.models.registry import get_spec
+    from edgevit.studies.zoo import run_zoo as sweep
+    from edgevit.studies.zoo import write_zoo_json, zoo_summary, zoo_table_markdown
 
     for name in args.models:
         get_spec(name)  # an unknown name stops here, with the closest names, before any conversion
@@ -321,7 +321,7 @@ def run_zoo(args: argparse.Namespace) -> int:
 def run_fastvit_report(args: argparse.Namespace) -> int:
     from rich.markdown import Markdown
 
-    from edgevit.zoo import fastvit_report, fastvit_report_markdown, write_zoo_json
+    from edgevit.studies.zoo import fastvit_report, fastvit_report_markdown, write_zoo_json
 
     _check_outputs(args)
     warnings.filterwarnings("ignore")
@@ -335,14 +335,14 @@ def run_fastvit_report(args: argparse.Namespace) -> int:
 
 def _check_outputs(args: argparse.Namespace, *folders: str) -> None:
     """Every folder the command will write to, proven writable before a sweep that can take half an hour."""
-    from edgevit.export.atomic import ensure_writable_dir
+    from edgevit.base.atomic import ensure_writable_dir
 
     for folder in (*folders, *(Path(f).parent for f in (args.json, args.markdown) if f)):
         ensure_writable_dir(Path(folder))
 
 
 def _write_outputs(args: argparse.Namespace, rows: list[dict], markdown: str, write_json) -> None:
-    from edgevit.export.atomic import ensure_writable_dir, write_text_atomic
+    from edgevit.base.atomic import ensure_writable_dir, write_text_atomic
 
     if args.json:
         console.print(f"[green]wrote[/] {write_json(rows, args.json)}")
@@ -354,7 +354,7 @@ def _write_outputs(args: argparse.Namespace, rows: list[dict], markdown: str, wr
 
 
 def run_harness_ios(args: argparse.Namespace) -> int:
-    from edgevit.device.ios import stage_ios_harness
+    from edgevit.bench.device.ios import stage_ios_harness
 
     out = stage_ios_harness(Path(args.artifacts), Path(args.out), rounds=args.rounds, iterations=args.iterations,
                             compute_units=args.compute_units, warmup=args.warmup, overwrite=args.overwrite)
@@ -365,7 +365,7 @@ def run_harness_ios(args: argparse.Namespace) -> int:
 
 
 def run_android_bench(args: argparse.Namespace) -> int:
-    from edgevit.device import android
+    from edgevit.bench.device import android
 
     if not args.device.startswith("android"):
         raise EdgevitError(f"unknown --device {args.device!r}: use host, android or android:SERIAL")

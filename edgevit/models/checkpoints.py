@@ -11,13 +11,16 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from edgevit.digest import sha256_of
-from edgevit.errors import WeightsError
-from edgevit.registry import ModelSpec
+from edgevit.base.digest import sha256_of
+from edgevit.base.errors import WeightsError
+
+if TYPE_CHECKING:  # the registry's FastViT filter uses unwrap_state_dict: no import cycle at run time
+    from edgevit.models.registry import ModelSpec
 
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_ema", "net")
 MAX_LISTED = 12
@@ -71,7 +74,7 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); "
                            "is it truncated or corrupt?") from None
-    return _unwrap(obj, path)
+    return unwrap_state_dict(obj, path)
 
 
 def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -88,7 +91,8 @@ def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
                            "must hold finite numbers: is it corrupt, or saved from a diverged training run?")
 
 
-def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+def unwrap_state_dict(obj: object, source: object = "the checkpoint") -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint object: the usual wrappers (``WRAPPER_KEYS``, ``module.``) removed."""
     for _ in range(3):
         if isinstance(obj, dict):
             inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
@@ -97,10 +101,10 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
                 continue
         break
     if not isinstance(obj, dict) or not obj:
-        raise WeightsError(f"{path} holds no state_dict (found {type(obj).__name__})")
+        raise WeightsError(f"{source} holds no state_dict (found {type(obj).__name__})")
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise WeightsError(f"{path} holds no tensors; keys: {_listing(list(obj))}")
+        raise WeightsError(f"{source} holds no tensors; keys: {_listing(list(obj))}")
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors

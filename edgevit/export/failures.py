@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from edgevit.errors import ExportError
+from edgevit.base.errors import ExportError
 
 # Op names as the exporters spell them in their errors: aten.foo.default, aten::foo, 'foo' op, op foo...
 _OP_PATTERNS = (

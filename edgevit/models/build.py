@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgevit.errors import WeightsError
-from edgevit.models.init import exercise_weights
-from edgevit.registry import ModelSpec
-from edgevit.weights import load_weights, sha256_of
+from edgevit.base.errors import WeightsError
+from edgevit.models.checkpoints import load_weights, sha256_of
+from edgevit.models.random_init import exercise_weights
+from edgevit.models.registry import ModelSpec
 
 INITS = ("exercised", "library")
 

@@ -69,7 +69,7 @@ zoo: $(STAMP)
 # ruff, and the layering contract in .importlinter (ARCHITECTURE.md): no layer imports one above it.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports --config .importlinter
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(OUT) reports ios_harness/.build

@@ -69,9 +69,6 @@ def layout_modules(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, tfv.Attention)]
 
 
-# ----------------------------------------------------------------------------------------- reparameterize
-
-
 # ------------------------------------------------------------------------------------- prepared modules
 
 
@@ -247,5 +244,3 @@ class FastViTConverter(Converter):
             f"attention -> 4D channels-first (1x1 convs, heads batched, 2 reshapes): {counts['attention']}",
         ]
         return prepared
-
-

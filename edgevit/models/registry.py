@@ -1,6 +1,5 @@
-"""Model name -> ModelSpec (``edgevit/models/spec.py``), the lookup; the rows are in ``catalog.py`` and below.
-
-Model name -> ModelSpec: how to build it, which converter prepares it, its input and preprocessing.
+"""Model name -> ModelSpec (``spec.py``: how to build it, which converter prepares it, its input and
+preprocessing). The registry is the lookup; its rows are SwiftFormer and Hiera/TurboViT here and ``catalog.py``'s.
 
 Names are lower-case with hyphens (``swiftformer-l1``); any timm model is also accepted as ``timm:<name>``:
 the family converter where edgevit converts its family, the generic converter for the rest.
@@ -98,6 +97,7 @@ def _catalog_specs() -> None:
 
 _swiftformer_specs()
 _hiera_specs()
+_catalog_specs()
 
 
 def model_names() -> list[str]:
@@ -135,6 +135,3 @@ def timm_family_spec(timm_name: str) -> ModelSpec:
     spec = timm_spec(timm_name)
     converter = FAMILY_CONVERTERS.get(spec.family)
     return dataclasses.replace(spec, converter=converter) if converter else spec
-
-
-_catalog_specs()

@@ -16,7 +16,7 @@ lists anything that survived; the converter refuses to return a model for which 
 
 The SA/MA stage-4 attention (timm ``Attention``: flatten, transpose, Linear qkv, reshape+permute into heads,
 SDPA, transpose+reshape back, Linear, transpose+reshape to the map: seven layout ops per block) becomes
-``ChannelsFirstAttention``, following Apple's "Deploying Transformers on the Apple Neural Engine" principles:
+``ChannelsFirstTokenAttention``, following Apple's "Deploying Transformers on the Apple Neural Engine" principles:
 qkv and proj are 1x1 convs on the (B,C,H,W) map; the only layout ops are one reshape that splits the qkv
 channels into (3*heads, head_dim) with tokens on the last axis, and one reshape back to (B,C,H,W); all heads are
 attended at once by two batched matmuls in rank-4 tensors (the transposes they need are matmul operand flags
@@ -35,7 +35,8 @@ from converters.base import Converter
 from converters.rewrites import (
     fold_bn_after_conv,
     fold_bn_before_conv1x1,
-    fold_scale_into_conv,
+    fold_layer_scale,
+    layer_scale_of,
     linear_to_conv1x1,
 )
 from edgevit.models.fastvit import TRAIN_TIME_MODULES, is_fused, reparameterize_fastvit
@@ -72,7 +73,7 @@ def layout_modules(model: nn.Module) -> list[str]:
 # ------------------------------------------------------------------------------------- prepared modules
 
 
-class ChannelsFirstAttention(nn.Module):
+class ChannelsFirstTokenAttention(nn.Module):
     """timm FastViT ``Attention`` on the (B,C,H,W) map: 1x1-conv projections, heads batched in rank 4.
 
     qkv: (B,3C,H,W) -> reshape (B, 3*heads, head_dim, N) -> q, k, v (B, heads, head_dim, N) as channel slices;
@@ -116,7 +117,7 @@ class FusedRepMixerBlock(nn.Module):
 class FusedAttentionBlock(nn.Module):
     """AttentionBlock after folding: x + attn(x), then x + mlp(x); BatchNorm and layer scales in the convs."""
 
-    def __init__(self, token_mixer: ChannelsFirstAttention, mlp: nn.Sequential):
+    def __init__(self, token_mixer: ChannelsFirstTokenAttention, mlp: nn.Sequential):
         super().__init__()
         self.token_mixer, self.mlp = token_mixer, mlp
 
@@ -152,10 +153,6 @@ def _conv_block(block: nn.Module) -> list[nn.Module]:
     return _plain(block.reparam_conv, block.se, block.act)
 
 
-def _gamma(layer_scale: nn.Module) -> torch.Tensor | None:
-    return getattr(layer_scale, "gamma", None)
-
-
 def _mlp(mlp: tfv.ConvMlp, layer_scale: nn.Module, counts: dict[str, int]) -> nn.Sequential:
     """ConvMlp: depthwise conv + BN folded, fc1, act, fc2 with the block's layer scale folded in."""
     conv = mlp.conv
@@ -163,17 +160,14 @@ def _mlp(mlp: tfv.ConvMlp, layer_scale: nn.Module, counts: dict[str, int]) -> nn
     counts["bn"] += isinstance(conv.bn, _BatchNorm)
     if not isinstance(getattr(conv.bn, "act", nn.Identity()), nn.Identity):
         raise ValueError("ConvMlp with an activation after its norm is not a FastViT classifier variant")
-    fc2 = mlp.fc2
-    gamma = _gamma(layer_scale)
-    if gamma is not None:
-        fc2 = fold_scale_into_conv(fc2, gamma)
-        counts["layer_scale"] += 1
+    counts["layer_scale"] += layer_scale_of(layer_scale) is not None
+    fc2 = fold_layer_scale(mlp.fc2, layer_scale)
     return nn.Sequential(*_plain(dw, mlp.fc1, mlp.act, fc2))
 
 
 def channels_first_attention(attn: tfv.Attention, norm: nn.Module | None = None,
-                             layer_scale: nn.Module | None = None) -> ChannelsFirstAttention:
-    """timm ``Attention`` (with the BatchNorm before it and the layer scale after it) -> ChannelsFirstAttention."""
+                             layer_scale: nn.Module | None = None) -> ChannelsFirstTokenAttention:
+    """timm ``Attention`` (with the BatchNorm before it and the layer scale after it) -> ChannelsFirstTokenAttention."""
     dim = attn.qkv.in_features
     qkv = linear_to_conv1x1(attn.qkv)
     if norm is not None and not isinstance(norm, nn.Identity):
@@ -185,10 +179,8 @@ def channels_first_attention(attn: tfv.Attention, norm: nn.Module | None = None,
     qkv.weight.data[:dim] *= attn.scale  # q * scale, as SDPA applies it
     qkv.bias.data[:dim] *= attn.scale
     proj = linear_to_conv1x1(attn.proj)
-    gamma = _gamma(layer_scale) if layer_scale is not None else None
-    if gamma is not None:
-        proj = fold_scale_into_conv(proj, gamma)
-    return ChannelsFirstAttention(qkv, proj, attn.num_heads, attn.head_dim)
+    proj = fold_layer_scale(proj, layer_scale)
+    return ChannelsFirstTokenAttention(qkv, proj, attn.num_heads, attn.head_dim)
 
 
 def _block(block: nn.Module, counts: dict[str, int]) -> nn.Module:
@@ -200,7 +192,7 @@ def _block(block: nn.Module, counts: dict[str, int]) -> nn.Module:
     if isinstance(block, tfv.AttentionBlock):
         counts["attention"] += 1
         counts["bn"] += isinstance(block.norm, _BatchNorm)
-        counts["layer_scale"] += _gamma(block.layer_scale_1) is not None
+        counts["layer_scale"] += layer_scale_of(block.layer_scale_1) is not None
         attn = channels_first_attention(block.token_mixer, block.norm, block.layer_scale_1)
         return FusedAttentionBlock(attn, _mlp(block.mlp, block.layer_scale_2, counts))
     raise TypeError(f"unexpected FastViT block {type(block).__name__}")

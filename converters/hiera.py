@@ -53,12 +53,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from timm.layers import ConvMlp, LayerScale
+from timm.layers import ConvMlp
 from timm.models.hiera import Hiera, HieraBlock, MaskUnitAttention
 from torch import nn
 
 from converters.base import Converter
-from converters.rewrites import fold_scale_into_conv, linear_to_conv1x1
+from converters.rewrites import ChannelsFirstLayerNorm, fold_layer_scale, fold_scale_into_conv, linear_to_conv1x1
 from edgevit.base.errors import EdgevitError
 
 
@@ -128,30 +128,6 @@ def _window_grid(rows: torch.Tensor, cols: torch.Tensor, height: int, width: int
     return height // win_h, width // win_w
 
 
-class ChannelsFirstLayerNorm(nn.Module):
-    """LayerNorm over the channels of (B, C, H, W) without permutes.
-
-    The channel means are 1x1 convs with all-ones weights, scaled by 1/C: XNNPACK delegates those, while a mean over
-    the channel axis stays on ExecuTorch's portable kernels and splits the graph (83 subgraphs -> 14 for
-    TurboViT, with the attention below).
-    """
-
-    def __init__(self, norm: nn.LayerNorm):
-        super().__init__()
-        self.eps = norm.eps
-        channels = norm.weight.numel()
-        self.weight = nn.Parameter(norm.weight.detach().clone()[:, None, None])
-        self.bias = nn.Parameter(norm.bias.detach().clone()[:, None, None])
-        # all-ones weights (exact in any dtype) and a Python-float 1/C: float64 runs stay exact too
-        self.register_buffer("ones", torch.ones(1, channels, 1, 1, dtype=norm.weight.dtype))
-        self.inv_channels = 1.0 / channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centred = x - F.conv2d(x, self.ones) * self.inv_channels
-        var = F.conv2d(centred * centred, self.ones) * self.inv_channels
-        return centred * torch.rsqrt(var + self.eps) * self.weight + self.bias
-
-
 class WindowPartition(nn.Module):
     """(B, C, H, W) -> (B*rows*cols, C, H/rows, W/cols): windows into the batch, rank-4 tensors only."""
 
@@ -182,7 +158,7 @@ class WindowMerge(nn.Module):
         return x.reshape(b, c, self.rows * wh, self.cols * ww)
 
 
-class ChannelsFirstAttention(nn.Module):
+class ChannelsFirstMaskUnitAttention(nn.Module):
     """timm's MaskUnitAttention on a (B, C, H, W) map (a window batch for mask-unit attention)."""
 
     def __init__(self, attn: MaskUnitAttention, stride: tuple[int, int], layer_scale: nn.Module):
@@ -191,7 +167,7 @@ class ChannelsFirstAttention(nn.Module):
         scale = torch.ones(3 * attn.dim_out, dtype=attn.qkv.weight.dtype)
         scale[: attn.dim_out] = attn.head_dim**-0.5
         self.qkv = fold_scale_into_conv(linear_to_conv1x1(attn.qkv), scale)
-        self.proj = _fold_layer_scale(linear_to_conv1x1(attn.proj), layer_scale)
+        self.proj = fold_layer_scale(linear_to_conv1x1(attn.proj), layer_scale)
         self.pool = nn.MaxPool2d(stride, stride) if stride != (1, 1) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -222,11 +198,11 @@ class ChannelsFirstHieraBlock(nn.Module):
         self.expand = linear_to_conv1x1(block.proj) if block.proj is not None else None
         self.concat_pool = block.do_expand and block.proj is None  # use_expand_proj=False: [max, avg]
         self.pool = nn.MaxPool2d(stride, stride) if stride != (1, 1) else None  # plan: only if do_expand
-        self.attn = ChannelsFirstAttention(block.attn, stride, block.ls1)
+        self.attn = ChannelsFirstMaskUnitAttention(block.attn, stride, block.ls1)
         self.norm2 = ChannelsFirstLayerNorm(block.norm2)
         self.mlp = ConvMlp(mlp.fc1.in_features, mlp.fc1.out_features, mlp.fc2.out_features)
         self.mlp.fc1, self.mlp.act = linear_to_conv1x1(mlp.fc1), mlp.act
-        self.mlp.fc2 = _fold_layer_scale(linear_to_conv1x1(mlp.fc2), block.ls2)
+        self.mlp.fc2 = fold_layer_scale(linear_to_conv1x1(mlp.fc2), block.ls2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_norm = self.norm1(x)
@@ -282,10 +258,6 @@ class ChannelsFirstHiera(nn.Module):
         else:
             x = head.norm(x.flatten(1))
         return head.fc(head.drop(head.pre_logits(x)))
-
-
-def _fold_layer_scale(conv: nn.Conv2d, layer_scale: nn.Module) -> nn.Conv2d:
-    return fold_scale_into_conv(conv, layer_scale.gamma) if isinstance(layer_scale, LayerScale) else conv
 
 
 class HieraConverter(Converter):

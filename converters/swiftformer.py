@@ -22,33 +22,18 @@ from torch import nn
 
 from converters.base import Converter
 from converters.rewrites import (
+    ChannelL2Normalize,
     average_linears,
     column_to_conv1x1,
     fold_bn_after_conv,
     fold_bn_before_conv1x1,
     fold_bn_before_linear,
-    fold_scale_into_conv,
+    fold_layer_scale,
+    layer_scale_of,
     linear_to_conv1x1,
 )
+from converters.rewrites.channel_norms import L2_NORM_EPS
 from edgevit.models.swiftformer import SoftmaxAdditiveAttention
-
-NORM_EPS = 1e-12  # F.normalize's eps: results match the original up to rounding
-
-
-class ChannelL2Normalize(nn.Module):
-    """F.normalize over channels, as q * rsqrt(max(sum_c q^2, eps^2)) with the channel sum as a 1x1 conv.
-
-    max(sqrt(s), eps) == sqrt(max(s, eps^2)), so this is exact. The conv with all-ones weights is what
-    XNNPACK delegates; a plain reduction over channels would stay on ExecuTorch's portable kernels.
-    """
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.sum_channels = nn.Conv2d(channels, 1, 1, bias=False)
-        nn.init.ones_(self.sum_channels.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(self.sum_channels(x * x).clamp_min(NORM_EPS**2))
 
 
 class ResidualConvMixer(nn.Module):
@@ -83,7 +68,7 @@ class ChannelsFirstAdditiveAttention(nn.Module):
             global_query = query.mean(dim=(2, 3), keepdim=True) * tokens
         else:
             attn = self.w_g(query)  # (B,1,H,W); its normalisation over tokens is folded into the scale below
-            inv_norm = torch.rsqrt((attn * attn).mean(dim=(2, 3), keepdim=True).clamp_min(NORM_EPS**2 / tokens))
+            inv_norm = torch.rsqrt((attn * attn).mean(dim=(2, 3), keepdim=True).clamp_min(L2_NORM_EPS**2 / tokens))
             global_query = (attn * query).mean(dim=(2, 3), keepdim=True) * inv_norm * tokens**0.5  # (B,D,1,1)
         return self.final(self.proj(global_query * key) + query)
 
@@ -114,46 +99,37 @@ class PreparedSwiftFormer(nn.Module):
         return self.head(x.mean(dim=(2, 3), keepdim=True).flatten(1))
 
 
-def _gamma(layer_scale: nn.Module) -> torch.Tensor | None:
-    return getattr(layer_scale, "gamma", None)
-
-
-def _scaled(conv: nn.Conv2d, layer_scale: nn.Module) -> nn.Conv2d:
-    gamma = _gamma(layer_scale)
-    return conv if gamma is None else fold_scale_into_conv(conv, gamma)
-
-
 def _mixer(block: tsf.ConvEncoder | tsf.LocalRepresentation, counts: dict[str, int]) -> ResidualConvMixer:
     counts["bn"] += 1
-    counts["layer_scale"] += _gamma(block.layer_scale) is not None
+    counts["layer_scale"] += layer_scale_of(block.layer_scale) is not None
     return ResidualConvMixer(
         fold_bn_after_conv(block.dwconv, block.norm),
         block.pwconv1,
         block.act,
-        _scaled(block.pwconv2, block.layer_scale),
+        fold_layer_scale(block.pwconv2, block.layer_scale),
     )
 
 
 def _attention(attn: tsf.EfficientAdditiveAttention, layer_scale: nn.Module, counts: dict[str, int]):
     counts["attention"] += 1
     counts["linear"] += 4
-    counts["layer_scale"] += _gamma(layer_scale) is not None
+    counts["layer_scale"] += layer_scale_of(layer_scale) is not None
     w_g = None if isinstance(attn, SoftmaxAdditiveAttention) else column_to_conv1x1(attn.w_g * attn.scale_factor)
     return ChannelsFirstAdditiveAttention(
         linear_to_conv1x1(attn.to_query),
         linear_to_conv1x1(attn.to_key),
         w_g,
         linear_to_conv1x1(attn.proj),
-        _scaled(linear_to_conv1x1(attn.final), layer_scale),
+        fold_layer_scale(linear_to_conv1x1(attn.final), layer_scale),
     )
 
 
 def _encoder(block: tsf.Block, counts: dict[str, int]) -> SwiftFormerEncoder:
     mlp = block.linear
     counts["bn"] += 1
-    counts["layer_scale"] += _gamma(block.layer_scale_2) is not None
+    counts["layer_scale"] += layer_scale_of(block.layer_scale_2) is not None
     folded_mlp = nn.Sequential(
-        fold_bn_before_conv1x1(mlp.norm1, mlp.fc1), mlp.act, _scaled(mlp.fc2, block.layer_scale_2)
+        fold_bn_before_conv1x1(mlp.norm1, mlp.fc1), mlp.act, fold_layer_scale(mlp.fc2, block.layer_scale_2)
     )
     local = _mixer(block.local_representation, counts)
     return SwiftFormerEncoder(local, _attention(block.attn, block.layer_scale_1, counts), folded_mlp)

@@ -14,7 +14,7 @@ from timm.models import reparameterize_model
 
 from converters import get_converter
 from converters.fastvit import (
-    ChannelsFirstAttention,
+    ChannelsFirstTokenAttention,
     channels_first_attention,
     layout_modules,
     unfused_modules,
@@ -72,7 +72,7 @@ def test_every_branch_folded_and_same_function(name):
     assert centered_ref.norm() / ref.norm() > 0.05, "exercised weights must make the output depend on the input"
     assert rel_l2(out, ref) <= 1e-5
     assert rel_l2(centered_out, centered_ref) <= 1e-4  # the input-dependent part matches too
-    n_attn = sum(isinstance(m, ChannelsFirstAttention) for m in prepared.module.modules())
+    n_attn = sum(isinstance(m, ChannelsFirstTokenAttention) for m in prepared.module.modules())
     assert n_attn == (len(original.stages[3].blocks) if name in ATTENTION_VARIANTS else 0)
 
 

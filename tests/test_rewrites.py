@@ -8,12 +8,15 @@ from support.numerics import rel_l2
 from torch import nn
 
 from converters.rewrites import (
+    ChannelL2Normalize,
+    ChannelsFirstLayerNorm,
     TwoLevelGroupNorm1,
     average_linears,
     column_to_conv1x1,
     fold_bn_after_conv,
     fold_bn_before_conv1x1,
     fold_bn_before_linear,
+    fold_layer_scale,
     fold_scale_into_conv,
     linear_to_conv1x1,
     replace_single_group_norms,
@@ -105,3 +108,38 @@ def test_two_level_group_norm_equals_group_norm(affine):
         assert replace_single_group_norms(model) == 1  # the 4-group norm is not a LayerNorm: left alone
         assert isinstance(model[1], TwoLevelGroupNorm1) and isinstance(model[2], nn.GroupNorm)
         assert rel_l2(model(x), ref) <= 1e-6
+
+
+@pytest.mark.parametrize("kind", ["LayerScale", "LayerScale2d", "none"])
+def test_fold_layer_scale_accepts_timm_layer_scales_and_identity(kind):
+    from timm.layers import LayerScale, LayerScale2d
+
+    conv = nn.Conv2d(6, 8, 1).eval()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 6, 5, 5, generator=g)
+    if kind == "none":
+        assert fold_layer_scale(conv, nn.Identity()) is conv
+        return
+    ls = LayerScale(8) if kind == "LayerScale" else LayerScale2d(8)
+    ls.gamma.data = torch.rand(8, generator=g) + 0.5
+    with torch.no_grad():
+        want = conv(x) * ls.gamma.view(1, -1, 1, 1)
+        assert rel_l2(fold_layer_scale(conv, ls)(x), want) < 1e-6
+
+
+def test_channels_first_layer_norm_equals_layer_norm_on_tokens():
+    g = torch.Generator().manual_seed(4)
+    norm = nn.LayerNorm(12, eps=1e-6)
+    norm.weight.data = torch.rand(12, generator=g) + 0.5
+    norm.bias.data = torch.randn(12, generator=g)
+    x = torch.randn(2, 12, 5, 7, generator=g) * 3 + 1
+    with torch.no_grad():
+        want = norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        assert rel_l2(ChannelsFirstLayerNorm(norm)(x), want) < 1e-6
+
+
+def test_channel_l2_normalize_equals_f_normalize():
+    x = torch.randn(2, 10, 4, 4, generator=torch.Generator().manual_seed(5))
+    x[0, :, 0, 0] = 0  # the eps branch
+    with torch.no_grad():
+        assert rel_l2(ChannelL2Normalize(10)(x), torch.nn.functional.normalize(x, dim=1)) < 1e-6

@@ -22,6 +22,18 @@ def fold_scale_into_conv(conv: nn.Conv2d, scale: torch.Tensor) -> nn.Conv2d:
     return fused
 
 
+def layer_scale_of(module: nn.Module | None) -> torch.Tensor | None:
+    """The per-channel factor of a layer-scale module (timm ``LayerScale``/``LayerScale2d``, SwiftFormer's),
+    or None for an identity (layer scale disabled)."""
+    return getattr(module, "gamma", None) if module is not None else None
+
+
+def fold_layer_scale(conv: nn.Conv2d, layer_scale: nn.Module | None) -> nn.Conv2d:
+    """conv followed by a layer-scale module ==> one conv; the conv itself when there is no layer scale."""
+    gamma = layer_scale_of(layer_scale)
+    return conv if gamma is None else fold_scale_into_conv(conv, gamma)
+
+
 def average_linears(a: nn.Linear, b: nn.Linear) -> nn.Linear:
     """(a(x) + b(x)) / 2  ==>  one linear: how distilled models (DeiT, SwiftFormer) average their two heads."""
     fused = nn.Linear(a.in_features, a.out_features, bias=True)

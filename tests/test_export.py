@@ -75,7 +75,7 @@ def test_coreml_package_is_an_image_classifier(xs_artifacts):
 
 
 def test_classifier_labels_are_unique():
-    from edgevit.export.coreml import imagenet_labels
+    from edgevit.models.spec import imagenet_labels
 
     labels = imagenet_labels()
     assert len(labels) == 1000 and len(set(labels)) == 1000  # "crane" is two ImageNet classes

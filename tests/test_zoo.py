@@ -12,10 +12,11 @@ from torch import nn
 
 from converters import get_converter
 from edgevit.base.errors import UnknownModelError
+from edgevit.export.failures import export_error
 from edgevit.models.build import build_model
 from edgevit.models.catalog import zoo_names, zoo_specs
 from edgevit.models.registry import ModelSpec, get_spec, register, unregister
-from edgevit.studies.zoo import parse_export_error, run_zoo, write_zoo_json, zoo_table_markdown
+from edgevit.studies.zoo import run_zoo, write_zoo_json, zoo_table_markdown
 from edgevit.validate.inputs import photo_inputs
 
 SPECS = {s.name: s for s in zoo_specs()}
@@ -97,11 +98,18 @@ def test_unknown_names_get_the_closest():
     assert rows[0]["status"] == "failed: unknown model" and "unknown model" in rows[0]["error"]
 
 
-def test_parse_export_error():
-    msg = ("CoreML export failed at op 'kthvalue' in module model.1 (Unconvertible): "
-           "NotImplementedError: PyTorch convert function for op 'kthvalue' not implemented.")
-    assert parse_export_error(msg) == ("kthvalue", "model.1 (Unconvertible)")
-    assert parse_export_error("ExecuTorch (xnnpack) export failed at an op: RuntimeError: x") == (None, None)
+def test_export_error_carries_op_and_module_as_fields():
+    class Unconvertible(torch.nn.Module):
+        def forward(self, x):
+            return torch.kthvalue(x, 2, dim=1).values
+
+    program = torch.export.export(torch.nn.Sequential(torch.nn.Identity(), Unconvertible()), (torch.randn(1, 4),))
+    cause = NotImplementedError("PyTorch convert function for op 'kthvalue' not implemented.")
+    err = export_error("CoreML", cause, program)
+    assert (err.target, err.op) == ("CoreML", "kthvalue") and "Unconvertible" in err.module
+    assert f"at op 'kthvalue' in module {err.module}:" in str(err)
+    unknown = export_error("ExecuTorch (xnnpack)", RuntimeError("x"), None)
+    assert (unknown.op, unknown.module) == (None, None) and "at an op" in str(unknown)
 
 
 class Unconvertible(nn.Module):

@@ -22,7 +22,16 @@ class WeightsError(EdgevitError):
 
 
 class ExportError(EdgevitError):
-    """An exporter failed; the message names the module and op where it could be found."""
+    """An exporter failed; the message names the module and op where it could be found.
+
+    ``target``, ``op`` and ``module`` carry the same facts as fields (None where unknown), so a sweep
+    records them without parsing the message.
+    """
+
+    def __init__(self, message: str, *, target: str | None = None, op: str | None = None,
+                 module: str | None = None):
+        super().__init__(message)
+        self.target, self.op, self.module = target, op, module
 
 
 class OutputError(EdgevitError):
@@ -31,12 +40,6 @@ class OutputError(EdgevitError):
 
 class ArtifactError(EdgevitError):
     """An artifact (or its manifest) that is missing, corrupt, or of an unknown kind."""
-
-
-class ParityError(EdgevitError):
-    """An artifact does not compute the same function as the original model."""
-
-    exit_code = 3
 
 
 class SchemaError(EdgevitError):

@@ -20,6 +20,7 @@ from edgevit.base.errors import ExportError
 from edgevit.export.failures import export_error
 from edgevit.export.mil_inspect import stats_of_program, to_exported_program
 from edgevit.models.registry import ModelSpec
+from edgevit.models.spec import imagenet_labels
 
 
 class ImageClassifier(nn.Module):
@@ -35,22 +36,6 @@ class ImageClassifier(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(image * self.scale + self.shift), dim=-1)
-
-
-def imagenet_labels() -> list[str]:
-    """Unique ImageNet-1k class names from timm's bundled class info (no download).
-
-    Two classes (134 and 517) are both "crane": a classifier's {label: probability} output would merge them,
-    so duplicates get their class index appended.
-    """
-    from collections import Counter
-
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo("imagenet-1k")
-    names = [info.index_to_description(i) for i in range(1000)]
-    counts = Counter(names)
-    return [f"{name} (class {i})" if counts[name] > 1 else name for i, name in enumerate(names)]
 
 
 # --compress: coremltools.optimize.coreml configs; what each needs of the deployment target

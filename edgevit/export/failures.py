@@ -52,4 +52,5 @@ def export_error(target: str, exc: BaseException, program: torch.export.Exported
     if where:
         detail += f" in module {where}"
     short = message[:400] + ("..." if len(message) > 400 else "")
-    return ExportError(f"{target} export failed at {detail}: {type(exc).__name__}: {short}")
+    return ExportError(f"{target} export failed at {detail}: {type(exc).__name__}: {short}",
+                       target=target, op=op, module=where)

@@ -31,11 +31,6 @@ class MilStats:
     def layout_count(self) -> int:
         return len(self.layout_ops)
 
-    def layout_ops_in(self, scope: str) -> int:
-        """Layout ops whose MIL name comes from a module path containing ``scope`` (dots as underscores)."""
-        key = scope.replace(".", "_")
-        return sum(1 for name in self.layout_ops if key in name)
-
     def to_json(self) -> dict:
         return {
             "histogram": dict(sorted(self.histogram.items())),

@@ -88,3 +88,19 @@ def _timm_module_name(timm_name: str) -> str | None:
     from timm.models import _registry
 
     return _registry._model_to_module.get(_registry.get_arch_name(timm_name))
+
+
+def imagenet_labels() -> list[str]:
+    """Unique ImageNet-1k class names from timm's bundled class info (no download).
+
+    Two classes (134 and 517) are both "crane": a classifier's {label: probability} output would merge them,
+    so duplicates get their class index appended.
+    """
+    from collections import Counter
+
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo("imagenet-1k")
+    names = [info.index_to_description(i) for i in range(1000)]
+    counts = Counter(names)
+    return [f"{name} (class {i})" if counts[name] > 1 else name for i, name in enumerate(names)]

@@ -9,7 +9,6 @@ against the original model), records a failure per model x target instead of sto
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,17 +20,6 @@ if TYPE_CHECKING:
     from edgevit.models.registry import ModelSpec
 
 # ------------------------------------------------------------------------------------------------ sweep
-
-_OP_RE = re.compile(r"failed at op '([^']+)'")
-_MODULE_RE = re.compile(r" in module (.+?): [A-Za-z_]+(?:Error|Exception|Exit)?:")
-
-
-def parse_export_error(message: str) -> tuple[str | None, str | None]:
-    """(failing op, module) from an ``ExportError`` message of edgevit.export.failures."""
-    op = _OP_RE.search(message)
-    module = _MODULE_RE.search(message)
-    return (op.group(1) if op else None), (module.group(1) if module else None)
-
 
 def _row(spec: ModelSpec, target: str) -> dict:
     return {
@@ -79,7 +67,7 @@ def run_zoo(names: Sequence[str] | None = None, targets: Sequence[str] = ("corem
             try:
                 result = convert(spec.name, target, out, mil_report=mil_report and target == "coreml")
             except ExportError as exc:
-                op, module = parse_export_error(str(exc))
+                op, module = exc.op, exc.module
                 where = " in ".join(x for x in (op and f"op {op}", module) if x) or "see error"
                 row.update(status=f"failed: {where}", error=str(exc), failing_op=op, failing_module=module)
                 continue

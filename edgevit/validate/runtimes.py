@@ -88,7 +88,7 @@ class _PredictRunner(Runner):
                 raise RuntimeUnavailable("image-input CoreML model: random tensors have no image form")
             out = self._model.predict({self._input["name"]: image})[self._output["name"]]
             if isinstance(out, dict):  # classifier probabilities come back as {label: p}: back to class order
-                from edgevit.export.coreml import imagenet_labels
+                from edgevit.models.spec import imagenet_labels
 
                 out = np.array([out[label] for label in imagenet_labels()], dtype=np.float32)[None]
             return np.asarray(out, dtype=np.float32)

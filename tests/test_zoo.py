@@ -7,17 +7,13 @@ import re
 
 import pytest
 import torch
-from support.numerics import rel_l2
 from torch import nn
 
-from converters import get_converter
 from edgevit.base.errors import UnknownModelError
 from edgevit.export.failures import export_error
-from edgevit.models.build import build_model
 from edgevit.models.catalog import zoo_names, zoo_specs
 from edgevit.models.registry import ModelSpec, get_spec, register, unregister
 from edgevit.studies.zoo import run_zoo, write_zoo_json, zoo_table_markdown
-from edgevit.validate.inputs import photo_inputs
 
 SPECS = {s.name: s for s in zoo_specs()}
 
@@ -50,43 +46,6 @@ def test_preprocessing_comes_from_timm():
         assert spec.mean == tuple(cfg.mean) and spec.std == tuple(cfg.std)
         assert spec.interpolation == cfg.interpolation
     assert SPECS["mobilevitv2-100"].mean == (0.0, 0.0, 0.0) and SPECS["mobileone-s0"].interpolation == "bilinear"
-
-
-@pytest.mark.parametrize("name", ["efficientformer-l1", "efficientformerv2-s0", "poolformer-s12", "repvit-m0-9",
-                                  "mobileone-s0", "mobilevitv2-100"])
-def test_generic_converter_keeps_the_function(name):
-    spec = SPECS[name]
-    original, _ = build_model(spec, seed=1)
-    prepared = get_converter("generic").prepare(original)
-    photos = [item.tensor for item in photo_inputs(spec)[::3]]
-    x = torch.cat([torch.randn(1, *spec.input_size, generator=torch.Generator().manual_seed(2)), *photos])
-    with torch.no_grad():
-        ref, out = original(x), prepared.module(x)
-    assert (ref - ref.mean(0)).norm() / ref.norm() > 0.05, "exercised weights must make the output depend on x"
-    assert rel_l2(out, ref) <= 1e-5
-    if name in ("repvit-m0-9", "mobileone-s0"):  # train-time branches: fused away, no BatchNorm left
-        assert any("reparameterize_model" in r for r in prepared.rewrites)
-        assert not [m for m in prepared.module.modules() if isinstance(m, nn.BatchNorm2d)]
-
-
-def test_generic_converter_keeps_the_function_in_float64():
-    """LeViT (like EfficientViT-M0) with exercised weights is chaotic in fp32: attention logits reach std ~300,
-    the softmax is an argmax, and the ORIGINAL differs from its own float64 run by 20-40% relative L2, so an fp32
-    comparison measures rounding luck. In float64 timm's ConvNorm/LinearNorm/NormLinear ``fuse`` are exact up to
-    float64 rounding amplified the same way (~1e-9)."""
-    spec = SPECS["levit-128s"]
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # fused modules are created in the default dtype
-    try:
-        original, _ = build_model(spec, seed=1)
-        prepared = get_converter("generic").prepare(original)
-        x = torch.randn(2, *spec.input_size, generator=torch.Generator().manual_seed(2))
-        with torch.no_grad():
-            ref, out = original(x), prepared.module(x)
-    finally:
-        torch.set_default_dtype(default)
-    assert ref.dtype == torch.float64 and any("reparameterize_model" in r for r in prepared.rewrites)
-    assert rel_l2(out, ref) <= 1e-7
 
 
 def test_unknown_names_get_the_closest():

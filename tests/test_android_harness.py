@@ -374,6 +374,21 @@ def test_device_arg_and_device_choice():
         choose_device([listed[0], AdbDevice("emulator-5554", "device")], None)
 
 
+def test_instrumentation_result_reads_codes_and_multiline_values():
+    from edgevit.bench.device.android.instrument import instrumentation_result
+
+    lines = ["INSTRUMENTATION_STATUS: progress=1/2 m.pte", "INSTRUMENTATION_STATUS_CODE: 1",
+             "INSTRUMENTATION_RESULT: edgevit_status=failed", "INSTRUMENTATION_RESULT: error=boom",
+             "\tat dev.edgevit.harness.AndroidBench.run", "INSTRUMENTATION_CODE: -1"]
+    assert instrumentation_result(lines) == (-1, {"edgevit_status": "failed",
+                                                  "error": "boom\n\tat dev.edgevit.harness.AndroidBench.run"})
+    assert instrumentation_result(["INSTRUMENTATION_CODE: ?"]) == (None, {})
+
+
+def test_default_apk_is_the_harness_debug_build():
+    assert android.DEFAULT_APK == ROOT / "android_harness/app/build/outputs/apk/debug/app-debug.apk"
+
+
 # ------------------------------------------------------ the real adb binary, with no phone attached
 
 

@@ -47,6 +47,8 @@ from edgevit.validate.parity import DEVICE_OUTPUTS_FORMAT, DEVICE_OUTPUTS_KEYS, 
 ROOT = Path(__file__).resolve().parents[1]
 JAVA_SRC = ROOT / "android_harness/app/src/main/java"
 CORE = JAVA_SRC / "dev/edgevit/harness/core"
+# StatsCli and its SyntheticRunner are test-only: the app's unit-test source set, compiled here with the core.
+TEST_CORE = ROOT / "android_harness/app/src/test/java/dev/edgevit/harness/core"
 CLI = "dev.edgevit.harness.core.StatsCli"
 
 
@@ -55,17 +57,25 @@ CLI = "dev.edgevit.harness.core.StatsCli"
 
 @pytest.fixture(scope="module")
 def java_classes(tmp_path_factory) -> Path:
-    """The core compiled at Java 8 level: it must build with the JDK alone and stay within Android's Java APIs."""
+    """The core (and the test-only StatsCli driving it) compiled at Java 8 level: it must build with the JDK
+    alone and stay within Android's Java APIs."""
     javac, java = shutil.which("javac"), shutil.which("java")
     if not javac or not java:
         pytest.skip("javac/java not found: install a JDK (e.g. `apt-get install openjdk-17-jdk-headless`) "
                     "to test the Android harness core")
     out = tmp_path_factory.mktemp("java-classes")
-    sources = sorted(str(p) for p in CORE.glob("*.java"))
+    sources = sorted(str(p) for folder in (CORE, TEST_CORE) for p in folder.glob("*.java"))
     proc = subprocess.run([javac, "--release", "8", "-Xlint:all", "-Xlint:-options", "-d", str(out),
                            *sources], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def test_app_ships_no_test_runner():
+    """The synthetic runner and its CLI are test code: the app's own sources (src/main) neither hold nor use them."""
+    main = sorted(JAVA_SRC.rglob("*.java"))
+    assert main and not [p.name for p in main if re.search(r"SyntheticRunner|StatsCli", p.read_text())]
+    assert {p.name for p in TEST_CORE.glob("*.java")} == {"StatsCli.java", "SyntheticRunner.java"}
 
 
 def run_cli(classes: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -235,7 +245,7 @@ def test_session_writes_schema_results_and_device_outputs(java_classes, tmp_path
 
 
 class Doubler(torch.nn.Module):
-    """What StatsCli's pure-Java runner computes: 2 x the input, flattened."""
+    """What StatsCli's pure-Java runner (SyntheticRunner, test-only) computes: 2 x the input, flattened."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (2.0 * x).flatten(1)
@@ -372,6 +382,21 @@ def test_device_arg_and_device_choice():
         choose_device(listed, "0123456789ABCDEF")
     with pytest.raises(AndroidDeviceError, match="several Android devices.*--device android:SERIAL"):
         choose_device([listed[0], AdbDevice("emulator-5554", "device")], None)
+
+
+def test_instrumentation_result_reads_codes_and_multiline_values():
+    from edgevit.bench.device.android.instrument import instrumentation_result
+
+    lines = ["INSTRUMENTATION_STATUS: progress=1/2 m.pte", "INSTRUMENTATION_STATUS_CODE: 1",
+             "INSTRUMENTATION_RESULT: edgevit_status=failed", "INSTRUMENTATION_RESULT: error=boom",
+             "\tat dev.edgevit.harness.AndroidBench.run", "INSTRUMENTATION_CODE: -1"]
+    assert instrumentation_result(lines) == (-1, {"edgevit_status": "failed",
+                                                  "error": "boom\n\tat dev.edgevit.harness.AndroidBench.run"})
+    assert instrumentation_result(["INSTRUMENTATION_CODE: ?"]) == (None, {})
+
+
+def test_default_apk_is_the_harness_debug_build():
+    assert android.DEFAULT_APK == ROOT / "android_harness/app/build/outputs/apk/debug/app-debug.apk"
 
 
 # ------------------------------------------------------ the real adb binary, with no phone attached

@@ -60,3 +60,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
 def write_text_atomic(final: Path, text: str) -> None:
     with atomic_path(final) as tmp:
         tmp.write_text(text)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all; the file gets the usual umask-filtered mode."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import platform
 from importlib import metadata
 from pathlib import Path
 
 from edgevit.base.atomic import write_text_atomic
+from edgevit.base.clock import utc_now_iso
 from edgevit.base.errors import ArtifactError
 from edgevit.base.naming import manifest_path
 
@@ -35,8 +35,7 @@ def preprocessing_of(spec) -> dict:
             "color": "RGB"}
 
 
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+now_utc = utc_now_iso  # the older name, still imported by edgevit/api.py; new code calls base.clock
 
 
 def manifest_text(manifest: dict) -> str:
@@ -49,12 +48,10 @@ def write_manifest(artifact: Path, manifest: dict) -> Path:
     return path
 
 
-def read_manifest(artifact: Path) -> dict:
-    """The artifact's manifest, checked against manifest_schema.json; refuses one whose publication is pending."""
-    artifact = Path(artifact)
-    path = manifest_path(artifact)
-    if not artifact.exists():
-        raise ArtifactError(f"artifact not found: {artifact}")
+def load_manifest(artifact: Path) -> dict:
+    """The artifact's manifest as a JSON object, not checked against the schema: for readers that need only
+    a few keys of it (the iOS staging) and for ``read_manifest``, so both fail with the same messages."""
+    path = manifest_path(Path(artifact))
     if not path.exists():
         raise ArtifactError(f"{artifact} has no manifest ({path.name}); was it made by `edgevit convert`?")
     try:
@@ -63,7 +60,19 @@ def read_manifest(artifact: Path) -> dict:
         raise ArtifactError(f"manifest {path} is not valid JSON ({exc}); re-run edgevit convert") from None
     except OSError as exc:
         raise ArtifactError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
-    check_manifest(manifest, path)
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"manifest {path} is not a JSON object (found {type(manifest).__name__}); "
+                            "re-run edgevit convert")
+    return manifest
+
+
+def read_manifest(artifact: Path) -> dict:
+    """The artifact's manifest, checked against manifest_schema.json; refuses one whose publication is pending."""
+    artifact = Path(artifact)
+    if not artifact.exists():
+        raise ArtifactError(f"artifact not found: {artifact}")
+    manifest = load_manifest(artifact)
+    check_manifest(manifest, manifest_path(artifact))
     return manifest
 
 

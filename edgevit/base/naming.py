@@ -6,6 +6,8 @@ from pathlib import Path
 
 EXTENSIONS = {"coreml": "mlpackage", "executorch": "pte", "onnx": "onnx"}
 TARGETS = tuple(EXTENSIONS)
+COMPILED_COREML = "mlmodelc"  # a compiled CoreML model (Xcode's form of an .mlpackage); the iOS harness runs it
+KINDS = (*EXTENSIONS.values(), COMPILED_COREML)
 
 
 def safe_model_name(model: str) -> str:
@@ -20,6 +22,15 @@ def artifact_name(model: str, target: str, precision: str, backend: str | None =
 def stem_of(artifact: Path) -> Path:
     """The artifact path without its extension: manifest is ``stem.json``, inputs are ``stem.validation/``."""
     return artifact.with_name(artifact.name[: -len(artifact.suffix)])
+
+
+def kind_of(artifact: Path) -> str | None:
+    """The artifact kind its name says (the extension: mlpackage, pte, onnx or mlmodelc), None for other files.
+
+    A bare extension (``.pte``) is a hidden file, not an artifact, so it has no kind.
+    """
+    kind = Path(artifact).suffix[1:]
+    return kind if kind in KINDS else None
 
 
 def manifest_path(artifact: Path) -> Path:

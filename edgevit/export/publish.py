@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgevit.base.atomic import ensure_writable_dir, write_text_atomic
+from edgevit.base.clock import utc_now_iso
 from edgevit.base.errors import OutputError
-from edgevit.base.manifest import PENDING, manifest_text, now_utc
+from edgevit.base.manifest import PENDING, manifest_text
 from edgevit.base.naming import bundle_path, manifest_path
 
 STAGE_PREFIX = ".edgevit-stage-"
@@ -146,7 +147,7 @@ def publish(staged: Path, final: Path, manifest: dict) -> Path:
     """Move a staged artifact and its staged bundle to ``final`` with ``manifest`` beside them, as one
     transaction (see the module docstring); returns the manifest's path."""
     staged, final = Path(staged), Path(final)
-    pending = {**manifest, "publication": {"state": PENDING, "pid": os.getpid(), "since": now_utc()}}
+    pending = {**manifest, "publication": {"state": PENDING, "pid": os.getpid(), "since": utc_now_iso()}}
     try:
         with folder_lock(final.parent), deferred_interrupts():
             write_text_atomic(manifest_path(final), manifest_text(pending))

@@ -170,12 +170,13 @@ def zoo_summary(rows: Sequence[dict]) -> str:
 def write_zoo_json(rows: Sequence[dict], path: str | Path, kind: str = "edgevit-zoo/1") -> Path:
     """The rows plus the host they ran on, atomically."""
     from edgevit.base.atomic import ensure_writable_dir, write_text_atomic
-    from edgevit.base.manifest import now_utc, tool_versions
+    from edgevit.base.clock import utc_now_iso
+    from edgevit.base.manifest import tool_versions
     from edgevit.bench.host_info import host_device
 
     path = Path(path)
     ensure_writable_dir(path.parent)
-    doc = {"format": kind, "created": now_utc(), "device": host_device(),
+    doc = {"format": kind, "created": utc_now_iso(), "device": host_device(),
            "tool_versions": tool_versions(), "rows": list(rows)}
     write_text_atomic(path, json.dumps(doc, indent=1, default=str) + "\n")
     return path

@@ -10,7 +10,6 @@ protocol) is here too, so the reference vectors the Swift tests check are genera
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -18,7 +17,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgevit.base.atomic import write_text_atomic
+from edgevit.base.clock import utc_now_iso
 from edgevit.base.errors import ArtifactError, EdgevitError, OutputError
+from edgevit.base.manifest import load_manifest
+from edgevit.base.naming import COMPILED_COREML, EXTENSIONS, bundle_path, kind_of, manifest_path
 from edgevit.bench.stats import DEFAULT_TRIM_FRACTION
 
 HARNESS_DIR = Path(__file__).resolve().parents[3] / "ios_harness"
@@ -28,25 +31,14 @@ CONFIG_NAME = "config.json"
 CONFIG_FORMAT = "edgevit-ios-config/1"
 VALIDATION_FORMAT = "edgevit-validation/1"
 COMPUTE_UNITS = ("cpuOnly", "cpuAndGPU", "cpuAndNeuralEngine", "all")
-COREML_KINDS = ("mlpackage", "mlmodelc")
-KINDS = (*COREML_KINDS, "pte")
+COREML_KINDS = (EXTENSIONS["coreml"], COMPILED_COREML)
+KINDS = (*COREML_KINDS, EXTENSIONS["executorch"])
 # Build outputs and user state that must not travel with the staged copy.
 _IGNORED = (".build", ".swiftpm", "DerivedData", "xcuserdata", "*.xcodeproj", ".DS_Store", "__pycache__")
 
 
 class IosHarnessError(EdgevitError):
     """The iOS harness cannot be staged: its sources are missing or a setting is invalid."""
-
-
-def _kind(path: Path) -> str | None:
-    for kind in KINDS:
-        if path.name.endswith("." + kind) and len(path.name) > len(kind) + 1:
-            return kind
-    return None
-
-
-def _stem(path: Path, kind: str) -> str:
-    return path.name[: -len(kind) - 1]
 
 
 def _check_settings(rounds: int, iterations: int, warmup: int, trim_fraction: float,
@@ -72,15 +64,9 @@ def _check_settings(rounds: int, iterations: int, warmup: int, trim_fraction: fl
     return units
 
 
-def _read_manifest(path: Path, artifact: Path) -> dict:
+def _read_manifest(artifact: Path) -> dict:
     """The manifest keys the Swift harness reads, checked here so a bad one fails before Xcode."""
-    if not path.is_file():
-        raise ArtifactError(f"{artifact} has no manifest ({path.name}); the harness needs it for the input's name, "
-                            "kind and shape. Was it made by `edgevit convert`?")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"manifest {path} cannot be read ({exc}); re-run `edgevit convert`") from None
+    manifest = load_manifest(artifact)
     inp, out = manifest.get("input"), manifest.get("output")
     problems = [key for key in ("model", "precision") if not isinstance(manifest.get(key), str)]
     if not isinstance(inp, dict) or not all(k in inp for k in ("name", "kind", "shape")):
@@ -88,7 +74,7 @@ def _read_manifest(path: Path, artifact: Path) -> dict:
     if not isinstance(out, dict) or "name" not in out:
         problems.append("output.name")
     if problems:
-        raise ArtifactError(f"manifest {path} lacks {', '.join(problems)}; re-run `edgevit convert`")
+        raise ArtifactError(f"manifest {manifest_path(artifact)} lacks {', '.join(problems)}; re-run `edgevit convert`")
     return manifest
 
 
@@ -116,16 +102,15 @@ def find_artifacts(artifacts_dir: Path) -> list[dict]:
                             "make artifacts with `edgevit convert MODEL --target coreml --out DIR` first.")
     entries = []
     for path in sorted(artifacts_dir.iterdir()):
-        kind = _kind(path)
-        if kind is None or path.name.startswith("."):  # .tmp-* are exports in progress
+        kind = kind_of(path)
+        if kind not in KINDS or path.name.startswith("."):  # .tmp-* are exports in progress
             continue
         if kind == "pte" and not path.is_file() or kind != "pte" and not path.is_dir():
             raise ArtifactError(f"{path} is not a valid {kind} (expected a {'file' if kind == 'pte' else 'folder'})")
-        stem = _stem(path, kind)
-        manifest = _read_manifest(artifacts_dir / f"{stem}.json", path)
-        bundle = artifacts_dir / f"{stem}.validation"
+        manifest = _read_manifest(path)
+        bundle = bundle_path(path)
         entries.append({
-            "artifact": path.name, "kind": kind, "manifest": f"{stem}.json",
+            "artifact": path.name, "kind": kind, "manifest": manifest_path(path).name,
             "validation": bundle.name if _check_bundle(bundle) else None,
             "model": manifest["model"], "precision": manifest["precision"], "sha256": manifest.get("sha256"),
             "input": manifest["input"], "output": manifest["output"],
@@ -189,12 +174,12 @@ def write_config(staged: Path, entries: list[dict], rounds: int, iterations: int
     """config.json: the run the Swift harness performs (HarnessConfig in Config.swift reads it)."""
     config = {
         "format": CONFIG_FORMAT,
-        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "created": utc_now_iso(),
         "rounds": rounds, "iterations": iterations, "warmup": warmup, "trim_fraction": trim_fraction,
         "compute_units": compute_units, "autostart": autostart, "artifacts": entries,
     }
     path = staged / CONFIG_NAME
-    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(config, indent=2) + "\n")
     return path
 
 

@@ -1,7 +1,6 @@
 package dev.edgevit.harness.core;
 
 import java.io.ByteArrayOutputStream;
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -13,6 +12,9 @@ import java.util.Map;
 
 /**
  * Off-device entry point so tests (tests/test_android_harness.py) drive the same code the app runs.
+ *
+ * <p>Test-only: it lives in the unit-test source set (src/test), so the app never ships it or its
+ * {@link SyntheticRunner}; the Python tests compile it with javac together with src/main's core/.
  *
  * <pre>
  * java -cp CLASSES dev.edgevit.harness.core.StatsCli stats [--trim F] [--warmup N] &lt; samples
@@ -117,54 +119,5 @@ public final class StatsCli {
     }
     System.out.println(summary.resultsFile);
     return summary.allOk();
-  }
-
-  /** A pure-Java runner: output = 2 * input (exact in float32), so tests can check the whole data path. */
-  static final class SyntheticRunner implements Runner {
-    private final ArtifactInfo info;
-    private float[] input = new float[0];
-    private long[] shape = new long[0];
-
-    SyntheticRunner(ArtifactInfo info) {
-      this.info = info;
-    }
-
-    @Override
-    public long loadNanos() throws RunnerException {
-      long start = System.nanoTime();
-      byte[] head;
-      try {
-        head = Files2.readBytes(info.artifact);
-      } catch (IOException e) {
-        throw new RunnerException(0x22, e.getMessage(), e);
-      }
-      if (new String(head, StandardCharsets.US_ASCII).startsWith("FAIL_LOAD")) {
-        throw new RunnerException(0x14, "synthetic load failure");
-      }
-      return System.nanoTime() - start;
-    }
-
-    @Override
-    public void setInput(float[] data, long[] shape) {
-      this.input = data;
-      this.shape = shape;
-    }
-
-    @Override
-    public float[] run() {
-      float[] out = new float[input.length];
-      for (int i = 0; i < out.length; i++) {
-        out[i] = input[i] * 2f;
-      }
-      return out;
-    }
-
-    @Override
-    public long[] outputShape() {
-      return shape;
-    }
-
-    @Override
-    public void close() {}
   }
 }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import platform
 from importlib import metadata
 from pathlib import Path
 
 from edgevit.base.atomic import write_text_atomic
+from edgevit.base.clock import utc_now_iso
 from edgevit.base.errors import ArtifactError
 from edgevit.base.naming import manifest_path
 
@@ -35,8 +35,7 @@ def preprocessing_of(spec) -> dict:
             "color": "RGB"}
 
 
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+now_utc = utc_now_iso  # the name existing callers use; the clock itself lives in edgevit.base.clock
 
 
 def manifest_text(manifest: dict) -> str:

@@ -12,10 +12,10 @@ from edgevit.report.series import ParetoData
 from edgevit.report.speedups import SpeedupPair
 from edgevit.report.views import device_key, measured, variant_label
 
-RESULT_COLUMNS = ["model", "form", "runtime", "backend", "compute_unit", "precision", "batch", "median_ms",
-                  "trimmed_mean_ms", "p90_ms", "load_time_ms", "peak_memory_mb", "memory_kind", "warmup",
-                  "iterations", "status", "error", "published_top1", "pareto", "device_kind", "device_name",
-                  "device_os", "device_cpu", "source"]
+RESULT_COLUMNS = ["model", "form", "runtime", "backend", "compute_unit", "precision", "batch", "threads",
+                  "median_ms", "trimmed_mean_ms", "p90_ms", "percent_of_peak", "load_time_ms", "peak_memory_mb",
+                  "memory_kind", "warmup", "iterations", "status", "error", "published_top1", "pareto",
+                  "device_kind", "device_name", "device_os", "device_cpu", "source"]
 SPEEDUP_COLUMNS = ["device_kind", "device_name", "device_os", "device_cpu", "model", "batch", "variant", "baseline",
                    "variant_median_ms", "baseline_median_ms", "speedup"]
 
@@ -29,13 +29,14 @@ def _csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
 
 
 def results_csv(results: Sequence[Mapping[str, Any]], top1: Mapping[str, float], pareto: ParetoData) -> bytes:
-    """Every result, one row each; a number that was not measured is an empty cell."""
+    """Every result, one row each; a number that was not measured (or a setting not recorded) is an empty cell."""
     def row(i: int, r: Mapping[str, Any]) -> list[Any]:
-        numbers = [measured(r, k) for k in ("median_ms", "trimmed_mean_ms", "p90_ms", "load_time_ms",
-                                             "peak_memory_mb")]
+        median, trimmed, p90, peak_pct, load, memory = (
+            measured(r, k) for k in ("median_ms", "trimmed_mean_ms", "p90_ms", "percent_of_peak", "load_time_ms",
+                                     "peak_memory_mb"))
         src = r.get(SOURCE_KEY) or {}
         return [r["model"], r["form"], r["runtime"], r.get("backend"), r.get("compute_unit"), r["precision"],
-                r["batch"], *numbers, r.get("memory_kind"),
+                r["batch"], r.get("threads"), median, trimmed, p90, peak_pct, load, memory, r.get("memory_kind"),
                 r["warmup"], r["iterations"], r["status"], r.get("error"), top1.get(r["model"]), pareto.status[i],
                 *device_key(r), src.get("file")]
     return _csv_bytes(RESULT_COLUMNS, (row(i, r) for i, r in enumerate(results)))

@@ -20,7 +20,9 @@ from edgevit.report.views import (
     device_key,
     fmt_memory,
     fmt_ms,
+    fmt_percent_of_peak,
     fmt_status,
+    fmt_threads,
     measured,
     measured_on,
     row_order,
@@ -58,20 +60,20 @@ def _trim_note(rows: Sequence[Mapping[str, Any]]) -> str:
     return "Trimmed mean drops " + " / ".join(f"{f:.0%}" for f in fractions) + " of samples from each end."
 
 
-RESULT_HEADERS = ["model", "form", "precision", "batch", "median ms", "trimmed mean ms", "p90 ms",
-                  "load ms", "peak memory", "warm-up + iterations", "status / error", "published top-1 %",
-                  "Pareto", "measured on", "source"]
+RESULT_HEADERS = ["model", "form", "precision", "batch", "threads", "median ms", "trimmed mean ms", "p90 ms",
+                  "% of peak", "load ms", "peak memory", "warm-up + iterations", "status / error",
+                  "published top-1 %", "Pareto", "measured on", "source"]
 
 
 def result_row(i: int, r: Mapping[str, Any], top1: Mapping[str, float], pareto: ParetoData,
                sources: Sources) -> list[str]:
     """One result as the cells of RESULT_HEADERS."""
     acc = top1.get(r["model"])
-    return [r["model"], r["form"], r["precision"], str(r["batch"]), fmt_ms(measured(r, "median_ms")),
-            fmt_ms(measured(r, "trimmed_mean_ms")), fmt_ms(measured(r, "p90_ms")),
-            fmt_ms(measured(r, "load_time_ms")), fmt_memory(r), f"{r['warmup']} + {r['iterations']}",
-            fmt_status(r), "none published" if acc is None else f"{acc:.1f}", pareto.status[i],
-            measured_on(r), sources.ref(r)]
+    return [r["model"], r["form"], r["precision"], str(r["batch"]), fmt_threads(r),
+            fmt_ms(measured(r, "median_ms")), fmt_ms(measured(r, "trimmed_mean_ms")),
+            fmt_ms(measured(r, "p90_ms")), fmt_percent_of_peak(r), fmt_ms(measured(r, "load_time_ms")),
+            fmt_memory(r), f"{r['warmup']} + {r['iterations']}", fmt_status(r),
+            "none published" if acc is None else f"{acc:.1f}", pareto.status[i], measured_on(r), sources.ref(r)]
 
 
 def results_blocks(results: Sequence[Mapping[str, Any]], top1: Mapping[str, float], pareto: ParetoData,
@@ -114,7 +116,8 @@ def _results_summary(results: Sequence[Mapping[str, Any]], groups: Mapping[tuple
                "fastest median ms"]
     note = (f"{len(results)} results are too many to list here (more than {TABLE_ROW_LIMIT}): each group is "
             "summarised below, and every result is a row of results.csv beside this report, with the columns of "
-            "the per-result table (median, trimmed mean, p90, load, memory, status, published top-1, Pareto).")
+            "the per-result table (threads, median, trimmed mean, p90, % of peak, load, memory, status, "
+            "published top-1, Pareto).")
     return [Block("p", note), Block("table", table=Table(headers, rows))]
 
 

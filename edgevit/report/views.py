@@ -12,6 +12,7 @@ from typing import Any
 from edgevit.bench.results import SOURCE_KEY
 
 NOT_MEASURED = "not measured"
+NOT_RECORDED = "—"  # a setting the result does not state (e.g. threads in a schema v1 file)
 FORM_ORDER = ("original-eager", "prepared-eager", "onnx", "executorch", "coreml")
 MAX_LISTED = 25  # names listed inline (not-plotted models, Pareto fronts) before "... and N more"
 
@@ -37,6 +38,20 @@ def fmt_memory(r: Mapping[str, Any]) -> str:
     if value is None:
         return NOT_MEASURED
     return f"{value:.1f} MB ({r.get('memory_kind') or 'kind not stated'})"
+
+
+def fmt_percent_of_peak(r: Mapping[str, Any]) -> str:
+    """The result's share of the device's peak compute (schema v2), or NOT_MEASURED if it has none."""
+    value = measured(r, "percent_of_peak")
+    if value is None:
+        return NOT_MEASURED
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def fmt_threads(r: Mapping[str, Any]) -> str:
+    """The thread count the result was run with (schema v2); a setting, so shown whatever the status."""
+    threads = r.get("threads")
+    return NOT_RECORDED if threads is None else str(threads)
 
 
 def fmt_status(r: Mapping[str, Any]) -> str:

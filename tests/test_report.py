@@ -343,3 +343,35 @@ def test_outputs_get_normal_permissions(report: ReportPaths) -> None:
     os.umask(umask)
     for path in (report.markdown, report.html, report.png):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_threads_and_percent_of_peak_columns(tmp_path: Path) -> None:
+    """Schema v2 fields are shown where a result has them; a v1 result (or a null) reads as not stated/measured."""
+    import csv
+
+    results = [fixture_result("net-a", 10.0, threads=4, gflop_per_s=123.4, percent_of_peak=12.345),
+               fixture_result("net-b", 20.0),  # schema v1: no such fields
+               fixture_result("net-c", 30.0, threads=None, gflop_per_s=None, percent_of_peak=None),
+               fixture_result("net-d", None, threads=2, percent_of_peak=50.0, status="failed", error="boom")]
+    paths = write_report(results, tmp_path, FIXTURE_TOP1)
+    md = paths.markdown.read_text(encoding="utf-8")
+    header = next(line for line in md.splitlines() if line.startswith("| model | form |"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    threads_col, peak_col = cells.index("threads"), cells.index("% of peak")
+
+    def row(model: str) -> list[str]:
+        (line,) = _md_rows(md, model)
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    assert (row("net-a")[threads_col], row("net-a")[peak_col]) == ("4", "12.3")
+    assert (row("net-b")[threads_col], row("net-b")[peak_col]) == ("—", NOT_MEASURED)
+    assert (row("net-c")[threads_col], row("net-c")[peak_col]) == ("—", NOT_MEASURED)
+    assert (row("net-d")[threads_col], row("net-d")[peak_col]) == ("2", NOT_MEASURED)  # failed: not a measurement
+    html_text = paths.html.read_text(encoding="utf-8")
+    assert "<th>threads</th>" in html_text and "<th>% of peak</th>" in html_text and "<td>12.3</td>" in html_text
+    with open(paths.results_csv, newline="", encoding="utf-8") as fh:
+        by_model = {r["model"]: r for r in csv.DictReader(fh)}
+    assert (by_model["net-a"]["threads"], by_model["net-a"]["percent_of_peak"]) == ("4", "12.345")
+    for model in ("net-b", "net-c"):
+        assert (by_model[model]["threads"], by_model[model]["percent_of_peak"]) == ("", "")
+    assert (by_model["net-d"]["threads"], by_model["net-d"]["percent_of_peak"]) == ("2", "")

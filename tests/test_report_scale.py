@@ -23,7 +23,8 @@ from support.synthetic_results import synthetic_result, write_synthetic
 
 from edgevit.base.schema_check import fast_check
 from edgevit.bench.results import SCHEMA_PATH, load_schema
-from edgevit.report import _dominates, pareto_front
+from edgevit.report import pareto_front
+from edgevit.report.pareto import _dominates
 
 
 def _report_in_subprocess(results: Path, out: Path) -> tuple[float, float]:

@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--calibration", metavar="DIR",
                     help="--quantize int8: a folder of JPEG/PNG images (at least 8) run through the model's "
                     "preprocessing; default: the bundled validation photos, cropped and flipped")
+    cv.add_argument("--wide", action="store_true",
+                    help="every parity column (max abs, cosine, top-5, photos top-1) and reasons inline; the default "
+                    "table fits 120 columns")
+    cv.add_argument("--json", metavar="FILE", help="also write every parity field of every artifact as JSON here")
     cv.add_argument("--min-psnr", type=float, metavar="DB",
                     help="quantized/compressed artifacts pass at PSNR >= DB on the photos (default 30)")
 
@@ -95,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="for a .mlpackage: the CoreML runtime (macOS only) or edgevit's MIL reference interpreter "
                     "(any OS; not the CoreML runtime: it proves the saved program computes the original function). "
                     "Default: coreml on macOS, mil-reference elsewhere")
+
+    va.add_argument("--wide", action="store_true", help="every parity column and the reason inline "
+                    "(the default table fits 120 columns)")
+    va.add_argument("--json", metavar="FILE", help="also write every parity field as JSON here")
 
     be = sub.add_parser("bench", help="time a model's forms (or artifacts) on this host",
                         description="Time, in one process, the original eager model, the prepared eager model, the "
@@ -197,7 +205,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert":
         return out.run_convert(args)
     if args.command == "validate":
-        return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet, args.runtime)
+        return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet, args.runtime,
+                                wide=args.wide, json_path=args.json)
     if args.command == "bench":
         return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
     if args.command == "report":

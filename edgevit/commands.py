@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import warnings
@@ -15,7 +16,8 @@ from rich.table import Table
 from edgevit.base.errors import EdgevitError
 
 # Logs and CI are not terminals: rich would squeeze tables into 80 columns there.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+TABLE_WIDTH = 120  # what a table is laid out for when stdout is not a terminal; --wide lifts it
+console = Console(highlight=False, width=None if sys.stdout.isatty() else TABLE_WIDTH)
 
 
 def _progress(quiet: bool):
@@ -85,25 +87,49 @@ MIL_REFERENCE_NOTE = (
     "It is not the CoreML runtime; `edgevit harness ios` measures that on a device, per compute unit.")
 
 
-def parity_table(results) -> Table:
+def parity_table(results, wide: bool = False) -> Table:
+    """Parity per artifact. The default columns fit 120 characters; ``wide`` adds max abs, cosine, top-5 and
+    photos top-1, and the reasons inline (otherwise they follow the table, see ``parity_notes``)."""
     table = Table(title="parity vs the original PyTorch model (photos + random tensors)")
     table.add_column("artifact", no_wrap=True)
-    for col in ("runtime", "status", "max abs", "rel L2", "PSNR dB", "cosine", "top-1", "top-5", "photos top-1",
-                "distinct classes"):
-        table.add_column(col)
+    cols = (("runtime", "status", "max abs", "rel L2", "PSNR dB", "cosine", "top-1", "top-5", "photos top-1",
+             "distinct classes") if wide else ("runtime", "status", "rel L2", "PSNR dB", "top-1", "classes"))
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("runtime", "status") else "right")
     for r in results:
         if r is None:
             continue
         style = {"pass": "green", "fail": "bold red"}.get(r.status, "yellow")
-        status = f"[{style}]{r.status}[/]" + (f": {r.reason}" if r.reason else "")
+        status = f"[{style}]{r.status}[/]" + (f": {r.reason}" if r.reason and wide else "")
         m = r.overall
         if m is None:
-            table.add_row(r.artifact, r.runtime, status, *["not measured"] * 8)
+            table.add_row(r.artifact, r.runtime, status, *["not measured"] * (len(cols) - 2))
             continue
-        table.add_row(r.artifact, r.runtime, status, _fmt(m.max_abs), _fmt(m.rel_l2), _fmt(m.psnr_db, 4),
-                      f"{m.cosine:.6f}", f"{m.top1_agreement:.0%}", f"{m.top5_agreement:.0%}",
-                      f"{r.photos.top1_agreement:.0%}" if r.photos else "-", str(m.distinct_top1))
+        if wide:
+            table.add_row(r.artifact, r.runtime, status, _fmt(m.max_abs), _fmt(m.rel_l2), _fmt(m.psnr_db, 4),
+                          f"{m.cosine:.6f}", f"{m.top1_agreement:.0%}", f"{m.top5_agreement:.0%}",
+                          f"{r.photos.top1_agreement:.0%}" if r.photos else "-", str(m.distinct_top1))
+        else:
+            table.add_row(r.artifact, r.runtime, status, _fmt(m.rel_l2), _fmt(m.psnr_db, 4),
+                          f"{m.top1_agreement:.0%}", str(m.distinct_top1))
     return table
+
+
+def print_parity(results, wide: bool = False, json_path: str | None = None) -> None:
+    """The parity table, each reason below it (unless ``wide``), and all fields as JSON when asked."""
+    results = [r for r in results if r is not None]
+    # a wide table is laid out at full width and left to the terminal to wrap: rich would squeeze it to 120
+    shown = Console(highlight=False, width=max(console.width, 240)) if wide else console
+    shown.print(parity_table(results, wide))
+    if not wide:
+        for r in results:
+            if r.reason:
+                console.print(f"  {r.artifact} ({r.runtime}): {r.reason}")
+    if json_path:
+        from edgevit.base.atomic import write_text_atomic
+
+        write_text_atomic(Path(json_path), json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        console.print(f"[green]wrote[/] {json_path} (every parity field)")
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -148,7 +174,7 @@ def run_convert(args: argparse.Namespace) -> int:
         console.print(f"[green]wrote[/] {art.path} ({art.seconds:.1f} s){extra}")
         _say_quantization(art)
     if any(a.parity for a in result.artifacts):
-        console.print(parity_table([a.parity for a in result.artifacts]))
+        print_parity([a.parity for a in result.artifacts], args.wide, args.json)
     _say_quantized_parity(result.artifacts)
     _say_runtimes([a.parity for a in result.artifacts])
     _say_inconclusive([a.parity for a in result.artifacts])
@@ -222,13 +248,14 @@ def _say_inconclusive(results) -> None:
                       "stable in fp32 with these weights, so nothing is proven either way (see the reason)")
 
 
-def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtime: str | None = None) -> int:
+def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtime: str | None = None, *,
+                 wide: bool = False, json_path: str | None = None) -> int:
     from edgevit.api import validate
 
     warnings.filterwarnings("ignore")
     _progress(quiet)(f"validating {artifact}")
     result = validate(artifact, device_outputs, runtime=runtime)
-    console.print(parity_table([result]))
+    print_parity([result], wide, json_path)
     from edgevit.base.manifest import read_manifest
 
     warning = (read_manifest(artifact).get("quantization") or {}).get("warning")

@@ -54,6 +54,12 @@ def test_convert_and_validate_end_to_end(tmp_path):
     assert json.loads(manifest_path(art).read_text())["parity"]["status"] == "pass"
     proc = edgevit("validate", str(art))
     assert proc.returncode == 0 and "pass" in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 120, "the default table fits 120 columns"
+    assert "cosine" not in proc.stdout
+    proc = edgevit("validate", str(art), "--wide", "--json", str(tmp_path / "parity.json"))
+    assert proc.returncode == 0 and "cosine" in proc.stdout and "photos top-1" in proc.stdout
+    (record,) = json.loads((tmp_path / "parity.json").read_text())
+    assert record["status"] == "pass" and record["overall"]["cosine"] > 0.99 and record["artifact"] == art.name
     proc = edgevit("validate", str(tmp_path / "missing.pte"))
     assert proc.returncode == 2 and "not found" in proc.stderr
 

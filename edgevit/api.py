@@ -23,7 +23,7 @@ from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, chec
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.digest import sha256_of
 from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
-from edgevit.base.manifest import MANIFEST_VERSION, now_utc, preprocessing_of, read_manifest, tool_versions
+from edgevit.base.manifest import artifact_manifest, read_manifest
 from edgevit.base.naming import EXTENSIONS, artifact_name, bundle_path
 from edgevit.bench.plan import Plan, default_plan
 from edgevit.export.publish import output_folder, publish, reading, staging_area
@@ -120,6 +120,8 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
     result = ConvertResult(spec.name, winfo.describe(), prepared.rewrites, prepared_rel)
     if any(p.target == "coreml" for p in args.targets) and args.mil_report:
         say("counting reshape/transpose ops in the MIL program, original vs prepared")
+        from edgevit.export.mil_inspect import mil_layout_report
+
         result.mil_layout = mil_layout_report(original, prepared.module, spec)
     example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(args.seed))
     output_shape = tuple(original(example).shape)
@@ -140,7 +142,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
                        compute_precision=plan.compute_precision)
         seconds = time.perf_counter() - start
         write_bundle(inputs, bundle_path(staged), output_shape)
-        manifest = _manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo, info,
+        manifest = artifact_manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo, info,
                              prepared.rewrites, prepared_rel)
         if plan.compute_precision is not None:
             manifest["quantization"] = _quantization_record(plan, info, calibration, args, winfo)
@@ -206,17 +208,12 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
             deployment_target: str, tensor_input: bool, winfo, *, calibration=None,
             compute_precision: str | None = None) -> dict:
     if tgt == "coreml":
-        from edgevit.export.coreml import export_coreml
+        from edgevit.export.coreml import coreml_metadata, export_coreml
 
-        meta = {"author": "edgevit (conversion); model: " + (spec.paper or spec.name),
-                "license": "weights: see their source; edgevit: Apache-2.0", "version": __version__,
-                "description": f"{spec.name} image classifier (ImageNet-1k), converted by edgevit",
-                "edgevit.model": spec.name, "edgevit.models.checkpoints": winfo.source,
-                "edgevit.weights_sha256": winfo.sha256 or "random-init"}
         compress = precision if compute_precision is not None else None
         return export_coreml(module, spec, path, precision=compute_precision or precision,
-                             deployment_target=deployment_target, tensor_input=tensor_input, metadata=meta,
-                             compress=compress)
+                             deployment_target=deployment_target, tensor_input=tensor_input,
+                             metadata=coreml_metadata(spec, winfo, __version__), compress=compress)
     if tgt == "executorch":
         from edgevit.export.executorch import export_executorch
 
@@ -238,59 +235,6 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
         fp32.unlink(missing_ok=True)
     return {**info, "quantization": {"scheme": "int8 static QDQ (onnxruntime quantize_static, MinMax, weights per "
                                                "channel, activations per tensor)", **quantized}}
-
-
-def _manifest(spec: ModelSpec, path: Path, target: str, backend: str | None, precision: str, options: dict,
-              winfo, info: dict, rewrites: list[str], prepared_rel: float) -> dict:
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        "created": now_utc(),
-        "model": spec.name,
-        "family": spec.family,
-        "paper": spec.paper,
-        "published_top1": spec.published_top1,
-        "artifact": path.name,
-        "sha256": sha256_of(path),
-        "target": target,
-        "backend": backend,
-        "precision": precision,
-        "options": options,
-        "weights": winfo.to_json(),
-        "input": info["input"],
-        "output": info["output"],
-        "preprocessing": preprocessing_of(spec),
-        "labels": spec.labels,
-        "rewrites": rewrites,
-        "prepared_vs_original_rel_l2": prepared_rel,
-        "export": {k: v for k, v in info.items() if k not in ("input", "output")},
-        "validation_inputs": bundle_path(path).name,
-        "parity": None,
-        "tool_versions": tool_versions(),
-    }
-
-
-def mil_layout_report(original, prepared, spec: ModelSpec) -> dict:
-    """Reshape/transpose counts in the CoreML MIL program: whole model and each attention block."""
-    import torch
-
-    from edgevit.export.mil_inspect import attention_layout_counts, inspect_mil
-
-    example = torch.randn((1, *spec.input_size))
-    before, after = inspect_mil(original, example), inspect_mil(prepared, example)
-    return {
-        "model": {"before": before.layout_count, "after": after.layout_count,
-                  "before_ops": _layout_histogram(before), "after_ops": _layout_histogram(after),
-                  "max_rank_before": before.max_rank, "max_rank_after": after.max_rank,
-                  "error_before": before.error, "error_after": after.error},
-        "attention_blocks": {"before": attention_layout_counts(original, example),
-                             "after": attention_layout_counts(prepared, example)},
-    }
-
-
-def _layout_histogram(stats) -> dict:
-    from edgevit.export.mil_inspect import LAYOUT_OPS
-
-    return {k: v for k, v in stats.histogram.items() if k in LAYOUT_OPS}
 
 
 def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,

@@ -65,7 +65,7 @@ def test_prepared_graph_has_no_batchnorm_and_attention_has_no_layout_ops():
 
 def test_mil_layout_ops_removed():
     """CoreML MIL: 4 reshape/transpose per attention block before, 0 after; only the classifier flatten is left."""
-    from edgevit.api import mil_layout_report
+    from edgevit.export.mil_inspect import mil_layout_report
 
     spec = get_spec("swiftformer-xs")
     original, _ = build_model(spec)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.clock import utc_now_iso
+from edgevit.base.digest import sha256_of
 from edgevit.base.errors import ArtifactError
-from edgevit.base.naming import manifest_path
+from edgevit.base.naming import bundle_path, manifest_path
 
 MANIFEST_VERSION = 1
 MANIFEST_SCHEMA = Path(__file__).with_name("manifest_schema.json")
@@ -35,7 +36,6 @@ def preprocessing_of(spec) -> dict:
             "color": "RGB"}
 
 
-now_utc = utc_now_iso  # the older name, still imported by edgevit/api.py; new code calls base.clock
 
 
 def manifest_text(manifest: dict) -> str:
@@ -97,3 +97,37 @@ def check_manifest(manifest: object, path: Path) -> None:
     if problem is not None:
         raise ArtifactError(f"manifest {path} does not conform to edgevit/base/manifest_schema.json: {problem}. "
                             "Re-run edgevit convert to rewrite it.")
+
+
+def artifact_manifest(spec, path: Path, target: str, backend: str | None, precision: str, options: dict,
+                      winfo, info: dict, rewrites: list[str], prepared_rel: float) -> dict:
+    """What an artifact's manifest says: the model (a ModelSpec), the artifact and its hash, the export
+    settings, the weights' source (a WeightsInfo), input/output, preprocessing, rewrites, tool versions.
+
+    ``parity`` is None here; publishing fills it in once the staged artifact has been checked.
+    """
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "created": utc_now_iso(),
+        "model": spec.name,
+        "family": spec.family,
+        "paper": spec.paper,
+        "published_top1": spec.published_top1,
+        "artifact": path.name,
+        "sha256": sha256_of(path),
+        "target": target,
+        "backend": backend,
+        "precision": precision,
+        "options": options,
+        "weights": winfo.to_json(),
+        "input": info["input"],
+        "output": info["output"],
+        "preprocessing": preprocessing_of(spec),
+        "labels": spec.labels,
+        "rewrites": rewrites,
+        "prepared_vs_original_rel_l2": prepared_rel,
+        "export": {k: v for k, v in info.items() if k not in ("input", "output")},
+        "validation_inputs": bundle_path(path).name,
+        "parity": None,
+        "tool_versions": tool_versions(),
+    }

@@ -74,6 +74,16 @@ def compress_mlmodel(mlmodel, compress: str):
                                 "(coremltools' weight_threshold)"}
 
 
+def coreml_metadata(spec: ModelSpec, winfo, version: str) -> dict[str, str]:
+    """The package's author/license/version/description and edgevit's keys (model, weights' source and hash):
+    what Xcode shows for the model and what a reader needs to trace the weights (a WeightsInfo)."""
+    return {"author": "edgevit (conversion); model: " + (spec.paper or spec.name),
+            "license": "weights: see their source; edgevit: Apache-2.0", "version": version,
+            "description": f"{spec.name} image classifier (ImageNet-1k), converted by edgevit",
+            "edgevit.model": spec.name, "edgevit.models.checkpoints": winfo.source,
+            "edgevit.weights_sha256": winfo.sha256 or "random-init"}
+
+
 def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision: str = "fp16",
                   deployment_target: str = "iOS17", tensor_input: bool = False,
                   metadata: dict[str, str] | None = None, num_classes: int = 1000,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from edgevit.models.spec import ModelSpec
+
 # MIL ops that only move data around (the ones the rewrites aim to remove).
 LAYOUT_OPS = frozenset({"reshape", "transpose", "reshape_like", "flatten2d", "space_to_depth", "depth_to_space"})
 
@@ -158,3 +160,21 @@ def attention_layout_counts(model: nn.Module, example: torch.Tensor) -> dict[str
             stats = inspect_mil(module, torch.randn(shapes[name]))
             counts[name] = stats.error or stats.layout_count
     return counts
+
+
+def mil_layout_report(original: nn.Module, prepared: nn.Module, spec: ModelSpec) -> dict:
+    """Reshape/transpose counts in the CoreML MIL program: whole model and each attention block."""
+    example = torch.randn((1, *spec.input_size))
+    before, after = inspect_mil(original, example), inspect_mil(prepared, example)
+    return {
+        "model": {"before": before.layout_count, "after": after.layout_count,
+                  "before_ops": _layout_histogram(before), "after_ops": _layout_histogram(after),
+                  "max_rank_before": before.max_rank, "max_rank_after": after.max_rank,
+                  "error_before": before.error, "error_after": after.error},
+        "attention_blocks": {"before": attention_layout_counts(original, example),
+                             "after": attention_layout_counts(prepared, example)},
+    }
+
+
+def _layout_histogram(stats) -> dict:
+    return {k: v for k, v in stats.histogram.items() if k in LAYOUT_OPS}

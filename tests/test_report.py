@@ -150,7 +150,7 @@ def test_missing_or_unreadable_file_is_a_schema_error(tmp_path: Path) -> None:
 
 def test_one_bad_file_rejects_the_whole_load(tmp_path: Path) -> None:
     good = write_json(tmp_path / "good.json", fixture_file("host", [fixture_result("net-a", 1.0)]))
-    bad = write_json(tmp_path / "bad.json", {**fixture_file("host", []), "schema_version": 2})
+    bad = write_json(tmp_path / "bad.json", {**fixture_file("host", []), "schema_version": 3})
     with pytest.raises(SchemaError, match=r"bad.json.*schema_version"):
         load_results([good, bad])
 

@@ -18,8 +18,8 @@ final class ResultsTests: XCTestCase {
     func testEveryKeyIsWrittenAndNilIsNull() throws {
         let data = try ResultsDocument(results: [sampleResult()]).jsonData()
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        XCTAssertEqual(Set(json.keys), ["schema_version", "harness", "created", "results"])
-        XCTAssertEqual(json["schema_version"] as? Int, 1)
+        XCTAssertEqual(Set(json.keys), ["schema_version", "harness", "created", "gemm_peak_gflop_per_s", "results"])
+        XCTAssertEqual(json["schema_version"] as? Int, 2)
         XCTAssertEqual(json["harness"] as? String, "ios")
         let result = try XCTUnwrap((json["results"] as? [[String: Any]])?.first)
         let required = ["model", "form", "artifact", "artifact_sha256", "runtime", "backend", "compute_unit",

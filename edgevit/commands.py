@@ -239,11 +239,19 @@ def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtim
     return 3 if result.failed else 0
 
 
+def _rate(r: dict) -> str:
+    """Achieved GFLOP/s and its percent of the host's GEMM peak, or 'not measured'."""
+    if r.get("gflop_per_s") is None:
+        return "not measured"
+    peak = f" ({r['percent_of_peak']:.0f}%)" if r.get("percent_of_peak") is not None else ""
+    return f"{r['gflop_per_s']:.1f}{peak}"
+
+
 def bench_table(document: dict) -> tuple[Table, list[str]]:
     """The results as a table, plus one note per row that was not measured (and why)."""
     table = Table(title="host benchmark (ms; ratios are median speed-ups)")
     for col in ("model", "batch", "form", "runtime/backend", "median", "trimmed mean", "p90", "load ms",
-                "peak MB", "vs original eager", "vs onnxruntime"):
+                "peak MB", "GFLOP/s (% peak)", "vs original eager", "vs onnxruntime"):
         table.add_column(col, justify="right" if col not in ("model", "form", "runtime/backend") else "left")
     results = document["results"]
     index = {(r["model"], r["batch"], r["form"]): r for r in results}
@@ -251,7 +259,7 @@ def bench_table(document: dict) -> tuple[Table, list[str]]:
     for r in results:
         if r["status"] != "ok":
             notes.append(f"{r['model']} batch {r['batch']} {r['form']}: not measured: {r['error']}")
-            table.add_row(r["model"], str(r["batch"]), r["form"], r["runtime"], "not measured", *[""] * 6)
+            table.add_row(r["model"], str(r["batch"]), r["form"], r["runtime"], "not measured", *[""] * 7)
             continue
         ratios = []
         for ref_form in ("original-eager", "onnx"):
@@ -260,7 +268,7 @@ def bench_table(document: dict) -> tuple[Table, list[str]]:
             ratios.append(f"{ref['median_ms'] / r['median_ms']:.2f}x" if ok else "-")
         table.add_row(r["model"], str(r["batch"]), r["form"], f"{r['runtime']}/{r['backend']}",
                       _ms(r["median_ms"]), _ms(r["trimmed_mean_ms"]), _ms(r["p90_ms"]),
-                      _fmt(r["load_time_ms"], 4), _fmt(r["peak_memory_mb"], 4), *ratios)
+                      _fmt(r["load_time_ms"], 4), _fmt(r["peak_memory_mb"], 4), _rate(r), *ratios)
     return table, sorted(set(notes))
 
 
@@ -427,6 +435,9 @@ def run_android_bench(args: argparse.Namespace) -> int:
         raise EdgevitError(f"unknown --device {args.device!r}: use host, android or android:SERIAL")
     if not args.out:
         raise EdgevitError("--device android needs --out FILE for the results pulled from the phone")
+    if args.threads is not None or args.profile:
+        raise EdgevitError("--threads and --profile are for the host harness: the Android app runs ExecuTorch's "
+                           "Module API, whose thread pool it does not set (its results record threads as null)")
     serial = android.parse_device_arg(args.device)
     artifacts = []
     for item in args.items:

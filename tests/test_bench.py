@@ -89,3 +89,18 @@ def test_version_1_files_still_load_with_the_new_fields_null(xs_artifacts, tmp_p
     half.write_text(json.dumps({**v1, "schema_version": 2, "gemm_peak_gflop_per_s": None}))
     with pytest.raises(SchemaError, match="threads"):
         load_results([half])
+
+
+def test_cli_bench_threads_is_recorded_and_android_refuses_it(xs_artifacts, tmp_path, capsys):
+    from edgevit.cli import main
+
+    out = tmp_path / "cli.json"
+    assert main(["bench", str(xs_artifacts["executorch"]), "--threads", "1", "--iterations", "2", "--warmup", "0",
+                 "--out", str(out), "-q"]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert [r["threads"] for r in doc["results"]] == [1]
+    assert "threads: 1; fp32 GEMM peak here" in capsys.readouterr().out
+    assert main(["bench", str(xs_artifacts["executorch"]), "--device", "android", "--threads", "2",
+                 "--out", str(tmp_path / "phone.json")]) == 2
+    assert "--threads and --profile are for the host harness" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def test_onnx_profile_has_node_op_types_and_providers(tiny):
     assert prof.runtime == "onnxruntime" and prof.threads == 2
     types = {op.op_type for op in prof.ops}
     assert {"Conv", "Gemm", "CumSum"} <= types, types
-    assert all(op.kernel == "CPUExecutionProvider" for op in prof.ops)
+    assert all(op.kernel.startswith("CPUExecutionProvider") for op in prof.ops)
     assert all(op.ms > 0 for op in prof.ops if op.op_type == "Conv")
 
 

@@ -3,7 +3,8 @@
 Measured, not looked up: the best GFLOP/s of a few timed square ``torch.mm`` (1024 and 2048) at the thread count
 the results ran with. It is what torch's BLAS reaches here, a practical ceiling for dense fp32 work on this CPU,
 not the vendor's theoretical peak; a ViT reaching a few tens of percent of it is typical (attention, norms and
-layout ops do not run at GEMM speed).
+layout ops do not run at GEMM speed). It can be exceeded: a runtime's own GEMM kernels may beat torch's BLAS on
+this CPU (XNNPACK against MKL on an AMD host), and on a shared host the timed mm competes with other work.
 """
 
 from __future__ import annotations

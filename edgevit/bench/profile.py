@@ -7,7 +7,8 @@
   build without XNNPACK's per-op events would leave only ``DELEGATE_CALL``: that is then the row, and a note says
   so.
 * ``.onnx``: onnxruntime's profiler (``SessionOptions.enable_profiling``), its JSON trace parsed per node: the
-  node of the optimised graph that ran (fused nodes such as ``relu_nchwc``), its op type and execution provider.
+  node of the optimised graph that ran (fused nodes such as ``relu_nchwc``), its op type and execution provider,
+  marked ``(NCHWc)`` where onnxruntime moved the node to MLAS's blocked-layout kernels.
 
 Times are means per iteration over the timed runs (warm-ups dropped); percents are of the sum of op times.
 ``run_ms`` is the runtime's own time per run (``Method::execute`` / ``model_run``); what is not in any op
@@ -206,9 +207,11 @@ def _parse_ort_trace(artifact: str, trace: list[dict], threads: int, warmup: int
         if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time") or e["ts"] < start:
             continue
         args = e.get("args", {})
-        node = per_node.setdefault(e["name"].removesuffix("_kernel_time"),
-                                   {"op_type": args.get("op_name", "?"), "kernel": args.get("provider"), "us": 0,
-                                    "n": 0})
+        name = e["name"].removesuffix("_kernel_time")
+        kernel = args.get("provider")
+        if kernel and name.endswith("_nchwc"):  # onnxruntime's NCHWc transformer names the nodes it moved to MLAS's
+            kernel += " (NCHWc)"                # blocked-layout kernels (with ReorderInput/ReorderOutput around them)
+        node = per_node.setdefault(name, {"op_type": args.get("op_name", "?"), "kernel": kernel, "us": 0, "n": 0})
         node["us"] += e["dur"]
         node["n"] += 1
     n = len(timed)

@@ -24,6 +24,7 @@ __all__ = ["SCHEMA_PATH", "SCHEMA_V1_PATH", "SCHEMA_VERSION", "SOURCE_KEY", "V2_
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 SCHEMA_V1_PATH = Path(__file__).with_name("schema_v1.json")
 SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # What version 2 added to each result; a version-1 result gets them as null when loaded.
 V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak")
 
@@ -51,6 +52,10 @@ def validate_document(doc: Any, source: str) -> None:
     Non-finite numbers (NaN, Infinity) are errors too: no latency or memory figure can be one, and the schema's
     bounds do not catch NaN.
     """
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if version is not None and (type(version) is not int or version not in READABLE_VERSIONS):
+        raise SchemaError(f"{source}: schema_version {version!r} is not one this edgevit reads "
+                          f"({', '.join(map(str, READABLE_VERSIONS))}); a newer edgevit may have written it.")
     schema = schema_path_for(doc)
     problem = document_problem(schema, doc)
     if problem is None:

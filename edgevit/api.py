@@ -426,14 +426,15 @@ def _resolve_bench_item(item: str) -> str:
     return "artifact"
 
 
-def _profile_into(profiles: list[tuple[Path, dict]] | None, path: Path, threads: int, progress: Progress) -> None:
-    """bench --profile: the artifact's per-op profile (10 iterations), kept for writing beside the results."""
-    if profiles is None or path.suffix not in (".pte", ".onnx"):
+def _profile_into(profiles: list[tuple[Path, dict]] | None, path: Path, record: dict, progress: Progress) -> None:
+    """bench --profile: the per-op profile (10 iterations) of an artifact that was timed, at the threads it ran
+    at, kept for writing beside the results; one that was not run here is not profiled either."""
+    if profiles is None or path.suffix not in (".pte", ".onnx") or record["status"] != "ok":
         return
     from edgevit.bench.profile import profile_artifact
 
     progress(f"profiling {path.name} op by op")
-    profiles.append((path, profile_artifact(path, threads=threads).to_dict()))
+    profiles.append((path, profile_artifact(path, threads=record["threads"]).to_dict()))
 
 
 def _gflop(module, input_size: Sequence[int], batch: int) -> float | None:
@@ -475,7 +476,7 @@ def _bench_one_artifact(path: Path, plan: Plan | None, progress: Progress, threa
         progress(f"timing {path.name}")
         record = bench_artifact(manifest["model"], path, manifest, example, plan or default_plan(shape[0]),
                                 threads=threads, gflop=_artifact_gflop(manifest, shape[0]))
-        _profile_into(profiles, path, record["threads"] or threads or 1, progress)
+        _profile_into(profiles, path, record, progress)
         return record
 
 
@@ -512,7 +513,7 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
                     progress(f"{spec.name} batch {batch}: exporting {target} for timing")
                     path, manifest = export_for_timing(spec, prepared, target, example, Path(tmp))
                     results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
-                    _profile_into(profiles, path, results[-1]["threads"] or threads or 1, progress)
+                    _profile_into(profiles, path, results[-1], progress)
                     continue
                 path = found
                 with reading(path):
@@ -520,7 +521,7 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
                     verify_artifact(path, manifest)
                     progress(f"{spec.name} batch {batch}: timing {path.name}")
                     results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
-                    _profile_into(profiles, path, results[-1]["threads"] or threads or 1, progress)
+                    _profile_into(profiles, path, results[-1], progress)
             results.append(_coreml_not_run(spec.name, batch, list(example.shape), p))
     return results
 

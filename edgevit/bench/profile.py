@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevit.base.errors import ArtifactError
+from edgevit.base.errors import ArtifactError, UsageError
 from edgevit.base.native_output import native_stderr_to_log
 from edgevit.validate.threads import check_threads, onnxruntime_options, set_executorch_threads
 
@@ -92,7 +92,7 @@ def profile_artifact(path: Path, *, threads: int | None = None, iterations: int 
     path = Path(path)
     threads = check_threads(threads)
     if iterations < 1 or warmup < 0:
-        raise ArtifactError(f"profile needs iterations >= 1 and warmup >= 0, got {iterations} and {warmup}")
+        raise UsageError(f"profile needs iterations >= 1 and warmup >= 0, got {iterations} and {warmup}")
     if path.suffix == ".pte":
         return _profile_pte(path, threads, iterations, warmup)
     if path.suffix == ".onnx":

@@ -32,6 +32,7 @@ from edgevit.export.verify import check_hash, check_identity, check_input_spec, 
 if TYPE_CHECKING:
     import torch
 
+    from edgevit.bench.profile import Profile
     from edgevit.models.registry import ModelSpec
     from edgevit.validate.parity import ParityResult
 
@@ -273,28 +274,40 @@ def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
 
 def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, batches: Sequence[int] = (1, 32),
           plan: Plan | None = None, out: str | Path | None = None, work_dir: str | Path | None = None,
-          progress: Progress | None = None) -> dict:
+          progress: Progress | None = None, threads: int | None = None, profile: bool = False) -> dict:
     """Time every form of each model (or each given artifact) in this process; returns the results document.
 
     Every item is resolved (a known model, or an existing artifact with a manifest that describes it) before
     anything is timed, and ``out`` is written only once every result is complete and conforms to the schema.
+    Every runtime runs at ``threads`` (None: edgevit.validate.threads.default_threads()), and this host's GEMM
+    peak is measured at the same count. ``profile`` (needs ``out``) also writes a per-op profile of each timed
+    ``.pte`` / ``.onnx`` beside ``out``, as ``<out stem>.<artifact>.profile.json``.
     """
+    from edgevit.validate.threads import check_threads
+
     items, folder, batch_sizes, out_path = check_bench(models, artifacts=artifacts, batches=batches, out=out,
                                                        work_dir=work_dir, progress=progress)
     if plan is not None and not isinstance(plan, Plan):
         raise UsageError(f"plan must be an edgevit.bench.plan.Plan(warmup, iterations), got {type(plan).__name__}")
+    n_threads = check_threads(threads)
+    if profile and out_path is None:
+        raise UsageError("--profile writes the profiles beside the results file: give --out FILE too")
     say = progress_or_quiet(progress)
     resolved = [_resolve_bench_item(item) for item in items]
     results: list[dict] = []
+    profiles: list[tuple[Path, dict]] = []
+    profile_to = profiles if profile else None
     for item, kind in zip(items, resolved, strict=True):
         if kind == "artifact":
-            results.append(_bench_one_artifact(Path(item), plan, say))
+            results.append(_bench_one_artifact(Path(item), plan, say, n_threads, profile_to))
         else:
-            results += _bench_model(item, folder, batch_sizes, plan, work_dir, say)
+            results += _bench_model(item, folder, batch_sizes, plan, work_dir, say, n_threads, profile_to)
     from edgevit.bench.host import results_document
+    from edgevit.bench.peak import gemm_peak_gflop_per_s
     from edgevit.bench.results import validate_document
 
-    document = results_document(results)
+    say(f"measuring this host's fp32 GEMM peak at {n_threads} thread(s)")
+    document = results_document(results, gemm_peak_gflop_per_s(n_threads))
     incomplete = [f"{r['model']} {r['form']} batch {r['batch']}" for r in results
                   if r["status"] == "ok" and r["median_ms"] is None]
     if incomplete:
@@ -303,7 +316,40 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
     if out_path is not None:
         with output_folder(out_path.parent):
             write_text_atomic(out_path, json.dumps(document, indent=1) + "\n")
+            for artifact, prof in profiles:
+                path = profile_path(out_path, artifact)
+                write_text_atomic(path, json.dumps(prof, indent=1) + "\n")
+                say(f"wrote {path}")
     return document
+
+
+def profile(artifact: str | Path, *, threads: int | None = None, iterations: int = 10,
+            warmup: int = 2) -> Profile:
+    """Per-op times of a ``.pte`` (ETDump) or ``.onnx`` (onnxruntime profiler) at ``threads`` on random input.
+
+    ``threads`` None is edgevit.validate.threads.default_threads(), the count ``bench`` uses too; the result's
+    ``top(n)``, ``by_type()`` and ``to_dict()`` give the tables ``edgevit profile`` prints and writes.
+    """
+    from edgevit.bench.profile import profile_artifact
+    from edgevit.validate.threads import check_threads
+
+    path = check_path("artifact", artifact)
+    if not path.exists():
+        raise ArtifactError(f"artifact not found: {path}")
+    if path.suffix not in (".pte", ".onnx") or not path.is_file():
+        raise ArtifactError(f"{path} is not a .pte or .onnx artifact; `edgevit profile` times the ops of an "
+                            "ExecuTorch program or an ONNX model")
+    for name, value, least in (("iterations", iterations, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
+    n_threads = check_threads(threads)
+    with reading(path):
+        return profile_artifact(path, threads=n_threads, iterations=iterations, warmup=warmup)
+
+
+def profile_path(results_file: Path, artifact: Path) -> Path:
+    """Where ``bench --profile`` writes an artifact's profile: beside the results file, named after both."""
+    return results_file.with_name(f"{results_file.stem}.{artifact.name}.profile.json")
 
 
 def _resolve_bench_item(item: str) -> str:
@@ -324,7 +370,44 @@ def _resolve_bench_item(item: str) -> str:
     return "artifact"
 
 
-def _bench_one_artifact(path: Path, plan: Plan | None, progress: Progress) -> dict:
+def _profile_into(profiles: list[tuple[Path, dict]] | None, path: Path, record: dict, progress: Progress) -> None:
+    """bench --profile: the per-op profile (10 iterations) of an artifact that was timed, at the threads it ran
+    at, kept for writing beside the results; one that was not run here is not profiled either."""
+    if profiles is None or path.suffix not in (".pte", ".onnx") or record["status"] != "ok":
+        return
+    from edgevit.bench.profile import profile_artifact
+
+    progress(f"profiling {path.name} op by op")
+    profiles.append((path, profile_artifact(path, threads=record["threads"]).to_dict()))
+
+
+def _gflop(module, input_size: Sequence[int], batch: int) -> float | None:
+    """GFLOP of one call at ``batch`` (batch-1 FLOPs x batch); None if the counter cannot run the module."""
+    from edgevit.models.complexity import count_flops
+
+    try:
+        return count_flops(module, tuple(input_size)) * batch / 1e9
+    except Exception:  # noqa: BLE001 - a FLOP count is extra information; its absence is recorded as null
+        return None
+
+
+def _artifact_gflop(manifest: dict, batch: int) -> float | None:
+    """GFLOP of the prepared model an artifact was converted from (FLOPs do not depend on the weights)."""
+    from converters import get_converter
+    from edgevit.models.build import build_model
+    from edgevit.models.registry import get_spec
+
+    try:
+        spec = get_spec(manifest["model"])
+        model, _ = build_model(spec, manifest.get("options"), init="library")
+        prepared = get_converter(spec.converter).prepare(model).module
+    except Exception:  # noqa: BLE001 - as in _gflop: null, not a failed benchmark
+        return None
+    return _gflop(prepared, spec.input_size, batch)
+
+
+def _bench_one_artifact(path: Path, plan: Plan | None, progress: Progress, threads: int | None = None,
+                        profiles: list[tuple[Path, dict]] | None = None) -> dict:
     with reading(path):
         manifest = read_manifest(path)
         verify_artifact(path, manifest)
@@ -335,11 +418,15 @@ def _bench_one_artifact(path: Path, plan: Plan | None, progress: Progress) -> di
         shape = manifest["input"]["shape"]
         example = torch.randn(shape) * (255 if manifest["input"]["kind"] == "image" else 1)
         progress(f"timing {path.name}")
-        return bench_artifact(manifest["model"], path, manifest, example, plan or default_plan(shape[0]))
+        record = bench_artifact(manifest["model"], path, manifest, example, plan or default_plan(shape[0]),
+                                threads=threads, gflop=_artifact_gflop(manifest, shape[0]))
+        _profile_into(profiles, path, record, progress)
+        return record
 
 
 def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan: Plan | None,
-                 work_dir: str | Path | None, progress: Progress) -> list[dict]:
+                 work_dir: str | Path | None, progress: Progress, threads: int | None = None,
+                 profiles: list[tuple[Path, dict]] | None = None) -> list[dict]:
     import tempfile
 
     import torch
@@ -352,27 +439,33 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
     spec = get_spec(name)
     original, _ = build_model(spec)
     prepared = get_converter(spec.converter).prepare(original).module
+    original_gflop, prepared_gflop = _gflop(original, spec.input_size, 1), _gflop(prepared, spec.input_size, 1)
     results = []
     with tempfile.TemporaryDirectory(prefix="edgevit-bench-", dir=work_dir) as tmp:
         for batch in batches:
             p = plan or default_plan(batch)
             example = torch.randn((batch, *spec.input_size), generator=torch.Generator().manual_seed(batch))
             progress(f"{spec.name} batch {batch}: eager original / prepared")
-            results.append(bench_eager(spec.name, "original-eager", original, example, p))
-            results.append(bench_eager(spec.name, "prepared-eager", prepared, example, p))
+            results.append(bench_eager(spec.name, "original-eager", original, example, p, threads=threads,
+                                       gflop=original_gflop and original_gflop * batch))
+            results.append(bench_eager(spec.name, "prepared-eager", prepared, example, p, threads=threads,
+                                       gflop=prepared_gflop and prepared_gflop * batch))
             for target in ("executorch", "onnx"):
                 found = _find_artifact(artifacts, spec.name, target, batch)
+                timing = dict(threads=threads, gflop=prepared_gflop and prepared_gflop * batch)
                 if found is None:
                     progress(f"{spec.name} batch {batch}: exporting {target} for timing")
                     path, manifest = export_for_timing(spec, prepared, target, example, Path(tmp))
-                    results.append(bench_artifact(spec.name, path, manifest, example, p))
+                    results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
+                    _profile_into(profiles, path, results[-1], progress)
                     continue
                 path = found
                 with reading(path):
                     manifest = read_manifest(path)
                     verify_artifact(path, manifest)
                     progress(f"{spec.name} batch {batch}: timing {path.name}")
-                    results.append(bench_artifact(spec.name, path, manifest, example, p))
+                    results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
+                    _profile_into(profiles, path, results[-1], progress)
             results.append(_coreml_not_run(spec.name, batch, list(example.shape), p))
     return results
 

@@ -21,6 +21,8 @@ EPILOG = """examples:
   edgevit convert swiftformer-xs --target coreml --compress w8
   edgevit validate artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte
   edgevit bench swiftformer-l1 --artifacts artifacts --out artifacts/bench.json
+  edgevit bench swiftformer-l1 --threads 4 --profile --out artifacts/bench.json
+  edgevit profile artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte --threads 4 --top 15
   edgevit report artifacts/bench.json --out reports
   edgevit harness ios --artifacts artifacts --out ios-bench          (then open it in Xcode)
   edgevit bench artifacts/*.pte --device android --out phone.json    (a phone on adb)
@@ -117,6 +119,27 @@ def _parser() -> argparse.ArgumentParser:
                     help="where to time: this host (default) or an Android phone over adb (.pte artifacts)")
     be.add_argument("--apk", help="android: the harness APK to install (default: android_harness build output)")
     be.add_argument("--dry-run", action="store_true", help="android: print the adb commands instead of running")
+    be.add_argument("--threads", type=int, metavar="N",
+                    help="host: the thread count of every runtime (torch, ExecuTorch's pool, onnxruntime intra-op) "
+                    "and of the GEMM peak; default: the CPUs this process may use, at most 8. Recorded per result")
+    be.add_argument("--profile", action="store_true",
+                    help="host: also write a per-op profile of each timed .pte/.onnx beside --out "
+                    "(<out stem>.<artifact>.profile.json; see `edgevit profile`)")
+
+    pf = sub.add_parser(
+        "profile", help="per-op time table of a .pte or .onnx on this host",
+        description="Run ARTIFACT on random input under its runtime's own profiler and print where the time goes: "
+        "the top ops, the time per op type and kernel path, and the percent of the total. .pte: ExecuTorch's "
+        "ETDump, with XNNPACK's per-operator events (operator and microkernel family, e.g. 'Convolution (NHWC, "
+        "F32) IGEMM') and ops left on portable kernels (the fallback path). .onnx: onnxruntime's profiler, per "
+        "node of the optimised graph with its execution provider. Times are means per iteration after warm-up.",
+    )
+    pf.add_argument("artifact", help=".pte or .onnx (made by `edgevit convert`, or any static-shape one)")
+    pf.add_argument("--threads", type=int, metavar="N", help="runtime threads (default: as `edgevit bench`)")
+    pf.add_argument("--iterations", type=int, default=10, metavar="K", help="timed iterations (default 10)")
+    pf.add_argument("--warmup", type=int, default=2, help="warm-up iterations, not counted (default 2)")
+    pf.add_argument("--top", type=int, default=20, metavar="N", help="rows in the top-ops table (default 20)")
+    pf.add_argument("--json", metavar="FILE", help="also write the whole profile (every op) as JSON here")
 
     rp = sub.add_parser(
         "report", help="tables and a Pareto plot from any mix of results files",
@@ -211,6 +234,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
     if args.command == "report":
         return out.run_report(args)
+    if args.command == "profile":
+        return out.run_profile(args)
     if args.command == "zoo":
         return out.run_fastvit_report(args) if args.fastvit else out.run_zoo(args)
     if args.command == "harness":

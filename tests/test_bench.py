@@ -47,3 +47,60 @@ def test_bench_a_single_artifact(xs_artifacts):
     doc = bench([str(xs_artifacts["executorch"])], plan=Plan(warmup=1, iterations=2))
     jsonschema.validate(doc, SCHEMA)
     assert doc["results"][0]["form"] == "executorch" and doc["results"][0]["status"] == "ok"
+
+
+def test_bench_records_threads_flops_and_the_gemm_peak(xs_artifacts, tmp_path):
+    """--threads is what every result ran at; FLOPs, achieved GFLOP/s and percent of peak are consistent; --profile
+    writes a per-op profile beside the results."""
+    out = tmp_path / "one.json"
+    doc = bench([str(xs_artifacts["onnx"])], plan=Plan(warmup=1, iterations=2), threads=1, out=out, profile=True)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["schema_version"] == 2 and doc["gemm_peak_gflop_per_s"] > 0
+    (r,) = doc["results"]
+    assert r["status"] == "ok" and r["threads"] == 1
+    assert r["gflop"] > 0.1  # swiftformer-xs: about 0.6 GFLOP at 224x224
+    assert r["gflop_per_s"] == pytest.approx(r["gflop"] / (r["median_ms"] / 1e3), rel=1e-3)
+    assert r["percent_of_peak"] == pytest.approx(100 * r["gflop_per_s"] / doc["gemm_peak_gflop_per_s"], rel=1e-3)
+    prof = json.loads((tmp_path / f"one.{xs_artifacts['onnx'].name}.profile.json").read_text())
+    assert prof["threads"] == 1 and prof["runtime"] == "onnxruntime" and prof["total_ms"] > 0
+
+
+def test_bench_threads_must_be_positive(xs_artifacts):
+    from edgevit.base.errors import UsageError
+
+    with pytest.raises(UsageError, match="threads"):
+        bench([str(xs_artifacts["onnx"])], threads=0)
+    with pytest.raises(UsageError, match="--profile"):
+        bench([str(xs_artifacts["onnx"])], profile=True)
+
+
+def test_version_1_files_still_load_with_the_new_fields_null(xs_artifacts, tmp_path):
+    from edgevit.base.errors import SchemaError
+    from edgevit.bench.results import V2_RESULT_FIELDS, load_results
+
+    doc = bench([str(xs_artifacts["onnx"])], plan=Plan(warmup=0, iterations=1), threads=1)
+    v1 = {k: v for k, v in doc.items() if k != "gemm_peak_gflop_per_s"} | {"schema_version": 1}
+    v1["results"] = [{k: v for k, v in r.items() if k not in V2_RESULT_FIELDS} for r in doc["results"]]
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(v1))
+    (loaded,) = load_results([old])
+    assert all(loaded[k] is None for k in V2_RESULT_FIELDS) and loaded["median_ms"] == doc["results"][0]["median_ms"]
+    half = tmp_path / "v2-without-threads.json"  # a version-2 file must carry the version-2 fields
+    half.write_text(json.dumps({**v1, "schema_version": 2, "gemm_peak_gflop_per_s": None}))
+    with pytest.raises(SchemaError, match="threads"):
+        load_results([half])
+
+
+def test_cli_bench_threads_is_recorded_and_android_refuses_it(xs_artifacts, tmp_path, capsys):
+    from edgevit.cli import main
+
+    out = tmp_path / "cli.json"
+    assert main(["bench", str(xs_artifacts["executorch"]), "--threads", "1", "--iterations", "2", "--warmup", "0",
+                 "--out", str(out), "-q"]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert [r["threads"] for r in doc["results"]] == [1]
+    assert "threads: 1; fp32 GEMM peak here" in capsys.readouterr().out
+    assert main(["bench", str(xs_artifacts["executorch"]), "--device", "android", "--threads", "2",
+                 "--out", str(tmp_path / "phone.json")]) == 2
+    assert "--threads and --profile are for the host harness" in capsys.readouterr().err

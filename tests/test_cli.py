@@ -95,3 +95,13 @@ def test_zoo_unwritable_output_stops_before_converting(tmp_path, option):
     assert proc.returncode == 2 and "cannot write to output directory" in proc.stderr
     assert "Traceback" not in proc.stderr and "mobileone-s0 ->" not in proc.stdout + proc.stderr
     assert not list((tmp_path / "art").glob("*.onnx"))
+
+
+def test_profile_help_and_a_missing_artifact_is_one_clear_line(tmp_path):
+    proc = edgevit("profile", "--help")
+    assert proc.returncode == 0
+    for word in ("--threads", "--iterations", "--top", "--json", "ETDump", "fallback"):
+        assert word in proc.stdout
+    proc = edgevit("profile", str(tmp_path / "missing.pte"))
+    assert proc.returncode == 2
+    assert "artifact not found" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout

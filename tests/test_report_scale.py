@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from support.synthetic_results import synthetic_result, write_synthetic
 
 from edgevit.base.schema_check import fast_check
-from edgevit.bench.results import SCHEMA_PATH, load_schema
+from edgevit.bench.results import SCHEMA_PATH, SCHEMA_V1_PATH
 from edgevit.report import pareto_front
 from edgevit.report.pareto import _dominates
 
@@ -99,17 +99,26 @@ def _mutations(result: dict) -> list[dict]:
     return out
 
 
-def test_compiled_schema_check_agrees_with_jsonschema():
-    """The fast path may only say 'conforms' when jsonschema does (and every number is finite)."""
+V2_ROOT = {"gemm_peak_gflop_per_s": 100.0}
+V2_RESULT = {"threads": 2, "gflop": 1.5, "gflop_per_s": 30.0, "percent_of_peak": 30.0}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_compiled_schema_check_agrees_with_jsonschema(version):
+    """The fast path may only say 'conforms' when jsonschema does (and every number is finite), for the schema
+    edgevit writes (2) and the one it still reads (1)."""
     import random
 
-    fast = fast_check(SCHEMA_PATH)
+    path = SCHEMA_PATH if version == 2 else SCHEMA_V1_PATH
+    fast = fast_check(path)
     assert fast is not None
-    validator = jsonschema.validators.validator_for(load_schema())(load_schema())
-    base = synthetic_result(random.Random(0), 1, 10, 3)
+    schema = json.loads(path.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    base = synthetic_result(random.Random(0), 1, 10, 3) | (V2_RESULT if version == 2 else {})
+    root = V2_ROOT if version == 2 else {}
     checked = 0
     for result in _mutations(base):
-        doc = {"schema_version": 1, "harness": "host", "created": "x", "results": [result]}
+        doc = {"schema_version": version, "harness": "host", "created": "x", **root, "results": [result]}
         finite = all(not isinstance(v, float) or math.isfinite(v) for v in json.loads(
             json.dumps(doc), parse_constant=float).get("results")[0].values())
         valid = validator.is_valid(doc)

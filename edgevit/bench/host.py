@@ -4,6 +4,10 @@ Forms: the original eager PyTorch model, the prepared eager model, the ExecuTorc
 runtime) and the ONNX model (onnxruntime); CoreML is recorded as not run off macOS. Per form and batch:
 warm-up, N timed iterations, median / trimmed mean / p90 (edgevit.bench.stats), load time, and the peak
 growth of the process's resident memory while loading and running (sampled every 2 ms).
+
+Every runtime runs at one thread count (edgevit.validate.threads), recorded per result; with the model's FLOPs
+(edgevit.models.complexity) each result also gets its achieved GFLOP/s and, against this host's measured GEMM
+rate (edgevit.bench.peak), its percent of peak.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import torch
 from edgevit.base.manifest import tool_versions
 from edgevit.bench.host_info import host_device
 from edgevit.bench.plan import Plan, default_plan  # noqa: F401 - re-exported: where callers found them
+from edgevit.bench.results import SCHEMA_VERSION
 from edgevit.bench.stats import DEFAULT_TRIM_FRACTION, summarize
 from edgevit.validate.runtimes import MIL_REFERENCE, Runner, RuntimeUnavailable, open_runner
+from edgevit.validate.threads import check_threads, torch_threads
 
 
 class PeakRss:
@@ -71,39 +77,49 @@ def result_record(model: str, form: str, runtime: str, batch: int, input_shape: 
                   samples: list[float] | None = None, artifact: Path | None = None, sha256: str | None = None,
                   backend: str | None = None, precision: str = "fp32", load_ms: float | None = None,
                   peak_mb: float | None = None, status: str = "ok", error: str | None = None,
-                  compute_unit: str | None = None) -> dict:
-    """One result in the schema; absent measurements stay null."""
+                  compute_unit: str | None = None, threads: int | None = None, gflop: float | None = None) -> dict:
+    """One result in the schema; absent measurements stay null (percent_of_peak is set by results_document)."""
     samples = samples or []
+    stats = summarize(samples, DEFAULT_TRIM_FRACTION)
+    median = stats["median_ms"]
+    achieved = round(gflop / (median / 1e3), 3) if gflop is not None and median else None
     return {
         "model": model, "form": form, "artifact": artifact.name if artifact else None, "artifact_sha256": sha256,
         "runtime": runtime, "backend": backend, "compute_unit": compute_unit, "precision": precision,
         "device": host_device(), "batch": batch, "input_shape": input_shape, "warmup": plan.warmup,
         "iterations": len(samples), "per_iteration_ms": [round(s, 4) for s in samples],
-        **summarize(samples, DEFAULT_TRIM_FRACTION),
+        **stats,
         "peak_memory_mb": None if peak_mb is None else round(peak_mb, 2),
         "memory_kind": None if peak_mb is None else "rss_growth",
         "load_time_ms": None if load_ms is None else round(load_ms, 3), "tool_versions": tool_versions(),
-        "status": status, "error": error,
+        "status": status, "error": error, "threads": threads,
+        "gflop": None if gflop is None else round(gflop, 4), "gflop_per_s": achieved, "percent_of_peak": None,
     }
 
 
-def bench_eager(model_name: str, form: str, module: torch.nn.Module, example: torch.Tensor, plan: Plan) -> dict:
-    with torch.inference_mode(), PeakRss() as mem:
+def bench_eager(model_name: str, form: str, module: torch.nn.Module, example: torch.Tensor, plan: Plan, *,
+                threads: int | None = None, gflop: float | None = None) -> dict:
+    """Time an eager module at ``threads`` torch threads (None: the shared default, default_threads())."""
+    threads = check_threads(threads)
+    with torch_threads(threads), torch.inference_mode(), PeakRss() as mem:
         samples = time_iterations(lambda: module(example), plan)
     return result_record(model_name, form, "pytorch", example.shape[0], list(example.shape), plan, samples=samples,
-                         backend="eager-cpu", peak_mb=mem.growth_mb)
+                         backend="eager-cpu", peak_mb=mem.growth_mb, threads=threads, gflop=gflop)
 
 
-def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: torch.Tensor, plan: Plan) -> dict:
-    """Load the artifact in its runtime and time it; a runtime this host lacks gives a not_run record."""
+def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: torch.Tensor, plan: Plan, *,
+                   threads: int | None = None, gflop: float | None = None) -> dict:
+    """Load the artifact in its runtime and time it at ``threads`` (None: default_threads()); a runtime this host
+    lacks gives a not_run record."""
+    threads = check_threads(threads)
     target = manifest["target"]
     form = {"executorch": "executorch", "onnx": "onnx", "coreml": "coreml"}[target]
     runtime = {"executorch": "executorch", "onnx": "onnxruntime", "coreml": "coreml"}[target]
     common = dict(artifact=artifact, sha256=manifest["sha256"], backend=manifest.get("backend"),
-                  precision=manifest["precision"])
+                  precision=manifest["precision"], gflop=gflop)
     try:
         with PeakRss() as mem:
-            runner: Runner = open_runner(artifact, manifest)
+            runner: Runner = open_runner(artifact, manifest, threads=threads)
             if runner.runtime == MIL_REFERENCE:  # a correctness check, op by op in numpy: its time means nothing
                 raise RuntimeUnavailable(f"{artifact.name} runs here only in edgevit's MIL reference interpreter, "
                                          "which checks what it computes, not how fast; time it on macOS/iOS")
@@ -113,9 +129,14 @@ def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: tor
                              status="not_run", error=str(exc), **common)
     common["backend"] = runner.backend or common["backend"]
     return result_record(model_name, form, runtime, example.shape[0], list(example.shape), plan, samples=samples,
-                         load_ms=runner.load_ms, peak_mb=mem.growth_mb, **common)
+                         load_ms=runner.load_ms, peak_mb=mem.growth_mb, threads=runner.threads, **common)
 
 
-def results_document(results: list[dict]) -> dict:
+def results_document(results: list[dict], gemm_peak_gflop_per_s: float | None = None) -> dict:
+    """The file: every result's percent_of_peak against ``gemm_peak_gflop_per_s`` (measured at their threads)."""
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    return {"schema_version": 1, "harness": "host", "created": created, "results": results}
+    for r in results:
+        if gemm_peak_gflop_per_s and r["gflop_per_s"] is not None:
+            r["percent_of_peak"] = round(100 * r["gflop_per_s"] / gemm_peak_gflop_per_s, 2)
+    return {"schema_version": SCHEMA_VERSION, "harness": "host", "created": created,
+            "gemm_peak_gflop_per_s": gemm_peak_gflop_per_s, "results": results}

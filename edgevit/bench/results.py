@@ -2,6 +2,9 @@
 
 Reports read only this schema, so a file that does not conform is rejected here, with the file, the JSON path
 of the offending value and the reason, instead of surfacing later as a wrong or missing number in a report.
+
+Version 2 (schema.json) is what edgevit writes; version 1 files (schema_v1.json, frozen) still load, their
+results given the version-2 fields as null ("not measured"), so a report reads one shape.
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ from typing import Any
 from edgevit.base.errors import SchemaError
 from edgevit.base.schema_check import document_problem, json_path
 
-__all__ = ["SCHEMA_PATH", "SOURCE_KEY", "json_path", "load_results", "load_schema", "validate_document"]
+__all__ = ["SCHEMA_PATH", "SCHEMA_V1_PATH", "SCHEMA_VERSION", "SOURCE_KEY", "V2_RESULT_FIELDS", "json_path",
+           "load_results", "load_schema", "schema_path_for", "validate_document"]
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
+SCHEMA_V1_PATH = Path(__file__).with_name("schema_v1.json")
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# What version 2 added to each result; a version-1 result gets them as null when loaded.
+V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak")
 
 # Each loaded result carries where it came from under this key (not a schema field, so it cannot clash):
 # {"file": str, "harness": "host" | "ios" | "android", "created": str}.
@@ -26,8 +35,15 @@ SOURCE_KEY = "_source"
 
 @cache
 def load_schema() -> dict[str, Any]:
-    """The results schema, read once."""
+    """The results schema (the version edgevit writes), read once."""
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def schema_path_for(doc: Any) -> Path:
+    """The schema file a document claims (schema_version 1 -> schema_v1.json); anything else checks against the
+    current one, whose ``const`` then names the version it expects."""
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    return SCHEMA_V1_PATH if version == 1 and type(version) is int else SCHEMA_PATH
 
 
 def validate_document(doc: Any, source: str) -> None:
@@ -36,11 +52,16 @@ def validate_document(doc: Any, source: str) -> None:
     Non-finite numbers (NaN, Infinity) are errors too: no latency or memory figure can be one, and the schema's
     bounds do not catch NaN.
     """
-    problem = document_problem(SCHEMA_PATH, doc)
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if version is not None and (type(version) is not int or version not in READABLE_VERSIONS):
+        raise SchemaError(f"{source}: schema_version {version!r} is not one this edgevit reads "
+                          f"({', '.join(map(str, READABLE_VERSIONS))}); a newer edgevit may have written it.")
+    schema = schema_path_for(doc)
+    problem = document_problem(schema, doc)
     if problem is None:
         return
     raise SchemaError(
-        f"{source}: does not conform to edgevit/bench/schema.json: {problem}. "
+        f"{source}: does not conform to edgevit/bench/{schema.name}: {problem}. "
         "Fix the file or re-run the harness that wrote it."
     )
 
@@ -67,6 +88,7 @@ def load_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Every result of every file, in file order, each tagged with its source under SOURCE_KEY.
 
     All files are validated before anything is returned, so a report never mixes valid and invalid input.
+    Version-1 results come back with the version-2 fields (V2_RESULT_FIELDS) as null.
     """
     loaded: list[dict[str, Any]] = []
     for path in paths:
@@ -76,6 +98,10 @@ def load_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
         source = {"file": str(path), "harness": doc["harness"], "created": doc["created"]}
         # A shallow copy per result (the parsed document is ours alone) and one source dict per file: memory
         # stays proportional to the input, which a 50,000-result file needs.
-        loaded += [{**result, SOURCE_KEY: source} for result in doc["results"]]
+        if doc["schema_version"] == 1:
+            absent = dict.fromkeys(V2_RESULT_FIELDS)
+            loaded += [{**absent, **result, SOURCE_KEY: source} for result in doc["results"]]
+        else:
+            loaded += [{**result, SOURCE_KEY: source} for result in doc["results"]]
         del doc
     return loaded

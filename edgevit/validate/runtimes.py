@@ -34,6 +34,7 @@ class Runner:
     runtime = ""
     backend: str | None = None
     load_ms: float = 0.0
+    threads: int | None = None  # the thread count it runs with, where this runner sets or can read it
 
     def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
         raise NotImplementedError
@@ -42,14 +43,19 @@ class Runner:
 class ExecuTorchRunner(Runner):
     runtime = "executorch"
 
-    def __init__(self, path: Path, backend: str | None):
+    def __init__(self, path: Path, backend: str | None, threads: int | None = None):
         from executorch.runtime import Runtime
+
+        from edgevit.validate.threads import executorch_threads, set_executorch_threads
 
         if backend == "coreml" and platform.system() != "Darwin":
             # open_runner sends it to PteCoreMLReferenceRunner here; ExecuTorch itself cannot run the delegate
             raise RuntimeUnavailable("the CoreML-delegated .pte needs the CoreML runtime (macOS/iOS) to run in "
                                      "ExecuTorch; off macOS open_runner checks it with the MIL reference interpreter")
         self.backend = backend
+        if threads is not None:
+            set_executorch_threads(threads)  # before load_method: XNNPACK takes the pool when it initialises
+        self.threads = executorch_threads()
         start = time.perf_counter()
         with native_stderr_to_log():  # cpuinfo's console lines on first load go to a log, not the terminal
             self._method = Runtime.get().load_program(str(path)).load_method("forward")
@@ -63,11 +69,15 @@ class OnnxRunner(Runner):
     runtime = "onnxruntime"
     backend = "cpu-execution-provider"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int | None = None):
         import onnxruntime as ort
 
+        from edgevit.validate.threads import onnxruntime_options
+
+        options = onnxruntime_options(threads) if threads is not None else None  # None: onnxruntime's default
+        self.threads = threads
         start = time.perf_counter()
-        self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.load_ms = (time.perf_counter() - start) * 1e3
         self._input = self._session.get_inputs()[0].name
 
@@ -209,12 +219,13 @@ def coreml_runtime_here(requested: str | None = None) -> str:
     return "coreml" if platform.system() == "Darwin" else MIL_REFERENCE
 
 
-def open_runner(artifact: Path, manifest: dict, runtime: str | None = None) -> Runner:
+def open_runner(artifact: Path, manifest: dict, runtime: str | None = None, threads: int | None = None) -> Runner:
     """Load ``artifact`` in its runtime, or raise RuntimeUnavailable saying why not.
 
     ``runtime`` chooses for a ``.mlpackage``: "coreml" (macOS only) or "mil-reference" (anywhere); by default
     the CoreML runtime where there is one, else the interpreter. A CoreML-delegated ``.pte`` runs in ExecuTorch on
     macOS and, elsewhere or with runtime "mil-reference", as its extracted ML programs in the interpreter.
+    ``threads`` sets the ExecuTorch / onnxruntime thread count (edgevit.validate.threads); None keeps theirs.
     """
     target = target_of(artifact)
     coreml_pte = target == "executorch" and manifest.get("backend") == "coreml"
@@ -224,9 +235,9 @@ def open_runner(artifact: Path, manifest: dict, runtime: str | None = None) -> R
     if target == "executorch":
         if coreml_pte and (runtime == MIL_REFERENCE or platform.system() != "Darwin"):
             return PteCoreMLReferenceRunner(artifact, manifest)
-        return ExecuTorchRunner(artifact, manifest.get("backend"))
+        return ExecuTorchRunner(artifact, manifest.get("backend"), threads)
     if target == "onnx":
-        return OnnxRunner(artifact)
+        return OnnxRunner(artifact, threads)
     if coreml_runtime_here(runtime) == MIL_REFERENCE:
         return MilReferenceRunner(artifact, manifest)
     return CoreMLRunner(artifact, manifest)

@@ -13,12 +13,15 @@ public struct ResultsDocument: Codable, Equatable, Sendable {
     public var schemaVersion: Int
     public var harness: String
     public var created: String
+    /// No GEMM peak is measured on the device: always null here (schema v2).
+    public var gemmPeakGflopPerS: Double?
     public var results: [BenchResult]
 
     public init(results: [BenchResult], created: Date = Date()) {
-        self.schemaVersion = 1
+        self.schemaVersion = 2
         self.harness = "ios"
         self.created = ResultsDocument.iso8601(created)
+        self.gemmPeakGflopPerS = nil
         self.results = results
     }
 
@@ -26,6 +29,7 @@ public struct ResultsDocument: Codable, Equatable, Sendable {
         case schemaVersion = "schema_version"
         case harness
         case created
+        case gemmPeakGflopPerS = "gemm_peak_gflop_per_s"
         case results
     }
 
@@ -34,6 +38,7 @@ public struct ResultsDocument: Codable, Equatable, Sendable {
         try c.encode(schemaVersion, forKey: .schemaVersion)
         try c.encode(harness, forKey: .harness)
         try c.encode(created, forKey: .created)
+        try c.encodeOrNull(gemmPeakGflopPerS, forKey: .gemmPeakGflopPerS)
         try c.encode(results, forKey: .results)
     }
 
@@ -119,13 +124,19 @@ public struct BenchResult: Codable, Equatable, Sendable {
     /// ok, failed or not_run.
     public var status: String
     public var error: String?
+    /// Schema v2. CoreML has no thread setting and the ExecuTorch pool is not set by this harness: null.
+    public var threads: Int?
+    /// Model GFLOP per call, achieved GFLOP/s and percent of a GEMM peak: not counted on the device (null).
+    public var gflop: Double?
+    public var gflopPerS: Double?
+    public var percentOfPeak: Double?
 
     public init(model: String, form: String, artifact: String?, artifactSha256: String?, runtime: String,
                 backend: String?, computeUnit: String?, precision: String, device: DeviceInfo, batch: Int,
                 inputShape: [Int], warmup: Int, iterations: Int, perIterationMs: [Double], medianMs: Double?,
                 trimmedMeanMs: Double?, trimFraction: Double, p90Ms: Double?, peakMemoryMb: Double?,
                 memoryKind: String?, loadTimeMs: Double?, toolVersions: [String: String], status: String,
-                error: String?) {
+                error: String?, threads: Int? = nil, gflop: Double? = nil) {
         self.model = model
         self.form = form
         self.artifact = artifact
@@ -150,6 +161,14 @@ public struct BenchResult: Codable, Equatable, Sendable {
         self.toolVersions = toolVersions
         self.status = status
         self.error = error
+        self.threads = threads
+        self.gflop = gflop
+        if let gflop, let medianMs, medianMs > 0 {
+            self.gflopPerS = gflop / (medianMs / 1000)
+        } else {
+            self.gflopPerS = nil
+        }
+        self.percentOfPeak = nil
     }
 
     enum CodingKeys: String, CodingKey {
@@ -177,6 +196,10 @@ public struct BenchResult: Codable, Equatable, Sendable {
         case toolVersions = "tool_versions"
         case status
         case error
+        case threads
+        case gflop
+        case gflopPerS = "gflop_per_s"
+        case percentOfPeak = "percent_of_peak"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -205,6 +228,10 @@ public struct BenchResult: Codable, Equatable, Sendable {
         try c.encode(toolVersions, forKey: .toolVersions)
         try c.encode(status, forKey: .status)
         try c.encodeOrNull(error, forKey: .error)
+        try c.encodeOrNull(threads, forKey: .threads)
+        try c.encodeOrNull(gflop, forKey: .gflop)
+        try c.encodeOrNull(gflopPerS, forKey: .gflopPerS)
+        try c.encodeOrNull(percentOfPeak, forKey: .percentOfPeak)
     }
 }
 

@@ -18,17 +18,19 @@ final class ResultsTests: XCTestCase {
     func testEveryKeyIsWrittenAndNilIsNull() throws {
         let data = try ResultsDocument(results: [sampleResult()]).jsonData()
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        XCTAssertEqual(Set(json.keys), ["schema_version", "harness", "created", "results"])
-        XCTAssertEqual(json["schema_version"] as? Int, 1)
+        XCTAssertEqual(Set(json.keys), ["schema_version", "harness", "created", "gemm_peak_gflop_per_s", "results"])
+        XCTAssertEqual(json["schema_version"] as? Int, 2)
         XCTAssertEqual(json["harness"] as? String, "ios")
+        XCTAssertTrue(json["gemm_peak_gflop_per_s"] is NSNull, "no GEMM peak is measured on the device")
         let result = try XCTUnwrap((json["results"] as? [[String: Any]])?.first)
         let required = ["model", "form", "artifact", "artifact_sha256", "runtime", "backend", "compute_unit",
                         "precision", "device", "batch", "input_shape", "warmup", "iterations", "per_iteration_ms",
                         "median_ms", "trimmed_mean_ms", "trim_fraction", "p90_ms", "peak_memory_mb", "memory_kind",
-                        "load_time_ms", "tool_versions", "status", "error"]
+                        "load_time_ms", "tool_versions", "status", "error", "threads", "gflop", "gflop_per_s",
+                        "percent_of_peak"]
         XCTAssertEqual(Set(result.keys), Set(required))
         for key in ["artifact_sha256", "backend", "median_ms", "trimmed_mean_ms", "p90_ms", "peak_memory_mb",
-                    "memory_kind", "load_time_ms"] {
+                    "memory_kind", "load_time_ms", "threads", "gflop", "gflop_per_s", "percent_of_peak"] {
             XCTAssertTrue(result[key] is NSNull, "\(key) must be written as null")
         }
         let device = try XCTUnwrap(result["device"] as? [String: Any])

@@ -32,6 +32,12 @@ public final class BenchResult {
   public Map<String, String> toolVersions = new LinkedHashMap<>();
   public String status = STATUS_OK;
   public String error;
+  /**
+   * Schema v2. The ExecuTorch Module API does not expose its thread pool, so threads stays null (not set by
+   * this harness); FLOPs and the achieved rate are not counted on the phone.
+   */
+  public Integer threads;
+  public Double gflop;
 
   /** The schema's iterations: how many timed samples there are. */
   public int iterations() {
@@ -48,6 +54,12 @@ public final class BenchResult {
 
   public Double p90Ms() {
     return Stats.percentile(perIterationMs, 90.0);
+  }
+
+  /** Achieved GFLOP/s at the median, or null without both (schema v2 gflop_per_s). */
+  public Double gflopPerS() {
+    Double median = medianMs();
+    return gflop == null || median == null || median <= 0 ? null : gflop / (median / 1e3);
   }
 
   /** Marks the result failed (or not run) with the reason a user can act on. */
@@ -84,6 +96,10 @@ public final class BenchResult {
     m.put("tool_versions", new LinkedHashMap<>(toolVersions));
     m.put("status", status);
     m.put("error", error);
+    m.put("threads", threads);
+    m.put("gflop", gflop);
+    m.put("gflop_per_s", gflopPerS());
+    m.put("percent_of_peak", null);
     // END schema fields
     return m;
   }

@@ -12,7 +12,6 @@ rate (edgevit.bench.peak), its percent of peak.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from edgevit.base.clock import utc_now_iso
 from edgevit.base.manifest import tool_versions
 from edgevit.bench.host_info import host_device
 from edgevit.bench.plan import Plan, default_plan  # noqa: F401 - re-exported: where callers found them
@@ -134,7 +134,7 @@ def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: tor
 
 def results_document(results: list[dict], gemm_peak_gflop_per_s: float | None = None) -> dict:
     """The file: every result's percent_of_peak against ``gemm_peak_gflop_per_s`` (measured at their threads)."""
-    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    created = utc_now_iso()
     for r in results:
         if gemm_peak_gflop_per_s and r["gflop_per_s"] is not None:
             r["percent_of_peak"] = round(100 * r["gflop_per_s"] / gemm_peak_gflop_per_s, 2)

@@ -24,3 +24,12 @@ class Plan:
 def default_plan(batch: int) -> Plan:
     """Enough iterations for a stable median at batch 1; fewer at large batches where one run takes seconds."""
     return Plan(warmup=5, iterations=30) if batch <= 4 else Plan(warmup=2, iterations=8)
+
+
+def plan_with(warmup: int | None, iterations: int | None, batch: int = 1) -> Plan | None:
+    """The CLI's --warmup/--iterations over ``default_plan``: None when neither is given (each batch its default)."""
+    if warmup is None and iterations is None:
+        return None
+    default = default_plan(batch)
+    return Plan(warmup=default.warmup if warmup is None else warmup,
+                iterations=default.iterations if iterations is None else iterations)

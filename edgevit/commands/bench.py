@@ -1,0 +1,119 @@
+"""`edgevit bench` on this host and `edgevit profile`: timings, ratios, threads, % of peak, per-op tables."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+from rich.table import Table
+
+from edgevit.base.errors import EdgevitError
+from edgevit.commands.output import console, fmt_ms, fmt_number, progress_printer
+
+
+def _rate(r: dict) -> str:
+    """Achieved GFLOP/s and its percent of the host's GEMM peak, or 'not measured'."""
+    if r.get("gflop_per_s") is None:
+        return "not measured"
+    peak = f" ({r['percent_of_peak']:.0f}%)" if r.get("percent_of_peak") is not None else ""
+    return f"{r['gflop_per_s']:.1f}{peak}"
+
+
+def bench_table(document: dict) -> tuple[Table, list[str]]:
+    """The results as a table, plus one note per row that was not measured (and why)."""
+    table = Table(title="host benchmark (ms; ratios are median speed-ups)")
+    for col in ("model", "batch", "form", "runtime/backend", "median", "trimmed mean", "p90", "load ms",
+                "peak MB", "GFLOP/s (% peak)", "vs original eager", "vs onnxruntime"):
+        table.add_column(col, justify="right" if col not in ("model", "form", "runtime/backend") else "left")
+    results = document["results"]
+    index = {(r["model"], r["batch"], r["form"]): r for r in results}
+    notes = []
+    for r in results:
+        if r["status"] != "ok":
+            notes.append(f"{r['model']} batch {r['batch']} {r['form']}: not measured: {r['error']}")
+            table.add_row(r["model"], str(r["batch"]), r["form"], r["runtime"], "not measured", *[""] * 7)
+            continue
+        ratios = []
+        for ref_form in ("original-eager", "onnx"):
+            ref = index.get((r["model"], r["batch"], ref_form))
+            ok = ref and ref["status"] == "ok" and ref["median_ms"] and r["median_ms"]
+            ratios.append(f"{ref['median_ms'] / r['median_ms']:.2f}x" if ok else "-")
+        table.add_row(r["model"], str(r["batch"]), r["form"], f"{r['runtime']}/{r['backend']}",
+                      fmt_ms(r["median_ms"]), fmt_ms(r["trimmed_mean_ms"]), fmt_ms(r["p90_ms"]),
+                      fmt_number(r["load_time_ms"], 4), fmt_number(r["peak_memory_mb"], 4), _rate(r), *ratios)
+    return table, sorted(set(notes))
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from edgevit.api import bench
+    from edgevit.bench.plan import plan_with
+
+    plan = plan_with(args.warmup, args.iterations)
+    warnings.filterwarnings("ignore")
+    document = bench(args.items, artifacts=args.artifacts, batches=args.batch, plan=plan, out=args.out,
+                     progress=progress_printer(args.quiet), threads=args.threads, profile=args.profile)
+    table, notes = bench_table(document)
+    console.print(table)
+    for note in notes:
+        console.print(f"  {note}")
+    console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")
+    threads = sorted({r["threads"] for r in document["results"] if r["threads"] is not None})
+    peak = document["gemm_peak_gflop_per_s"]
+    console.print(f"threads: {', '.join(map(str, threads)) or 'not set'}; fp32 GEMM peak here: "
+                  f"{fmt_number(peak, 4)} GFLOP/s (torch.mm)")
+    if args.out:
+        console.print(f"[green]wrote[/] {args.out}")
+    return 0
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = text or "-"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def profile_tables(prof, top: int) -> tuple[Table, Table]:
+    """The top ops and the time per op type (with the kernel path); each fits 120 columns."""
+    ops = Table(title=f"top {min(top, len(prof.ops))} of {len(prof.ops)} ops (ms per iteration)")
+    for col, justify in (("op", "left"), ("type", "left"), ("kernel / path", "left"), ("ms", "right"),
+                         ("%", "right")):
+        ops.add_column(col, justify=justify, no_wrap=True)
+    for op in prof.top(top):
+        ops.add_row(_cut(op.name, 36), _cut(op.op_type, 18), _cut(op.kernel, 34), f"{op.ms:.4f}",
+                    f"{op.percent:.1f}")
+    types = Table(title="time per op type")
+    for col, justify in (("type", "left"), ("kernel / path", "left"), ("ops", "right"), ("ms", "right"),
+                         ("%", "right")):
+        types.add_column(col, justify=justify, no_wrap=True)
+    for row in prof.by_type():
+        types.add_row(_cut(row["op_type"], 24), _cut(row["kernel"], 44), str(row["ops"]), f"{row['ms']:.4f}",
+                      f"{row['percent']:.1f}")
+    return ops, types
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    from edgevit.api import profile
+
+    if args.top < 1:
+        raise EdgevitError(f"--top must be at least 1, got {args.top}")
+    warnings.filterwarnings("ignore")
+    prof = profile(args.artifact, threads=args.threads, iterations=args.iterations, warmup=args.warmup)
+    console.print(f"{prof.artifact}: {prof.runtime}, {prof.threads} thread(s), {prof.iterations} iterations after "
+                  f"{prof.warmup} warm-up")
+    console.print(f"source: {prof.source}")
+    for table in profile_tables(prof, args.top):
+        console.print(table)
+    run = f"; the runtime's own time per run {prof.run_ms:.4f} ms" if prof.run_ms is not None else ""
+    console.print(f"ops total {prof.total_ms:.4f} ms per iteration{run}")
+    for note in prof.notes:
+        console.print(f"  note: {note}")
+    if args.json:
+        from edgevit.base.atomic import ensure_writable_dir, write_text_atomic
+
+        path = Path(args.json)
+        ensure_writable_dir(path.parent)
+        import json
+
+        write_text_atomic(path, json.dumps(prof.to_dict(), indent=1) + "\n")
+        console.print(f"[green]wrote[/] {path}")
+    return 0

@@ -9,8 +9,10 @@ from converters.rewrites.fold_bn import (
 from converters.rewrites.group_norm import TwoLevelGroupNorm1, replace_single_group_norms
 from converters.rewrites.linear_to_conv import column_to_conv1x1, linear_to_conv1x1
 from converters.rewrites.scale import average_linears, fold_scale_into_conv
+from converters.rewrites.split_depthwise import SplitDepthwiseConv2d, split_large_depthwise
 
 __all__ = [
+    "SplitDepthwiseConv2d",
     "TwoLevelGroupNorm1",
     "average_linears",
     "bn_affine",
@@ -21,4 +23,5 @@ __all__ = [
     "fold_scale_into_conv",
     "linear_to_conv1x1",
     "replace_single_group_norms",
+    "split_large_depthwise",
 ]

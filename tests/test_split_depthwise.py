@@ -1,0 +1,170 @@
+"""The large-kernel depthwise split (converters/rewrites/split_depthwise.py) and the backend hook (backends.py).
+
+Exact in fp32 (relative L2 <= 1e-5), and on XNNPACK the pieces run on its depthwise microkernels: the test reads
+the kernel names from XNNPACK's own per-op profile of the lowered program.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from converters.backends import backend_copy, for_backend
+from converters.rewrites.split_depthwise import SplitDepthwiseConv2d, split_large_depthwise, splittable
+
+
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def _conv(c: int, k: int, stride: int, multiplier: int, bias: bool, padding) -> nn.Conv2d:
+    torch.manual_seed(k * 100 + stride * 10 + multiplier)
+    conv = nn.Conv2d(c, c * multiplier, k, stride, padding, groups=c, bias=bias).eval()
+    if bias:
+        nn.init.normal_(conv.bias)
+    return conv
+
+
+@pytest.mark.parametrize("k", [7, 9, 11])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("bias", [True, False])
+def test_split_is_exact(k, stride, multiplier, bias):
+    """Odd sizes, same/short/no padding; outputs in the original channel order."""
+    for padding in (k // 2, 1, 0):
+        conv = _conv(6, k, stride, multiplier, bias, padding)
+        x = torch.randn(2, 6, 13 + k, 17 + k)
+        split = SplitDepthwiseConv2d(conv)
+        with torch.no_grad():
+            ref, out = conv(x), split(x)
+        assert out.shape == ref.shape
+        assert rel_l2(out, ref) <= 1e-5, (k, stride, multiplier, bias, padding)
+        assert len(split.pieces) == multiplier * len(split.offsets) and all(
+            p.kernel_size == (5, 5) and p.groups == p.in_channels == 6 for p in split.pieces)
+
+
+def test_split_k7_uses_four_pieces_and_padding_same():
+    conv = nn.Conv2d(4, 4, 7, padding="same", groups=4)
+    split = SplitDepthwiseConv2d(conv)
+    assert split.offsets == [(0, 0), (0, 2), (2, 0), (2, 2)]
+    x = torch.randn(1, 4, 9, 11)
+    with torch.no_grad():
+        assert rel_l2(split(x), conv(x)) <= 1e-5
+    # each tap in exactly one piece: the pieces' weights add up to the original kernel
+    total = torch.zeros(4, 1, 7, 7)
+    for (a, b), piece in zip(split.offsets, split.pieces, strict=True):
+        total[:, :, a : a + 5, b : b + 5] += piece.weight.detach()
+    assert torch.equal(total, conv.weight.detach())
+
+
+def test_a_wrong_piece_is_caught():
+    """The exactness check can fail: shifting one piece's slice changes the output."""
+    conv = _conv(4, 7, 1, 1, True, 3)
+    split = SplitDepthwiseConv2d(conv)
+    split.offsets[1] = (1, 2)
+    x = torch.randn(1, 4, 12, 12)
+    with torch.no_grad():
+        assert rel_l2(split(x), conv(x)) > 1e-2
+
+
+def test_only_large_depthwise_convs_are_rewritten():
+    kept = [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 5, padding=2, groups=8),
+            nn.Conv2d(8, 8, 7, padding=3), nn.Conv2d(8, 8, 7, padding=3, groups=4),
+            nn.Conv2d(8, 8, 7, padding=6, dilation=2, groups=8), nn.Conv2d(8, 32, 7, padding=3, groups=8),
+            nn.Conv2d(8, 8, (7, 3), padding=(3, 1), groups=8), nn.Conv2d(1, 8, 7, padding=3)]
+    assert not any(splittable(m) for m in kept)
+    model = nn.Sequential(*kept)
+    assert split_large_depthwise(model) == []
+    assert [type(m) for m in model] == [nn.Conv2d] * len(kept)
+
+
+def test_channel_multiplier_permutation_goes_into_the_next_conv():
+    """Patch-embedding form: 7x7 s2 with 2 outputs per group, (activation,) 1x1 conv: the 1x1 conv takes the order."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 19, 21)
+    for tail in ([nn.Conv2d(12, 5, 1)], [nn.GELU(), nn.Conv2d(12, 5, 1)]):
+        model = nn.Sequential(nn.Conv2d(6, 12, 7, 2, 3, groups=6), *tail).eval()
+        with torch.no_grad():
+            ref = model(x)
+        assert split_large_depthwise(model) == ["0"]
+        assert model[0].grouped_order
+        with torch.no_grad():
+            assert rel_l2(model(x), ref) <= 1e-5
+    # no plain conv next (a norm, or nothing): the module interleaves its outputs back itself
+    for tail in ([nn.BatchNorm2d(12).eval()], []):
+        model = nn.Sequential(nn.Conv2d(6, 12, 7, 2, 3, groups=6), *tail).eval()
+        with torch.no_grad():
+            ref = model(x)
+        split_large_depthwise(model)
+        assert not model[0].grouped_order
+        with torch.no_grad():
+            assert rel_l2(model(x), ref) <= 1e-5
+
+
+def test_fastvit_t8_all_thirteen_7x7_convs_split_exactly():
+    import timm
+
+    from converters import get_converter
+
+    model = timm.create_model("fastvit_t8", pretrained=False).eval()
+    prepared = get_converter("fastvit").prepare(model).module
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        ref = prepared(x)
+    work, applied = backend_copy(prepared, "xnnpack")
+    assert work is not prepared and applied and applied[0].endswith(": 13")
+    assert not any(isinstance(m, SplitDepthwiseConv2d) for m in prepared.modules())  # the original is untouched
+    assert sum(isinstance(m, SplitDepthwiseConv2d) for m in work.modules()) == 13
+    assert not any(type(m) is nn.Conv2d and max(m.kernel_size) > 5 for m in work.modules())
+    with torch.no_grad():
+        assert rel_l2(work(x), ref) <= 1e-5
+
+
+@pytest.mark.parametrize("backend", ["coreml", None, "onnx"])
+def test_for_backend_leaves_other_backends_unchanged(backend):
+    model = nn.Sequential(nn.Conv2d(4, 4, 7, padding=3, groups=4), nn.Conv2d(4, 8, 7, 2, 3, groups=4))
+    before = copy.deepcopy(model.state_dict())
+    assert for_backend(model, backend) == []
+    assert [type(m) for m in model] == [nn.Conv2d, nn.Conv2d]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    same, applied = backend_copy(model, backend)
+    assert same is model and applied == []
+
+
+def _xnnpack_kernels(pte, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+    """XNNPACK's own profile of one run: the operator names it ran (e.g. 'Convolution (NHWC, F32) DWConv #1')."""
+    from executorch.devtools import Inspector
+    from executorch.extension.pybindings.portable_lib import _load_for_executorch
+
+    module = _load_for_executorch(str(pte), enable_etdump=True)
+    out = module.forward((x,))[0]
+    etdump = pte.with_suffix(".etdp")
+    module.write_etdump_result_to_file(str(etdump))
+    events = [e.name for block in Inspector(etdump_path=str(etdump)).event_blocks for e in block.events]
+    return [e for e in events if e not in ("DELEGATE_CALL", "Method::execute")], out
+
+
+def test_xnnpack_runs_the_pieces_on_its_depthwise_kernels(tmp_path):
+    """Lowered: everything delegated (no portable fallback); XNNPACK runs the split on DWConv, the 7x7 on IGEMM."""
+    from edgevit.export.executorch import export_executorch
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(16, 16, 7, padding=3, groups=16), nn.Conv2d(16, 32, 7, 2, 3, groups=16),
+                          nn.Conv2d(32, 8, 1)).eval()
+    x = torch.randn(1, 16, 20, 20)
+    with torch.no_grad():
+        ref = model(x)
+    split = copy.deepcopy(model)
+    assert for_backend(split, "xnnpack")
+    kernels = {}
+    for name, module in (("original", model), ("split", split)):
+        info = export_executorch(module, x, tmp_path / f"{name}.pte")["delegation"]
+        assert info["delegated_subgraphs"] == 1 and info["non_delegated_ops"] == {}, info
+        ops, out = _xnnpack_kernels(tmp_path / f"{name}.pte", x)
+        assert rel_l2(out, ref) <= 1e-5
+        kernels[name] = {op.rsplit(" #", 1)[0] for op in ops if op.startswith("Convolution")}
+    assert "Convolution (NHWC, F32) DWConv" not in kernels["original"]  # why the split exists
+    assert kernels["split"] == {"Convolution (NHWC, F32) DWConv"}, kernels  # (the 1x1 conv runs as Fully Connected)

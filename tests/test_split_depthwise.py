@@ -42,32 +42,57 @@ def test_split_is_exact(k, stride, multiplier, bias):
             ref, out = conv(x), split(x)
         assert out.shape == ref.shape
         assert rel_l2(out, ref) <= 1e-5, (k, stride, multiplier, bias, padding)
-        assert len(split.pieces) == multiplier * len(split.offsets) and all(
-            p.kernel_size == (5, 5) and p.groups == p.in_channels == 6 for p in split.pieces)
+        assert split.sliced == (padding != k // 2 or k > 7)
+        assert len(split.pieces) == multiplier * len(split.plan) and all(
+            p.kernel_size in ((5, 5), (3, 3)) and p.groups == p.in_channels == 6 for p in split.pieces)
 
 
-def test_split_k7_uses_four_pieces_and_padding_same():
-    conv = nn.Conv2d(4, 4, 7, padding="same", groups=4)
+def _kernel_of(split: SplitDepthwiseConv2d) -> torch.Tensor:
+    """The pieces' weights put back at the original taps they stand for."""
+    kh, kw = split.kernel_size
+    total = torch.zeros(split.channels, kh, kw)
+    for spec, piece in zip(split.plan, split.pieces, strict=False):
+        for u, v, r, t in spec.taps():
+            if 0 <= r < kh and 0 <= t < kw:
+                total[:, r, t] += piece.weight.detach()[:, 0, u, v]
+    return total
+
+
+def test_plans_each_tap_in_exactly_one_piece():
+    """7x7 'same': centred 5x5 + five dilated 3x3, no slices; padding 1: pad + four 5x5 pieces at offsets 0, 2."""
+    torch.manual_seed(1)
+    centred = SplitDepthwiseConv2d(nn.Conv2d(4, 4, 7, padding="same", groups=4))
+    assert not centred.sliced
+    assert [(p.size, p.dilation) for p in centred.plan] == [(5, (1, 1))] + [
+        (3, d) for d in ((1, 3), (2, 3), (3, 1), (3, 2), (3, 3))]
+    sliced = SplitDepthwiseConv2d(nn.Conv2d(4, 4, 7, padding=1, groups=4))
+    assert sliced.sliced and [p.origin for p in sliced.plan] == [(0, 0), (0, 2), (2, 0), (2, 2)]
+    for conv in (nn.Conv2d(4, 4, 7, padding="same", groups=4), nn.Conv2d(4, 4, 7, 2, padding=1, groups=4),
+                 nn.Conv2d(4, 8, (5, 7), padding=(2, 3), groups=4), nn.Conv2d(4, 4, 9, padding=4, groups=4)):
+        split = SplitDepthwiseConv2d(conv)
+        # the pieces' taps add up to the original kernel: no tap twice, none missing
+        kernel = conv.weight.detach().reshape(4, -1, *conv.kernel_size).transpose(0, 1).flatten(0, 1)
+        assert torch.equal(_kernel_of(split), kernel[:4])
+        x = torch.randn(1, 4, 9, 11)
+        with torch.no_grad():
+            assert rel_l2(split(x), conv(x)) <= 1e-5
+
+
+@pytest.mark.parametrize("padding", [3, 1])
+def test_a_wrong_piece_is_caught(padding):
+    """The exactness check can fail: one piece reading its taps one row off changes the output."""
+    conv = _conv(4, 7, 1, 1, True, padding)
     split = SplitDepthwiseConv2d(conv)
-    assert split.offsets == [(0, 0), (0, 2), (2, 0), (2, 2)]
-    x = torch.randn(1, 4, 9, 11)
-    with torch.no_grad():
-        assert rel_l2(split(x), conv(x)) <= 1e-5
-    # each tap in exactly one piece: the pieces' weights add up to the original kernel
-    total = torch.zeros(4, 1, 7, 7)
-    for (a, b), piece in zip(split.offsets, split.pieces, strict=True):
-        total[:, :, a : a + 5, b : b + 5] += piece.weight.detach()
-    assert torch.equal(total, conv.weight.detach())
-
-
-def test_a_wrong_piece_is_caught():
-    """The exactness check can fail: shifting one piece's slice changes the output."""
-    conv = _conv(4, 7, 1, 1, True, 3)
-    split = SplitDepthwiseConv2d(conv)
-    split.offsets[1] = (1, 2)
+    spec = split.plan[1]
+    if split.sliced:  # slice one row lower
+        split.plan[1] = type(spec)(spec.size, (spec.origin[0] + 1, spec.origin[1]))
+    else:  # a wider lattice, padded to the same output size
+        (dy, dx), piece = spec.dilation, split.pieces[1]
+        piece.dilation, piece.padding = (dy + 1, dx), (dy + 1, dx)
     x = torch.randn(1, 4, 12, 12)
     with torch.no_grad():
-        assert rel_l2(split(x), conv(x)) > 1e-2
+        ref, out = conv(x), split(x)
+    assert out.shape == ref.shape and rel_l2(out, ref) > 1e-2
 
 
 def test_only_large_depthwise_convs_are_rewritten():

@@ -1,26 +1,34 @@
-"""Large-kernel depthwise conv -> one pad + shifted 5x5 depthwise convs on slices, summed (exact).
+"""Large-kernel depthwise conv -> a sum of 5x5 and 3x3 depthwise convs XNNPACK has fast kernels for (exact).
 
-Why: XNNPACK has fast depthwise microkernels for 3, 4, 9 and 25 taps only; a 7x7 depthwise conv (49 taps) takes
-its slow multipass path. Measured on this host (8 stacked 7x7 dw convs, 96 channels, 56x56, 1 thread): 135 ms
-as 7x7, 30.5 ms as four 5x5 pieces, 51.7 ms as nine 3x3 pieces. So a k x k kernel (k > 5) is tiled by 5x5
-pieces placed at offsets spread over [0, k-5] on each axis (for k=7: 0 and 2); each tap belongs to exactly one
-piece (zeros elsewhere), so the sum of the pieces is the original conv up to fp32 summation order.
+Why: XNNPACK has depthwise microkernels for 3, 4, 9 and 25 taps only; ExecuTorch 1.5.1's XNNPACK runs a 7x7
+depthwise conv (49 taps) as a grouped IGEMM instead (its own per-op profile says so; tests/test_split_depthwise.py).
+Measured on this host, loaded, 1 thread, 8 stacked 7x7 depthwise convs as .pte (96 channels, 32x32): 10.8 ms as
+7x7, 1.8 ms split as below (docs/bench_split_depthwise.py measures FastViT as a whole).
 
-Piece (a, b) of a conv with stride s reads the padded input from row a, column b: ``y_ab[i, j] = sum_{u,v<5}
-w[a+u, b+v] * xp[s*i + a + u, s*j + b + v]``, a valid strided 5x5 conv on ``xp[..., a:, b:]``. Any stride works.
+Two plans; each tap of the original kernel goes to exactly one piece (zeros elsewhere), so the sum of the pieces
+is the original conv up to fp32 summation order, for any stride:
+
+* centred padding (``k // 2``, odd sides <= 7, FastViT's case): a dense centred 5x5 plus centred dilated 3x3
+  lattices for the ring outside it (7x7: dilations (1,3), (2,3), (3,1), (3,2), (3,3)), 70 taps in 6 convs.
+  Every piece is centred, so with its own symmetric padding it reads the input itself: no pad op, no slices
+  (XNNPACK copies slices; the pad-and-slice form of the same split measured 14.2 ms vs 9.8 ms centred on
+  96 channels at 56x56).
+* otherwise (other padding, larger or even kernels): pad once, then 5x5 pieces at offsets spread over
+  [0, k-5] on each axis (7: 0 and 2), piece (a, b) a valid strided conv on ``xp[..., a:, b:]``.
 
 Grouped convs with one input channel per group and m > 1 outputs per group (FastViT's patch embeddings:
 ``groups=C``, ``2C`` outputs) are not depthwise to XNNPACK either. The rewrite runs them as m depthwise convs
-(output j of every group) over the same slices, concatenated: the outputs come in grouped order ``[j*C + c]``
+(output j of every group) on the same input, concatenated: the outputs come in grouped order ``[j*C + c]``
 instead of ``[c*m + j]``. (One depthwise conv over ``cat([x] * m)`` would need fewer ops, but ExecuTorch 1.5.1's
-XNNPACK partitioner leaves a cat of one tensor with itself undelegated.) When the next op is a plain conv (possibly
-after per-element activations), that permutation is absorbed into its input channels; otherwise the module
-interleaves the channels back itself.
+XNNPACK partitioner leaves a cat of one tensor with itself undelegated.) When the next op is a plain conv
+(possibly after per-element activations), that permutation is absorbed into its input channels; otherwise the
+module interleaves the channels back itself.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -39,11 +47,6 @@ def _offsets(k: int, piece: int = PIECE) -> list[int]:
     if n == 1:
         return [0]
     return [round(i * (k - piece) / (n - 1)) for i in range(n)]
-
-
-def _owner(k: int, offsets: list[int], piece: int = PIECE) -> list[int]:
-    """For each tap along an axis, the index of the (first) piece that covers it."""
-    return [next(i for i, o in enumerate(offsets) if o <= t < o + piece) for t in range(k)]
 
 
 def _padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
@@ -68,11 +71,55 @@ def splittable(conv: nn.Module) -> bool:
             and conv.padding_mode == "zeros" and min(kh, kw) >= PIECE and (kh, kw) != (PIECE, PIECE))
 
 
-class SplitDepthwiseConv2d(nn.Module):
-    """A depthwise (or channel-multiplier) conv as pad + 5x5 depthwise pieces on shifted slices, summed.
+@dataclass(frozen=True)
+class _Piece:
+    """One depthwise piece: a ``size`` x ``size`` kernel whose tap (u, v) is the original tap
+    ``origin + dilation * (u, v)``; ``padding`` is its own (symmetric) zero padding."""
 
-    ``grouped_order``: outputs come as ``[j*C + c]`` (set when the next conv absorbed the permutation); else
-    they are interleaved back to the original ``[c*m + j]``.
+    size: int
+    origin: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    def taps(self) -> list[tuple[int, int, int, int]]:
+        (a, b), (dy, dx) = self.origin, self.dilation
+        return [(u, v, a + dy * u, b + dx * v) for u in range(self.size) for v in range(self.size)]
+
+
+def _centred_plan(kh: int, kw: int) -> list[_Piece]:
+    """A dense centred 5x5 plus centred dilated 3x3 lattices for the taps outside it (odd sides <= 7).
+
+    Tap (p, q) (relative to the centre) with both p, q != 0 lies only on the lattice of dilation (|p|, |q|);
+    one on an axis lies on any lattice with that dilation on its axis. Every piece is centred, so with its own
+    symmetric padding it gives the original output size and reads the unpadded input: no pad, no slices.
+    """
+    rh, rw = kh // 2, kw // 2
+    dilations: list[tuple[int, int]] = []
+    for p in range(1, rh + 1):
+        for q in range(1, rw + 1):
+            if max(p, q) > PIECE // 2:
+                dilations.append((p, q))
+    for p in range(PIECE // 2 + 1, rh + 1):  # taps (+-p, 0): any lattice of row dilation p covers them
+        if not any(dy == p for dy, _ in dilations):
+            dilations.append((p, 1))
+    for q in range(PIECE // 2 + 1, rw + 1):
+        if not any(dx == q for _, dx in dilations):
+            dilations.append((1, q))
+    plan = [_Piece(PIECE, (rh - 2, rw - 2), padding=(2, 2))]
+    return plan + [_Piece(3, (rh - dy, rw - dx), (dy, dx), (dy, dx)) for dy, dx in dilations]
+
+
+def _sliced_plan(kh: int, kw: int) -> list[_Piece]:
+    """5x5 pieces at offsets spread over [0, k-5] on each axis, each read from a slice of the padded input."""
+    return [_Piece(PIECE, (a, b)) for a in _offsets(kh) for b in _offsets(kw)]
+
+
+class SplitDepthwiseConv2d(nn.Module):
+    """A depthwise (or channel-multiplier) conv as a sum of 5x5 / 3x3 depthwise pieces.
+
+    Centred padding (``k // 2``, odd sides <= 7, e.g. FastViT's 7x7): ``_centred_plan``, every piece on the input
+    itself. Otherwise: pad once, ``_sliced_plan``'s 5x5 pieces on shifted slices. ``grouped_order``: outputs come
+    as ``[j*C + c]`` (set when the next conv absorbed the permutation); else in the original ``[c*m + j]``.
     """
 
     def __init__(self, conv: nn.Conv2d):
@@ -84,45 +131,57 @@ class SplitDepthwiseConv2d(nn.Module):
         self.channels, self.multiplier, self.kernel_size = c, m, (kh, kw)
         self.pad = _padding(conv)
         self.grouped_order = False
+        centred = self.pad == (kw // 2, kw // 2, kh // 2, kh // 2) and kh % 2 == kw % 2 == 1 and max(kh, kw) <= 7
+        self.plan = _centred_plan(kh, kw) if centred else _sliced_plan(kh, kw)
+        self.sliced = not centred
         # original out channel c*m + j -> position j*C + c
         weight = conv.weight.detach().reshape(c, m, kh, kw).transpose(0, 1).reshape(c * m, kh, kw)
         bias = None
         if conv.bias is not None:
             bias = conv.bias.detach().reshape(c, m).transpose(0, 1).reshape(c * m)
-        rows, cols = _offsets(kh), _offsets(kw)
-        row_owner, col_owner = _owner(kh, rows), _owner(kw, cols)
-        self.offsets = [(a, b) for a in rows for b in cols]
-        # pieces[j * len(offsets) + p]: piece p of the depthwise conv making output j of every group
+        owner: dict[tuple[int, int], int] = {}  # each original tap goes to the first piece that has it
+        for index, piece in enumerate(self.plan):
+            for _, _, r, t in piece.taps():
+                if 0 <= r < kh and 0 <= t < kw:
+                    owner.setdefault((r, t), index)
+        if len(owner) != kh * kw:
+            raise AssertionError(f"plan misses taps of a {kh}x{kw} kernel")
+        # pieces[j * len(plan) + i]: piece i of the depthwise conv making output j of every group
         self.pieces = nn.ModuleList()
         for j in range(m):
             w_j = weight[j * c : (j + 1) * c]
-            for p, (a, b) in enumerate(self.offsets):
-                piece = nn.Conv2d(c, c, PIECE, stride=self.stride, groups=c, bias=p == 0 and bias is not None)
+            for index, spec in enumerate(self.plan):
+                piece = nn.Conv2d(c, c, spec.size, stride=self.stride, padding=spec.padding, dilation=spec.dilation,
+                                  groups=c, bias=index == 0 and bias is not None)
                 piece = piece.to(dtype=weight.dtype, device=weight.device)
-                w = torch.zeros(c, PIECE, PIECE, dtype=weight.dtype, device=weight.device)
-                i_row, i_col = rows.index(a), cols.index(b)
-                for u in range(PIECE):
-                    for v in range(PIECE):
-                        if row_owner[a + u] == i_row and col_owner[b + v] == i_col:
-                            w[:, u, v] = w_j[:, a + u, b + v]
+                w = torch.zeros(c, spec.size, spec.size, dtype=weight.dtype, device=weight.device)
+                for u, v, r, t in spec.taps():
+                    if owner.get((r, t)) == index:
+                        w[:, u, v] = w_j[:, r, t]
                 piece.weight.data = w.unsqueeze(1)
                 if piece.bias is not None:
                     piece.bias.data = bias[j * c : (j + 1) * c].clone()
                 piece.requires_grad_(conv.weight.requires_grad)
                 self.pieces.append(piece)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if not self.sliced:
+            return [x] * len(self.plan)
         if any(self.pad):
             x = F.pad(x, self.pad)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         out_h, out_w = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
         span_h, span_w = sh * (out_h - 1) + PIECE, sw * (out_w - 1) + PIECE
-        slices = [x[:, :, a : a + span_h, b : b + span_w] for a, b in self.offsets]
+        return [x[:, :, a : a + span_h, b : b + span_w] for a, b in (p.origin for p in self.plan)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = self._inputs(x)
+        n = len(inputs)
         outs = []
         for j in range(self.multiplier):
-            pieces = self.pieces[j * len(slices) : (j + 1) * len(slices)]
-            out = pieces[0](slices[0])
-            for piece, part in zip(pieces[1:], slices[1:], strict=True):
+            pieces = self.pieces[j * n : (j + 1) * n]
+            out = pieces[0](inputs[0])
+            for piece, part in zip(pieces[1:], inputs[1:], strict=True):
                 out = out + piece(part)
             outs.append(out)
         if self.multiplier == 1:
@@ -132,8 +191,9 @@ class SplitDepthwiseConv2d(nn.Module):
         return torch.stack(outs, dim=2).flatten(1, 2)  # back to [c*m + j]
 
     def extra_repr(self) -> str:
-        return (f"{self.channels}x{self.multiplier}, kernel={self.kernel_size}, stride={self.stride}, "
-                f"pad={self.pad}, pieces={len(self.pieces)}x{PIECE}x{PIECE}, grouped_order={self.grouped_order}")
+        form = "pad + 5x5 on slices" if self.sliced else "5x5 + dilated 3x3, centred"
+        return (f"{self.channels}x{self.multiplier}, kernel={self.kernel_size}, stride={self.stride}, {form}, "
+                f"{len(self.plan)} pieces, grouped_order={self.grouped_order}")
 
 
 def _absorb_permutation(split: SplitDepthwiseConv2d, following: list[nn.Module]) -> bool:

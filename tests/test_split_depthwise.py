@@ -193,3 +193,21 @@ def test_xnnpack_runs_the_pieces_on_its_depthwise_kernels(tmp_path):
         kernels[name] = {op.rsplit(" #", 1)[0] for op in ops if op.startswith("Convolution")}
     assert "Convolution (NHWC, F32) DWConv" not in kernels["original"]  # why the split exists
     assert kernels["split"] == {"Convolution (NHWC, F32) DWConv"}, kernels  # (the 1x1 conv runs as Fully Connected)
+
+
+@pytest.mark.slow
+def test_convert_splits_only_the_xnnpack_pte(tmp_path):
+    """api.convert: the XNNPACK .pte carries the split in its manifest and still passes parity; ONNX does not."""
+    import json
+
+    from edgevit.api import convert
+
+    result = convert("fastvit-t8", ["executorch", "onnx"], tmp_path, mil_report=False)
+    rewrites = {a.target: json.loads(a.manifest_path.read_text())["rewrites"] for a in result.artifacts}
+    split = [r for r in rewrites["executorch"] if r.startswith("xnnpack: large-kernel depthwise")]
+    assert len(split) == 1 and split[0].endswith(": 13")
+    assert rewrites["onnx"] == result.rewrites == rewrites["executorch"][:-1]
+    for art in result.artifacts:
+        assert art.parity.status == "pass", art.parity.reason
+    delegation = next(a for a in result.artifacts if a.target == "executorch").export_info["delegation"]
+    assert delegation["delegated_subgraphs"] == 1 and delegation["non_delegated_ops"] == {}

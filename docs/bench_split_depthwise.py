@@ -9,6 +9,13 @@ every form once, in an order rotated per iteration, so drifting load from other 
 Threads: ExecuTorch's threadpool is reset to n before the programs load; onnxruntime gets intra_op_num_threads=n.
 ``--profile`` adds where the time goes: XNNPACK's per-op events (ETDump) by operator kind for both .pte, and
 onnxruntime's node profile by kind (both add per-op overhead, so their totals exceed the timed medians).
+
+Measured 2026-12-02 (this command, --iters 60 --profile; x86 host of 2 cores shared with other jobs, load
+average ~2): FastViT-T8 at 256, 1 thread, median ms: .pte 21.48, .pte split 9.12, onnxruntime 9.21 (split
+.pte / onnxruntime 0.99 as a ratio of medians, 0.989 paired). 2 threads were contended on that host (both
+runtimes slower than at 1 thread): 35.8 / 17.4 / 17.2 ms, not a measure of scaling. Split .pte by XNNPACK op,
+1 thread: 1x1 convs (Fully Connected GEMM) 5.3 ms, depthwise 1.8, GELU 0.5, stem 3x3 conv (IGEMM) 0.35,
+adds 0.29; before the split the 7x7 depthwise convs ran as IGEMM, 14.5 ms.
 """
 
 from __future__ import annotations
@@ -153,8 +160,11 @@ def main() -> None:
             samples = _time(runners, example, args.iters, args.warmup)
             stats = {name: _summary(ms) for name, ms in samples.items()}
             ort_ms = stats["onnx"]["median_ms"]
-            for s in stats.values():
+            for name, s in stats.items():
                 s["vs_onnxruntime"] = round(s["median_ms"] / ort_ms, 3)
+                # same-iteration pairs: the load both saw was close to the same
+                s["paired_vs_onnxruntime"] = round(statistics.median(
+                    a / b for a, b in zip(samples[name], samples["onnx"], strict=True)), 3)
             report["threads"][str(threads)] = stats
             del runners
             if args.profile:

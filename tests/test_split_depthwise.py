@@ -44,7 +44,7 @@ def test_split_is_exact(k, stride, multiplier, bias):
         assert rel_l2(out, ref) <= 1e-5, (k, stride, multiplier, bias, padding)
         assert split.sliced == (padding != k // 2 or k > 7)
         assert len(split.pieces) == multiplier * len(split.plan) and all(
-            p.kernel_size in ((5, 5), (3, 3)) and p.groups == p.in_channels == 6 for p in split.pieces)
+            p.kernel_size in ((5, 5), (3, 3), (2, 2)) and p.groups == p.in_channels == 6 for p in split.pieces)
 
 
 def _kernel_of(split: SplitDepthwiseConv2d) -> torch.Tensor:
@@ -59,12 +59,13 @@ def _kernel_of(split: SplitDepthwiseConv2d) -> torch.Tensor:
 
 
 def test_plans_each_tap_in_exactly_one_piece():
-    """7x7 'same': centred 5x5 + five dilated 3x3, no slices; padding 1: pad + four 5x5 pieces at offsets 0, 2."""
+    """7x7 'same': centred 5x5, 3x3 and four 2x2 lattices, no slices; padding 1: pad + 5x5 pieces at offsets 0, 2."""
     torch.manual_seed(1)
     centred = SplitDepthwiseConv2d(nn.Conv2d(4, 4, 7, padding="same", groups=4))
     assert not centred.sliced
-    assert [(p.size, p.dilation) for p in centred.plan] == [(5, (1, 1))] + [
-        (3, d) for d in ((1, 3), (2, 3), (3, 1), (3, 2), (3, 3))]
+    assert [(p.size, p.dilation) for p in centred.plan] == [(5, (1, 1)), (3, (3, 3))] + [
+        (2, d) for d in ((2, 6), (4, 6), (6, 2), (6, 4))]
+    assert sum(p.size**2 for p in centred.plan) == 50  # 49 taps, the centre twice (zero in the 3x3)
     sliced = SplitDepthwiseConv2d(nn.Conv2d(4, 4, 7, padding=1, groups=4))
     assert sliced.sliced and [p.origin for p in sliced.plan] == [(0, 0), (0, 2), (2, 0), (2, 2)]
     for conv in (nn.Conv2d(4, 4, 7, padding="same", groups=4), nn.Conv2d(4, 4, 7, 2, padding=1, groups=4),

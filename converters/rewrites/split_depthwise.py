@@ -1,18 +1,18 @@
-"""Large-kernel depthwise conv -> a sum of 5x5 and 3x3 depthwise convs XNNPACK has fast kernels for (exact).
+"""Large-kernel depthwise conv -> a sum of depthwise convs XNNPACK has fast kernels for (25/9/4 taps, exact).
 
 Why: XNNPACK has depthwise microkernels for 3, 4, 9 and 25 taps only; ExecuTorch 1.5.1's XNNPACK runs a 7x7
 depthwise conv (49 taps) as a grouped IGEMM instead (its own per-op profile says so; tests/test_split_depthwise.py).
 Measured on this host, loaded, 1 thread, 8 stacked 7x7 depthwise convs as .pte (96 channels, 32x32): 10.8 ms as
-7x7, 1.8 ms split as below (docs/bench_split_depthwise.py measures FastViT as a whole).
+7x7, 1.5 ms split as below (docs/bench_split_depthwise.py measures FastViT as a whole).
 
 Two plans; each tap of the original kernel goes to exactly one piece (zeros elsewhere), so the sum of the pieces
 is the original conv up to fp32 summation order, for any stride:
 
-* centred padding (``k // 2``, odd sides <= 7, FastViT's case): a dense centred 5x5 plus centred dilated 3x3
-  lattices for the ring outside it (7x7: dilations (1,3), (2,3), (3,1), (3,2), (3,3)), 70 taps in 6 convs.
-  Every piece is centred, so with its own symmetric padding it reads the input itself: no pad op, no slices
-  (XNNPACK copies slices; the pad-and-slice form of the same split measured 14.2 ms vs 9.8 ms centred on
-  96 channels at 56x56).
+* centred padding (``k // 2``, odd sides <= 7, FastViT's case): a dense centred 5x5, a 3x3 lattice of
+  dilation 3 and four 2x2 lattices for the rest of the ring (``_centred_plan``): 50 taps in 6 convs (25, 9
+  and 4 taps). Every piece is centred, so with its own symmetric padding it reads the input itself: no pad
+  op, no slices (XNNPACK copies slices; the pad-and-slice form measured 14.2 ms vs 9.8 ms centred with 3x3
+  lattices only, 96 channels at 56x56; the 2x2 lattices then took 1.87 -> 1.54 ms at 96x32x32).
 * otherwise (other padding, larger or even kernels): pad once, then 5x5 pieces at offsets spread over
   [0, k-5] on each axis (7: 0 and 2), piece (a, b) a valid strided conv on ``xp[..., a:, b:]``.
 
@@ -87,26 +87,21 @@ class _Piece:
 
 
 def _centred_plan(kh: int, kw: int) -> list[_Piece]:
-    """A dense centred 5x5 plus centred dilated 3x3 lattices for the taps outside it (odd sides <= 7).
+    """Centred pieces for odd sides <= 7: a dense 5x5, one 3x3 lattice, 2x2 lattices for the rest of the ring.
 
-    Tap (p, q) (relative to the centre) with both p, q != 0 lies only on the lattice of dilation (|p|, |q|);
-    one on an axis lies on any lattice with that dilation on its axis. Every piece is centred, so with its own
-    symmetric padding it gives the original output size and reads the unpadded input: no pad, no slices.
+    Relative to the centre (half sides rh, rw), the 3x3 lattice of dilation (rh, rw) takes the ring's taps on
+    the axes and at (+-rh, +-rw); every other ring tap pair (|p|, |q|) is the 2x2 lattice {-p, p} x {-q, q},
+    dilation (2p, 2q), padding (p, q): XNNPACK's 4-tap kernel, no tap wasted. Every piece is centred, so with
+    its own symmetric padding it gives the original output size (any stride) and reads the unpadded input.
     """
     rh, rw = kh // 2, kw // 2
-    dilations: list[tuple[int, int]] = []
+    half = PIECE // 2
+    plan = [_Piece(PIECE, (rh - half, rw - half), padding=(half, half)), _Piece(3, (0, 0), (rh, rw), (rh, rw))]
     for p in range(1, rh + 1):
         for q in range(1, rw + 1):
-            if max(p, q) > PIECE // 2:
-                dilations.append((p, q))
-    for p in range(PIECE // 2 + 1, rh + 1):  # taps (+-p, 0): any lattice of row dilation p covers them
-        if not any(dy == p for dy, _ in dilations):
-            dilations.append((p, 1))
-    for q in range(PIECE // 2 + 1, rw + 1):
-        if not any(dx == q for _, dx in dilations):
-            dilations.append((1, q))
-    plan = [_Piece(PIECE, (rh - 2, rw - 2), padding=(2, 2))]
-    return plan + [_Piece(3, (rh - dy, rw - dx), (dy, dx), (dy, dx)) for dy, dx in dilations]
+            if max(p, q) > half and (p, q) != (rh, rw):
+                plan.append(_Piece(2, (rh - p, rw - q), (2 * p, 2 * q), (p, q)))
+    return plan
 
 
 def _sliced_plan(kh: int, kw: int) -> list[_Piece]:
@@ -115,7 +110,7 @@ def _sliced_plan(kh: int, kw: int) -> list[_Piece]:
 
 
 class SplitDepthwiseConv2d(nn.Module):
-    """A depthwise (or channel-multiplier) conv as a sum of 5x5 / 3x3 depthwise pieces.
+    """A depthwise (or channel-multiplier) conv as a sum of 5x5 / 3x3 / 2x2 depthwise pieces.
 
     Centred padding (``k // 2``, odd sides <= 7, e.g. FastViT's 7x7): ``_centred_plan``, every piece on the input
     itself. Otherwise: pad once, ``_sliced_plan``'s 5x5 pieces on shifted slices. ``grouped_order``: outputs come
@@ -191,7 +186,7 @@ class SplitDepthwiseConv2d(nn.Module):
         return torch.stack(outs, dim=2).flatten(1, 2)  # back to [c*m + j]
 
     def extra_repr(self) -> str:
-        form = "pad + 5x5 on slices" if self.sliced else "5x5 + dilated 3x3, centred"
+        form = "pad + 5x5 on slices" if self.sliced else "centred 5x5 + dilated 3x3 / 2x2"
         return (f"{self.channels}x{self.multiplier}, kernel={self.kernel_size}, stride={self.stride}, {form}, "
                 f"{len(self.plan)} pieces, grouped_order={self.grouped_order}")
 

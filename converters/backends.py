@@ -17,7 +17,8 @@ from converters.rewrites.split_depthwise import split_large_depthwise
 def for_backend(module: nn.Module, backend: str | None) -> list[str]:
     """Rewrite ``module`` in place for ExecuTorch ``backend``; returns descriptions for the manifest's rewrites.
 
-    Only ``xnnpack`` has rewrites: large-kernel depthwise convs become 5x5 pieces (XNNPACK's 25-tap kernel).
+    Only ``xnnpack`` has rewrites: large-kernel depthwise convs become sums of small depthwise convs that hit
+    XNNPACK's fast kernels (converters/rewrites/split_depthwise.py).
     Any other backend (or ``None``) leaves the module untouched and returns ``[]``.
     """
     if backend != "xnnpack":
@@ -25,8 +26,8 @@ def for_backend(module: nn.Module, backend: str | None) -> list[str]:
     split = split_large_depthwise(module)
     if not split:
         return []
-    return [f"xnnpack: large-kernel depthwise conv -> pad + 5x5 depthwise pieces on shifted slices, summed "
-            f"(XNNPACK's 25-tap kernel): {len(split)}"]
+    return [f"xnnpack: large-kernel depthwise conv -> sum of 5x5 / 3x3 / 2x2 depthwise convs (XNNPACK's 25-, 9- "
+            f"and 4-tap kernels): {len(split)}"]
 
 
 def backend_copy(module: nn.Module, backend: str | None) -> tuple[nn.Module, list[str]]:

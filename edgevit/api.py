@@ -101,6 +101,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
     import torch
 
     from converters import get_converter
+    from converters.backends import backend_copy
     from edgevit.models.build import build_model
     from edgevit.validate.inputs import validation_inputs, write_bundle
     from edgevit.validate.parity import run_parity
@@ -137,14 +138,18 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
         staged, final = stage / name, args.out / name
         say(f"exporting {name}")
         start = time.perf_counter()
-        info = _export(plan.target, prepared.module, spec, staged, example, plan.precision, plan.backend,
+        module, rewrites = prepared.module, prepared.rewrites
+        if plan.target == "executorch" and plan.precision == "fp32":  # backend-only rewrites, on a copy
+            module, extra = backend_copy(prepared.module, plan.backend)
+            rewrites = rewrites + extra
+        info = _export(plan.target, module, spec, staged, example, plan.precision, plan.backend,
                        args.deployment_target, args.tensor_input, winfo,
                        calibration=calibration.tensors if calibration else None,
                        compute_precision=plan.compute_precision)
         seconds = time.perf_counter() - start
         write_bundle(inputs, bundle_path(staged), output_shape)
-        manifest = artifact_manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo, info,
-                             prepared.rewrites, prepared_rel)
+        manifest = artifact_manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo,
+                                     info, rewrites, prepared_rel)
         if plan.compute_precision is not None:
             manifest["quantization"] = _quantization_record(plan, info, calibration, args, winfo)
         parity = None
@@ -473,12 +478,15 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
 def export_for_timing(spec: ModelSpec, prepared, target: str, example: torch.Tensor,
                       folder: Path) -> tuple[Path, dict]:
     """A timing-only artifact at the example's (static) batch size, with the manifest fields timing needs."""
+    from converters.backends import backend_copy
     from edgevit.export.executorch import export_executorch
     from edgevit.export.onnx import export_onnx
 
     backend = "xnnpack" if target == "executorch" else None
     path = folder / artifact_name(spec.name, target, "fp32", backend).replace(
         f".{target}.", f".{target}.b{example.shape[0]}.", 1)
+    if backend:  # the same XNNPACK-only rewrites as convert's .pte
+        prepared = backend_copy(prepared, backend)[0]
     info = export_executorch(prepared, example, path) if backend else export_onnx(prepared, example, path)
     return path, {"target": target, "backend": backend, "precision": "fp32", "sha256": sha256_of(path),
                   "input": info["input"]}

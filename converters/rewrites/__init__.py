@@ -10,10 +10,12 @@ from converters.rewrites.fold_bn import (
 from converters.rewrites.group_norm import TwoLevelGroupNorm1, replace_single_group_norms
 from converters.rewrites.linear_to_conv import column_to_conv1x1, linear_to_conv1x1
 from converters.rewrites.scale import average_linears, fold_layer_scale, fold_scale_into_conv, layer_scale_of
+from converters.rewrites.split_depthwise import SplitDepthwiseConv2d, split_large_depthwise
 
 __all__ = [
     "ChannelL2Normalize",
     "ChannelsFirstLayerNorm",
+    "SplitDepthwiseConv2d",
     "TwoLevelGroupNorm1",
     "average_linears",
     "bn_affine",
@@ -26,4 +28,5 @@ __all__ = [
     "layer_scale_of",
     "linear_to_conv1x1",
     "replace_single_group_norms",
+    "split_large_depthwise",
 ]

@@ -1,5 +1,6 @@
 """Shared module rewrites; each computes exactly what it replaces (tests/test_rewrites.py shows it)."""
 
+from converters.rewrites.attention import rewrite_attention
 from converters.rewrites.fold_bn import (
     bn_affine,
     fold_bn_after_conv,
@@ -21,4 +22,5 @@ __all__ = [
     "fold_scale_into_conv",
     "linear_to_conv1x1",
     "replace_single_group_norms",
+    "rewrite_attention",
 ]

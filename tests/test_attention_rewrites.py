@@ -91,6 +91,7 @@ def test_tiny_swin_whole_model():
     assert any(any(b.shift_size) for b in model.layers[0].blocks)
     # 4 blocks + 1 patch merging
     check(model, torch.randn(2, 3, 32, 32), SwinBlockXnn, count=5)
+    check(model, torch.randn(1, 3, 32, 32), SwinBlockXnn, count=5)  # batch 1: the bias adds without a view
 
 
 def test_swin_patch_merging():

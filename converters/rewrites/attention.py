@@ -10,10 +10,14 @@ these rewrites: DeiT-T 62 delegated subgraphs, Swin-T 77, EfficientViT-M0 80. Wh
 - Swin's ``torch.roll`` (shifted windows) and its rank-6 window partition / reverse / patch-merging permutes;
 - relative-position-bias gathers (a table indexed with a buffer), in Swin and EfficientViT.
 
-The replacements compute the same function with explicit ``matmul`` + ``softmax`` (no SDPA), at most rank-4
-reshapes and permutes, slices + ``cat`` instead of ``roll``, and the position bias (with Swin's shift mask)
-precomputed as one constant tensor. They are exact up to fp32 rounding (tests/test_attention_rewrites.py) and
-use only ops every exporter here maps (CoreML, ExecuTorch, ONNX).
+The replacements compute the same function with explicit ``bmm`` + ``softmax`` (no SDPA; ``bmm``, not ``@``,
+whose decomposition leaves an ``expand_copy`` outside the delegate), one q, k, v Linear per head (rank-3
+tensors, no head reshapes), at most rank-4 window reshapes and permutes, slices + ``cat`` instead of ``roll``,
+and position biases (with Swin's shift mask) precomputed as constants. They are exact up to fp32 rounding
+(tests/test_attention_rewrites.py) and use only ops every exporter here maps (CoreML, ExecuTorch, ONNX); the
+CoreML program gets fewer reshape/transpose ops too (DeiT-T 50 -> 2, Swin-T 161 -> 109). After them the
+breaks left are LayerNorms (``native_layer_norm`` is not delegated): DeiT-T 26 subgraphs, Swin-T 29,
+EfficientViT-M0 1.
 
 The precomputed bias is a frozen copy: the rewritten model is an inference graph for one input size, as
 every converter output is.
@@ -49,72 +53,73 @@ def _split_linear(linear: nn.Linear, parts: int) -> list[nn.Linear]:
     return out
 
 
-def _heads(t: torch.Tensor, heads: int, transpose: bool = False) -> torch.Tensor:
-    """(B, N, H*D) -> (B*H, N, D), or (B*H, D, N) with ``transpose``, through a rank-4 permute."""
-    b, n, _ = t.shape
-    t = t.reshape(b, n, heads, -1).permute(0, 2, 3, 1) if transpose else t.reshape(b, n, heads, -1).permute(0, 2, 1, 3)
-    return t.reshape(b * heads, t.shape[2], t.shape[3])
-
-
-def _merge_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B*H, N, D) -> (B, N, H*D)."""
-    bh, n, d = t.shape
-    return t.reshape(bh // heads, heads, n, d).permute(0, 2, 1, 3).reshape(bh // heads, n, heads * d)
-
-
 class TokenAttentionXnn(nn.Module):
-    """timm's ViT/DeiT ``Attention`` (``timm.layers.Attention``): q, k, v as three Linears, explicit attention.
+    """timm's ViT/DeiT ``Attention`` (``timm.layers.Attention``) with one q, k, v Linear per head.
 
-    Only the plain form is taken (no qk-norm, scale-norm or gate; ``rewrite_attention`` checks).
+    Per-head projections make every tensor rank 3 with no head reshapes at all: per head one transpose (k),
+    two ``bmm`` and a softmax, then one ``cat`` of the heads before ``proj``. That suits both delegates: XNNPACK
+    takes it whole, and the CoreML program has fewer reshape/transpose ops than timm's form (DeiT-T: 2 against
+    50; the rank-4 head-batched form had 146). Only the plain form is taken (no qk-norm, scale-norm or gate;
+    ``rewrite_attention`` checks).
     """
 
     def __init__(self, attn: nn.Module):
         super().__init__()
-        self.num_heads = attn.num_heads
+        heads = attn.num_heads
         self.scale = attn.scale
-        self.q, self.k, self.v = _split_linear(attn.qkv, 3)
+        q, k, v = _split_linear(attn.qkv, 3)
+        self.q = nn.ModuleList(_split_linear(q, heads))
+        self.k = nn.ModuleList(_split_linear(k, heads))
+        self.v = nn.ModuleList(_split_linear(v, heads))
         self.proj = attn.proj
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         if attn_mask is not None or is_causal:
             raise NotImplementedError("TokenAttentionXnn is the unmasked inference form")
-        q = _heads(self.q(x), self.num_heads) * self.scale
-        k = _heads(self.k(x), self.num_heads, transpose=True)
-        v = _heads(self.v(x), self.num_heads)
-        attn = torch.bmm(q, k).softmax(dim=-1)
-        return self.proj(_merge_heads(torch.bmm(attn, v), self.num_heads))
+        outs = []
+        for q, k, v in zip(self.q, self.k, self.v, strict=True):
+            attn = torch.bmm(q(x) * self.scale, k(x).transpose(1, 2)).softmax(dim=-1)
+            outs.append(torch.bmm(attn, v(x)))
+        return self.proj(torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0])
 
 
 class WindowAttentionXnn(nn.Module):
-    """Swin's ``WindowAttention`` with its relative position bias (and the block's shift mask) as one constant.
+    """Swin's ``WindowAttention``, per-head Linears like ``TokenAttentionXnn``, with its relative position bias
+    (and the block's shift mask) as constants, one (nW, N, N) per head (nW = 1 without a mask).
 
-    Input (B * nW, N, C) windows; the constant is (nW * heads, N, N) and is added to the scores viewed as
-    (B, nW * heads, N, N), so no tensor goes above rank 4.
+    Input (B * nW, N, C) windows. Where B = 1 (the exported graph) each head's bias adds straight to its
+    (nW, N, N) scores; otherwise the scores are viewed as (B, nW, N, N) for the add.
     """
 
     def __init__(self, attn: nn.Module, mask: torch.Tensor | None):
         super().__init__()
-        self.num_heads = attn.num_heads
+        heads = attn.num_heads
         self.scale = attn.scale
-        self.q, self.k, self.v = _split_linear(attn.qkv, 3)
+        q, k, v = _split_linear(attn.qkv, 3)
+        self.q = nn.ModuleList(_split_linear(q, heads))
+        self.k = nn.ModuleList(_split_linear(k, heads))
+        self.v = nn.ModuleList(_split_linear(v, heads))
         self.proj = attn.proj
         with torch.no_grad():
-            bias = attn._get_rel_pos_bias()[0]  # (heads, N, N)
+            bias = attn._get_rel_pos_bias()[0].unsqueeze(1)  # (heads, 1, N, N)
             if mask is not None:  # (nW, N, N) of 0 / -100
-                bias = bias.unsqueeze(0) + mask.to(bias.dtype).unsqueeze(1)  # (nW, heads, N, N)
-                bias = bias.reshape(-1, *bias.shape[2:])
-        self.register_buffer("bias", bias.detach().clone(), persistent=False)
-        self.windows = 1 if mask is None else mask.shape[0]
+                bias = bias + mask.to(bias.dtype).unsqueeze(0)  # (heads, nW, N, N)
+        self.windows = bias.shape[1]
+        for i in range(heads):
+            self.register_buffer(f"bias{i}", bias[i].detach().clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bw, n, _ = x.shape
-        q = _heads(self.q(x), self.num_heads) * self.scale
-        k = _heads(self.k(x), self.num_heads, transpose=True)
-        v = _heads(self.v(x), self.num_heads)
-        attn = torch.bmm(q, k)  # (B*nW*heads, N, N)
-        attn = attn.reshape(bw // self.windows, self.windows * self.num_heads, n, n) + self.bias
-        attn = attn.softmax(dim=-1).reshape(bw * self.num_heads, n, n)
-        return self.proj(_merge_heads(torch.bmm(attn, v), self.num_heads))
+        outs = []
+        for i, (q, k, v) in enumerate(zip(self.q, self.k, self.v, strict=True)):
+            attn = torch.bmm(q(x) * self.scale, k(x).transpose(1, 2))  # (B*nW, N, N)
+            bias = getattr(self, f"bias{i}")
+            if bw == self.windows or self.windows == 1:
+                attn = attn + bias
+            else:
+                attn = (attn.reshape(bw // self.windows, self.windows, n, n) + bias).reshape(bw, n, n)
+            outs.append(torch.bmm(attn.softmax(dim=-1), v(x)))
+        return self.proj(torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0])
 
 
 def _roll2d(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:

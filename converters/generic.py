@@ -3,7 +3,9 @@
 Only patterns whose order is certain are folded: conv followed by BatchNorm inside an ``nn.Sequential``,
 and timm's ``ConvNormAct`` (conv, then norm-plus-activation). Single-group GroupNorms get their statistics
 in two short reductions (``converters.rewrites.group_norm``: the one-pass sum of the XNNPACK lowering misses
-fp32 parity on MobileViTv2-200). Anything else is left as it is, so the
+fp32 parity on MobileViTv2-200). timm's ViT, Swin and EfficientViT (MSRA) attentions get a form with explicit
+matmul + softmax, rank <= 4 tensors and constant position biases (``converters.rewrites.attention``: the
+XNNPACK delegate takes them whole). Anything else is left as it is, so the
 function never changes; per-model converters do the model-specific rewrites.
 """
 
@@ -15,6 +17,7 @@ from torch import nn
 
 from converters.base import Converter
 from converters.rewrites import fold_bn_after_conv, replace_single_group_norms
+from converters.rewrites.attention import rewrite_attention
 
 
 def fold_sequential_conv_bn(model: nn.Module) -> int:
@@ -50,6 +53,8 @@ def fold_conv_norm_act(model: nn.Module) -> int:
 
 class GenericConverter(Converter):
     name = "generic"
+    # converters.rewrites.attention; off only to measure what it buys (docs/bench_attention_rewrites.py)
+    attention = True
 
     def _rewrite(self, model: nn.Module, applied: list[str]) -> nn.Module:
         before = sum(1 for _ in model.modules())
@@ -64,4 +69,8 @@ class GenericConverter(Converter):
         norms = replace_single_group_norms(model)
         if norms:
             applied.append(f"single-group GroupNorm -> two-level reductions (exact in fp32 on XNNPACK): {norms}")
+        attentions = rewrite_attention(model) if self.attention else 0
+        if attentions:
+            applied.append(f"timm attention -> rank-4 matmul/softmax form, constant position bias (fewer XNNPACK "
+                           f"partitions): {attentions}")
         return model

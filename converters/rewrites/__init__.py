@@ -1,5 +1,6 @@
 """Shared module rewrites; each computes exactly what it replaces (tests/test_rewrites.py shows it)."""
 
+from converters.rewrites.attention import rewrite_attention
 from converters.rewrites.channel_norms import ChannelL2Normalize, ChannelsFirstLayerNorm
 from converters.rewrites.fold_bn import (
     bn_affine,
@@ -28,5 +29,6 @@ __all__ = [
     "layer_scale_of",
     "linear_to_conv1x1",
     "replace_single_group_norms",
+    "rewrite_attention",
     "split_large_depthwise",
 ]

@@ -57,8 +57,10 @@ test-all: $(STAMP) tools
 # Host report for the seed models: reports/report.md, report.html, pareto.png (+ the raw results JSON).
 BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 fastvit-t8 fastvit-sa12 \
 		fastvit-sa24 turbovit hiera-t
+# e.g. make bench BENCH_ARGS="--batch 1 --threads 1" (default: batches 1 and 32, threads: the CPUs, at most 8)
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(VENV)/bin/edgevit bench $(BENCH_MODELS) --out reports/host-bench.json
+	$(VENV)/bin/edgevit bench $(BENCH_MODELS) $(BENCH_ARGS) --out reports/host-bench.json
 	$(VENV)/bin/edgevit report reports/host-bench.json --out reports
 
 # The curated zoo to CoreML + ExecuTorch (status, parity, MIL layout ops, .pte latency) and the FastViT report.

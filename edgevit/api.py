@@ -437,7 +437,7 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
     import torch
 
     from converters import get_converter
-    from edgevit.bench.host import bench_artifact, bench_eager
+    from edgevit.bench.host import bench_artifact, bench_eager, interleave
     from edgevit.models.build import build_model
     from edgevit.models.registry import get_spec
 
@@ -455,6 +455,7 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
                                        gflop=original_gflop and original_gflop * batch))
             results.append(bench_eager(spec.name, "prepared-eager", prepared, example, p, threads=threads,
                                        gflop=prepared_gflop and prepared_gflop * batch))
+            timed: dict[str, tuple[Path, dict, dict]] = {}
             for target in ("executorch", "onnx"):
                 found = _find_artifact(artifacts, spec.name, target, batch)
                 timing = dict(threads=threads, gflop=prepared_gflop and prepared_gflop * batch)
@@ -463,6 +464,7 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
                     path, manifest = export_for_timing(spec, prepared, target, example, Path(tmp))
                     results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
                     _profile_into(profiles, path, results[-1], progress)
+                    timed[target] = (path, manifest, results[-1])
                     continue
                 path = found
                 with reading(path):
@@ -471,6 +473,11 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
                     progress(f"{spec.name} batch {batch}: timing {path.name}")
                     results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
                     _profile_into(profiles, path, results[-1], progress)
+                timed[target] = (path, manifest, results[-1])
+            if all(t in timed and timed[t][2]["status"] == "ok" for t in ("executorch", "onnx")):
+                progress(f"{spec.name} batch {batch}: .pte and .onnx interleaved")
+                (pte, pte_m, pte_r), (onnx, onnx_m, _) = timed["executorch"], timed["onnx"]
+                pte_r["interleaved"] = interleave(spec.name, (pte, pte_m), (onnx, onnx_m), example, p, threads=threads)
             results.append(_coreml_not_run(spec.name, batch, list(example.shape), p))
     return results
 

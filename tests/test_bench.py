@@ -41,6 +41,9 @@ def test_host_bench_writes_the_schema(xs_artifacts, tmp_path):
         assert r["median_ms"] == pytest.approx(stats.median(r["per_iteration_ms"]), rel=1e-3)
     assert forms["executorch"]["artifact_sha256"] and forms["executorch"]["load_time_ms"] > 0
     assert forms["coreml"]["status"] == "not_run" and forms["coreml"]["median_ms"] is None
+    paired = forms["executorch"]["interleaved"]  # .pte and .onnx alternated in one loop
+    assert paired["against"] == "onnx" and paired["iterations"] == 3 and paired["ratio"] > 0
+    assert paired["median_ms"] > 0 and paired["against_median_ms"] > 0
 
 
 def test_bench_a_single_artifact(xs_artifacts):

@@ -132,6 +132,34 @@ def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: tor
                          load_ms=runner.load_ms, peak_mb=mem.growth_mb, threads=runner.threads, **common)
 
 
+def interleave(model_name: str, a: tuple[Path, dict], b: tuple[Path, dict], example: torch.Tensor, plan: Plan, *,
+               threads: int | None = None) -> dict | None:
+    """Time artifact ``a`` and reference ``b`` alternately (a, b, a, b, ...) at the same threads: a ratio that a
+    busy or throttling machine cannot bias, unlike two medians measured minutes apart. None if either cannot
+    run here."""
+    from statistics import median
+
+    threads = check_threads(threads)
+    try:
+        runners = [open_runner(path, manifest, threads=threads) for path, manifest in (a, b)]
+    except RuntimeUnavailable:
+        return None
+    if any(r.runtime == MIL_REFERENCE for r in runners):
+        return None
+    for _ in range(plan.warmup):
+        for r in runners:
+            r.run(example)
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(plan.iterations):
+        for runner, store in zip(runners, times, strict=True):
+            start = time.perf_counter()
+            runner.run(example)
+            store.append((time.perf_counter() - start) * 1e3)
+    ratios = [ref / own for own, ref in zip(*times, strict=True) if own > 0]
+    return {"against": b[1]["target"], "ratio": round(median(ratios), 4), "iterations": plan.iterations,
+            "median_ms": round(median(times[0]), 4), "against_median_ms": round(median(times[1]), 4)}
+
+
 def results_document(results: list[dict], gemm_peak_gflop_per_s: float | None = None) -> dict:
     """The file: every result's percent_of_peak against ``gemm_peak_gflop_per_s`` (measured at their threads)."""
     created = utc_now_iso()

@@ -39,6 +39,9 @@ def bench_table(document: dict) -> tuple[Table, list[str]]:
             ref = index.get((r["model"], r["batch"], ref_form))
             ok = ref and ref["status"] == "ok" and ref["median_ms"] and r["median_ms"]
             ratios.append(f"{ref['median_ms'] / r['median_ms']:.2f}x" if ok else "-")
+        paired = r.get("interleaved")
+        if paired and paired["against"] == "onnx":  # measured alternately: the ratio to trust
+            ratios[1] = f"{paired['ratio']:.2f}x (i)"
         table.add_row(r["model"], str(r["batch"]), r["form"], f"{r['runtime']}/{r['backend']}",
                       fmt_ms(r["median_ms"]), fmt_ms(r["trimmed_mean_ms"]), fmt_ms(r["p90_ms"]),
                       fmt_number(r["load_time_ms"], 4), fmt_number(r["peak_memory_mb"], 4), _rate(r), *ratios)
@@ -58,6 +61,9 @@ def run_bench(args: argparse.Namespace) -> int:
     for note in notes:
         console.print(f"  {note}")
     console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")
+    if any(r.get("interleaved") for r in document["results"]):
+        console.print("(i): .pte and .onnx timed alternately in one loop, median of per-iteration ratios; "
+                      "above 1x the .pte is faster")
     threads = sorted({r["threads"] for r in document["results"] if r["threads"] is not None})
     peak = document["gemm_peak_gflop_per_s"]
     console.print(f"threads: {', '.join(map(str, threads)) or 'not set'}; fp32 GEMM peak here: "

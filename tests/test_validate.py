@@ -108,3 +108,20 @@ def test_stable_original_keeps_a_real_failure(tmp_path):
     assert result.original_fp32_vs_fp64.rel_l2 < 1e-6  # measured, and it clears the original
     good = _onnx_parity(stable, stable, tmp_path)
     assert good.status == "pass" and good.original_fp32_vs_fp64 is None  # only measured on a failure
+
+
+def test_fp16_weight_check_copies_models_with_attention_bias_caches():
+    """timm's LeViT/EfficientViT-M cache their attention biases in eval mode; a forward with autograd on leaves a
+    non-leaf tensor there, which deepcopy refuses (the crash of `convert efficientvit-m0 --target coreml`)."""
+    from edgevit.models.build import build_model
+    from edgevit.models.registry import get_spec
+    from edgevit.validate.inputs import photo_inputs
+    from edgevit.validate.parity import original_with_fp16_weights
+
+    spec = get_spec("efficientvit-m0")
+    original, _ = build_model(spec, seed=1)
+    inputs = photo_inputs(spec)[:2]
+    reference = torch.cat([original(item.tensor) for item in inputs])  # autograd on: fills the caches
+    assert any(getattr(m, "attention_bias_cache", None) for m in original.modules())
+    metrics = original_with_fp16_weights(original, inputs, "logits", reference.detach().numpy())
+    assert 0 < metrics.rel_l2 < 1  # rounded weights: close, not identical

@@ -193,6 +193,9 @@ def check_inconclusive(result: ParityResult, original: nn.Module, inputs: list[V
 def original_with_fp16_weights(original: nn.Module, inputs: list[ValidationInput], output_kind: str,
                                reference: np.ndarray) -> ParityMetrics:
     """The original's fp32 outputs (``reference``) against the same model with every weight rounded to fp16."""
+    for module in original.modules():  # timm's eval-mode attention-bias caches (LeViT, EfficientViT-M): they hold
+        if isinstance(getattr(module, "attention_bias_cache", None), dict):  # non-leaf tensors deepcopy refuses,
+            module.attention_bias_cache.clear()  # and the copy's must be rebuilt from its rounded biases anyway
     rounded = copy.deepcopy(original).eval()
     with torch.no_grad():
         for tensor in list(rounded.parameters()) + list(rounded.buffers()):

@@ -11,6 +11,7 @@ import copy
 
 from torch import nn
 
+from converters.rewrites.layer_norm import replace_layer_norms
 from converters.rewrites.split_depthwise import split_large_depthwise
 
 
@@ -18,16 +19,21 @@ def for_backend(module: nn.Module, backend: str | None) -> list[str]:
     """Rewrite ``module`` in place for ExecuTorch ``backend``; returns descriptions for the manifest's rewrites.
 
     Only ``xnnpack`` has rewrites: large-kernel depthwise convs become sums of small depthwise convs that hit
-    XNNPACK's fast kernels (converters/rewrites/split_depthwise.py).
+    XNNPACK's fast kernels (converters/rewrites/split_depthwise.py), and LayerNorms become their statistics,
+    which XNNPACK delegates (converters/rewrites/layer_norm.py).
     Any other backend (or ``None``) leaves the module untouched and returns ``[]``.
     """
     if backend != "xnnpack":
         return []
+    applied = []
     split = split_large_depthwise(module)
-    if not split:
-        return []
-    return [f"xnnpack: large-kernel depthwise conv -> sum of 5x5 / 3x3 / 2x2 depthwise convs (XNNPACK's 25-, 9- "
-            f"and 4-tap kernels): {len(split)}"]
+    if split:
+        applied.append(f"xnnpack: large-kernel depthwise conv -> sum of 5x5 / 3x3 / 2x2 depthwise convs (XNNPACK's "
+                       f"25-, 9- and 4-tap kernels): {len(split)}")
+    norms = replace_layer_norms(module)
+    if norms:
+        applied.append(f"xnnpack: LayerNorm -> mean / rsqrt of the centred square mean (delegated): {len(norms)}")
+    return applied
 
 
 def backend_copy(module: nn.Module, backend: str | None) -> tuple[nn.Module, list[str]]:

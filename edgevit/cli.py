@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--threads", type=int, metavar="N",
                     help="host: the thread count of every runtime (torch, ExecuTorch's pool, onnxruntime intra-op) "
                     "and of the GEMM peak; default: the CPUs this process may use, at most 8. Recorded per result")
+    be.add_argument("--wide", action="store_true", help="every column (trimmed mean, load time, peak memory, "
+                    "runtime/backend); the default table fits 120 columns; --out FILE keeps every field")
     be.add_argument("--profile", action="store_true",
                     help="host: also write a per-op profile of each timed .pte/.onnx beside --out "
                     "(<out stem>.<artifact>.profile.json; see `edgevit profile`)")

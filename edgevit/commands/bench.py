@@ -6,6 +6,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from edgevit.base.errors import EdgevitError
@@ -20,19 +21,27 @@ def _rate(r: dict) -> str:
     return f"{r['gflop_per_s']:.1f}{peak}"
 
 
-def bench_table(document: dict) -> tuple[Table, list[str]]:
-    """The results as a table, plus one note per row that was not measured (and why)."""
+NARROW = ("model", "batch", "form", "median", "p90", "GFLOP/s (% peak)", "vs original eager", "vs onnxruntime")
+WIDE = ("model", "batch", "form", "runtime/backend", "median", "trimmed mean", "p90", "load ms", "peak MB",
+        "GFLOP/s (% peak)", "vs original eager", "vs onnxruntime")
+
+
+def bench_table(document: dict, wide: bool = False) -> tuple[Table, list[str]]:
+    """The results as a table (120 columns; ``wide``: trimmed mean, load time, memory, runtime/backend too),
+    plus one note per row that was not measured (and why)."""
+    columns = WIDE if wide else NARROW
     table = Table(title="host benchmark (ms; ratios are median speed-ups)")
-    for col in ("model", "batch", "form", "runtime/backend", "median", "trimmed mean", "p90", "load ms",
-                "peak MB", "GFLOP/s (% peak)", "vs original eager", "vs onnxruntime"):
-        table.add_column(col, justify="right" if col not in ("model", "form", "runtime/backend") else "left")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("model", "form", "runtime/backend") else "right")
     results = document["results"]
     index = {(r["model"], r["batch"], r["form"]): r for r in results}
     notes = []
     for r in results:
         if r["status"] != "ok":
             notes.append(f"{r['model']} batch {r['batch']} {r['form']}: not measured: {r['error']}")
-            table.add_row(r["model"], str(r["batch"]), r["form"], r["runtime"], "not measured", *[""] * 7)
+            cells = {"model": r["model"], "batch": str(r["batch"]), "form": r["form"],
+                     "runtime/backend": r["runtime"], "median": "not measured"}
+            table.add_row(*[cells.get(col, "") for col in columns])
             continue
         ratios = []
         for ref_form in ("original-eager", "onnx"):
@@ -42,9 +51,12 @@ def bench_table(document: dict) -> tuple[Table, list[str]]:
         paired = r.get("interleaved")
         if paired and paired["against"] == "onnx":  # measured alternately: the ratio to trust
             ratios[1] = f"{paired['ratio']:.2f}x (i)"
-        table.add_row(r["model"], str(r["batch"]), r["form"], f"{r['runtime']}/{r['backend']}",
-                      fmt_ms(r["median_ms"]), fmt_ms(r["trimmed_mean_ms"]), fmt_ms(r["p90_ms"]),
-                      fmt_number(r["load_time_ms"], 4), fmt_number(r["peak_memory_mb"], 4), _rate(r), *ratios)
+        cells = {"model": r["model"], "batch": str(r["batch"]), "form": r["form"],
+                 "runtime/backend": f"{r['runtime']}/{r['backend']}", "median": fmt_ms(r["median_ms"]),
+                 "trimmed mean": fmt_ms(r["trimmed_mean_ms"]), "p90": fmt_ms(r["p90_ms"]),
+                 "load ms": fmt_number(r["load_time_ms"], 4), "peak MB": fmt_number(r["peak_memory_mb"], 4),
+                 "GFLOP/s (% peak)": _rate(r), "vs original eager": ratios[0], "vs onnxruntime": ratios[1]}
+        table.add_row(*[cells[col] for col in columns])
     return table, sorted(set(notes))
 
 
@@ -56,8 +68,8 @@ def run_bench(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore")
     document = bench(args.items, artifacts=args.artifacts, batches=args.batch, plan=plan, out=args.out,
                      progress=progress_printer(args.quiet), threads=args.threads, profile=args.profile)
-    table, notes = bench_table(document)
-    console.print(table)
+    table, notes = bench_table(document, args.wide)
+    (Console(highlight=False, width=max(console.width, 240)) if args.wide else console).print(table)
     for note in notes:
         console.print(f"  {note}")
     console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")

@@ -79,7 +79,7 @@ def run_bench(args: argparse.Namespace) -> int:
     threads = sorted({r["threads"] for r in document["results"] if r["threads"] is not None})
     peak = document["gemm_peak_gflop_per_s"]
     console.print(f"threads: {', '.join(map(str, threads)) or 'not set'}; fp32 GEMM peak here: "
-                  f"{fmt_number(peak, 4)} GFLOP/s (torch.mm)")
+                  f"{fmt_number(peak, 4)} GFLOP/s (best of torch.mm and onnxruntime MatMul)")
     if args.out:
         console.print(f"[green]wrote[/] {args.out}")
     return 0

@@ -13,7 +13,7 @@ name (``from edgevit.validate.parity import compare``, ``from edgevit.bench impo
 import sys
 import types
 
-__version__ = "0.1.0"
+from edgevit.base.version import VERSION as __version__  # noqa: F401 - the package version, as Python expects
 
 API = ("bench", "convert", "list_models", "validate")
 __all__ = ["EdgevitError", *API]

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgevit import __version__
 from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_path, progress_or_quiet
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.digest import sha256_of
 from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
 from edgevit.base.manifest import artifact_manifest, read_manifest
 from edgevit.base.naming import EXTENSIONS, artifact_name, bundle_path
+from edgevit.base.version import VERSION
 from edgevit.bench.plan import Plan, default_plan
 from edgevit.export.publish import output_folder, publish, reading, staging_area
 from edgevit.export.verify import check_hash, check_identity, check_input_spec, verify_artifact
@@ -219,7 +219,7 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
         compress = precision if compute_precision is not None else None
         return export_coreml(module, spec, path, precision=compute_precision or precision,
                              deployment_target=deployment_target, tensor_input=tensor_input,
-                             metadata=coreml_metadata(spec, winfo, __version__), compress=compress)
+                             metadata=coreml_metadata(spec, winfo, VERSION), compress=compress)
     if tgt == "executorch":
         from edgevit.export.executorch import export_executorch
 

@@ -20,7 +20,7 @@ from edgevit.base.digest import sha256_of
 from edgevit.base.errors import WeightsError
 
 if TYPE_CHECKING:  # the registry's FastViT filter uses unwrap_state_dict: no import cycle at run time
-    from edgevit.models.registry import ModelSpec
+    from edgevit.models.spec import ModelSpec
 
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_ema", "net")
 MAX_LISTED = 12

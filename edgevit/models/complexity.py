@@ -13,7 +13,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 if TYPE_CHECKING:  # the registry builds models (and TurboViT uses count_flops): no import cycle at run time
-    from edgevit.models.registry import ModelSpec
+    from edgevit.models.spec import ModelSpec
 
 
 

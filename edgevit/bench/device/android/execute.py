@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgevit.base.atomic import ensure_writable_dir, write_bytes_atomic
-from edgevit.bench.device.android import adb as adb_cli  # noqa: I001 - a sibling module
+from edgevit.bench.device.android import adb as adb_cli
 from edgevit.bench.device.android.app import PACKAGE, resolve_apk
 from edgevit.bench.device.android.artifacts import check_artifacts
 from edgevit.bench.device.android.errors import AndroidHarnessError

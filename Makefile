@@ -55,8 +55,8 @@ test-all: $(STAMP) tools
 	$(PY) -m pytest -q --timeout=3600 -p no:logging -m ''
 
 # Host report for the seed models: reports/report.md, report.html, pareto.png (+ the raw results JSON).
-BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 fastvit-t8 fastvit-sa12 \
-		fastvit-sa24 turbovit hiera-t
+BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 fastvit-t8 fastvit-t12 fastvit-s12 \
+		fastvit-sa12 fastvit-sa24 fastvit-sa36 fastvit-ma36 turbovit hiera-t
 # e.g. make bench BENCH_ARGS="--batch 1 --threads 1" (default: batches 1 and 32, threads: the CPUs, at most 8)
 BENCH_ARGS ?=
 bench: $(STAMP)

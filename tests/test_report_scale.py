@@ -100,7 +100,7 @@ def _mutations(result: dict) -> list[dict]:
 
 
 V2_ROOT = {"gemm_peak_gflop_per_s": 100.0}
-V2_RESULT = {"threads": 2, "gflop": 1.5, "gflop_per_s": 30.0, "percent_of_peak": 30.0}
+V2_RESULT = {"threads": 2, "gflop": 1.5, "gflop_per_s": 30.0, "percent_of_peak": 30.0, "interleaved": None}
 
 
 @pytest.mark.parametrize("version", [1, 2])

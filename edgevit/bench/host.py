@@ -94,6 +94,7 @@ def result_record(model: str, form: str, runtime: str, batch: int, input_shape: 
         "load_time_ms": None if load_ms is None else round(load_ms, 3), "tool_versions": tool_versions(),
         "status": status, "error": error, "threads": threads,
         "gflop": None if gflop is None else round(gflop, 4), "gflop_per_s": achieved, "percent_of_peak": None,
+        "interleaved": None,  # set by the bench sweep for a .pte timed alternately with its .onnx
     }
 
 

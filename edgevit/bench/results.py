@@ -26,7 +26,7 @@ SCHEMA_V1_PATH = Path(__file__).with_name("schema_v1.json")
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # What version 2 added to each result; a version-1 result gets them as null when loaded.
-V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak")
+V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak", "interleaved")
 
 # Each loaded result carries where it came from under this key (not a schema field, so it cannot clash):
 # {"file": str, "harness": "host" | "ios" | "android", "created": str}.

@@ -93,6 +93,23 @@ public struct DeviceInfo: Codable, Equatable, Sendable {
 }
 
 /// One measured (or failed, or not run) configuration (schema.json, $defs.result).
+/// The schema's ``interleaved`` object: written by edgevit's host harness, read here so a round trip keeps it.
+public struct InterleavedTiming: Codable, Equatable, Sendable {
+    public var against: String
+    public var ratio: Double
+    public var iterations: Int
+    public var medianMs: Double
+    public var againstMedianMs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case against
+        case ratio
+        case iterations
+        case medianMs = "median_ms"
+        case againstMedianMs = "against_median_ms"
+    }
+}
+
 public struct BenchResult: Codable, Equatable, Sendable {
     public var model: String
     /// "coreml" for .mlpackage/.mlmodelc, "executorch" for .pte.
@@ -130,6 +147,8 @@ public struct BenchResult: Codable, Equatable, Sendable {
     public var gflop: Double?
     public var gflopPerS: Double?
     public var percentOfPeak: Double?
+    /// A form timed alternately with a reference form (edgevit's host harness only): null on the device.
+    public var interleaved: InterleavedTiming?
 
     public init(model: String, form: String, artifact: String?, artifactSha256: String?, runtime: String,
                 backend: String?, computeUnit: String?, precision: String, device: DeviceInfo, batch: Int,
@@ -169,6 +188,7 @@ public struct BenchResult: Codable, Equatable, Sendable {
             self.gflopPerS = nil
         }
         self.percentOfPeak = nil
+        self.interleaved = nil
     }
 
     enum CodingKeys: String, CodingKey {
@@ -200,6 +220,7 @@ public struct BenchResult: Codable, Equatable, Sendable {
         case gflop
         case gflopPerS = "gflop_per_s"
         case percentOfPeak = "percent_of_peak"
+        case interleaved
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -232,6 +253,7 @@ public struct BenchResult: Codable, Equatable, Sendable {
         try c.encodeOrNull(gflop, forKey: .gflop)
         try c.encodeOrNull(gflopPerS, forKey: .gflopPerS)
         try c.encodeOrNull(percentOfPeak, forKey: .percentOfPeak)
+        try c.encodeOrNull(interleaved, forKey: .interleaved)
     }
 }
 

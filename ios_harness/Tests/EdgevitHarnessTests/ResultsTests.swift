@@ -27,10 +27,11 @@ final class ResultsTests: XCTestCase {
                         "precision", "device", "batch", "input_shape", "warmup", "iterations", "per_iteration_ms",
                         "median_ms", "trimmed_mean_ms", "trim_fraction", "p90_ms", "peak_memory_mb", "memory_kind",
                         "load_time_ms", "tool_versions", "status", "error", "threads", "gflop", "gflop_per_s",
-                        "percent_of_peak"]
+                        "percent_of_peak", "interleaved"]
         XCTAssertEqual(Set(result.keys), Set(required))
         for key in ["artifact_sha256", "backend", "median_ms", "trimmed_mean_ms", "p90_ms", "peak_memory_mb",
-                    "memory_kind", "load_time_ms", "threads", "gflop", "gflop_per_s", "percent_of_peak"] {
+                    "memory_kind", "load_time_ms", "threads", "gflop", "gflop_per_s", "percent_of_peak",
+                    "interleaved"] {
             XCTAssertTrue(result[key] is NSNull, "\(key) must be written as null")
         }
         let device = try XCTUnwrap(result["device"] as? [String: Any])

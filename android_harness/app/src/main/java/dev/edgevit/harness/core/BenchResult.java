@@ -100,6 +100,7 @@ public final class BenchResult {
     m.put("gflop", gflop);
     m.put("gflop_per_s", gflopPerS());
     m.put("percent_of_peak", null);
+    m.put("interleaved", null); // host-only: a .pte timed alternately with its .onnx
     // END schema fields
     return m;
   }

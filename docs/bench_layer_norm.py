@@ -1,0 +1,72 @@
+"""XNNPACK .pte with and without the LayerNorm-as-statistics rewrite, timed interleaved with onnxruntime.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python docs/bench_layer_norm.py deit-t swin-t --threads 1 --iters 30
+
+For each registry model: the generic converter's prepared module exported three ways (.pte with the XNNPACK
+backend rewrites except the LayerNorm one, .pte with all of them as `convert` ships it, and ONNX), each run once
+per iteration in turn at the same thread count. Prints XNNPACK subgraphs and median ms per form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from converters import get_converter
+from converters.backends import for_backend
+from converters.rewrites import split_depthwise
+from edgevit.export.executorch import export_executorch
+from edgevit.export.onnx import export_onnx
+from edgevit.models.build import build_model
+from edgevit.models.registry import get_spec
+from edgevit.validate.runtimes import open_runner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    for name in args.models:
+        spec = get_spec(name)
+        original, _ = build_model(spec)
+        prepared = get_converter(spec.converter).prepare(original).module
+        without_ln = copy.deepcopy(prepared)
+        split_depthwise.split_large_depthwise(without_ln)  # every XNNPACK rewrite but the LayerNorm one
+        with_ln = copy.deepcopy(prepared)
+        for_backend(with_ln, "xnnpack")
+        example = torch.randn(1, *spec.input_size)
+        with tempfile.TemporaryDirectory() as tmp:
+            forms = {}
+            for label, module in (("pte, LayerNorm as is", without_ln), ("pte, LayerNorm as statistics", with_ln)):
+                path = Path(tmp) / f"{label[-5:].strip()}.pte"
+                info = export_executorch(module, example, path, backend="xnnpack", precision="fp32")
+                forms[label] = (path, "executorch", info["delegation"]["delegated_subgraphs"])
+            onnx_path = Path(tmp) / "m.onnx"
+            export_onnx(prepared, example, onnx_path)
+            forms["onnxruntime"] = (onnx_path, "onnx", None)
+            runners = {label: open_runner(path, {"target": target, "input": {"shape": list(example.shape)}},
+                                          threads=args.threads) for label, (path, target, _) in forms.items()}
+            times = {label: [] for label in runners}
+            for i in range(args.warmup + args.iters):
+                for label, runner in runners.items():
+                    start = time.perf_counter()
+                    runner.run(example)
+                    if i >= args.warmup:
+                        times[label].append((time.perf_counter() - start) * 1e3)
+        for label, samples in times.items():
+            sub = forms[label][2]
+            print(f"{name}  {label:30s} {statistics.median(samples):8.2f} ms"
+                  + (f"  ({sub} XNNPACK subgraphs)" if sub is not None else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,6 @@ import copy
 
 from torch import nn
 
-from converters.rewrites.layer_norm import replace_layer_norms
 from converters.rewrites.split_depthwise import split_large_depthwise
 
 
@@ -19,8 +18,9 @@ def for_backend(module: nn.Module, backend: str | None) -> list[str]:
     """Rewrite ``module`` in place for ExecuTorch ``backend``; returns descriptions for the manifest's rewrites.
 
     Only ``xnnpack`` has rewrites: large-kernel depthwise convs become sums of small depthwise convs that hit
-    XNNPACK's fast kernels (converters/rewrites/split_depthwise.py), and LayerNorms become their statistics,
-    which XNNPACK delegates (converters/rewrites/layer_norm.py).
+    XNNPACK's fast kernels (converters/rewrites/split_depthwise.py). Not applied, because measured slower:
+    LayerNorm as its statistics (converters/rewrites/layer_norm.py) takes DeiT-T from 26 XNNPACK subgraphs to 2
+    but its .pte from 12.66 to 13.50 ms, Swin-T from 47.9 to 52.3 ms (docs/bench_layer_norm.py, 1 thread).
     Any other backend (or ``None``) leaves the module untouched and returns ``[]``.
     """
     if backend != "xnnpack":
@@ -30,9 +30,6 @@ def for_backend(module: nn.Module, backend: str | None) -> list[str]:
     if split:
         applied.append(f"xnnpack: large-kernel depthwise conv -> sum of 5x5 / 3x3 / 2x2 depthwise convs (XNNPACK's "
                        f"25-, 9- and 4-tap kernels): {len(split)}")
-    norms = replace_layer_norms(module)
-    if norms:
-        applied.append(f"xnnpack: LayerNorm -> mean / rsqrt of the centred square mean (delegated): {len(norms)}")
     return applied
 
 

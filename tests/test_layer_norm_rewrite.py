@@ -1,13 +1,15 @@
-"""The XNNPACK-only LayerNorm decomposition: the same function, and it keeps a token model in one subgraph."""
+"""LayerNorm as its statistics: the same function, fewer XNNPACK subgraphs, and not applied (measured slower)."""
 
 from __future__ import annotations
+
+import copy
 
 import timm
 import torch
 from support.numerics import rel_l2
 from torch import nn
 
-from converters.backends import backend_copy, for_backend
+from converters.backends import for_backend
 from converters.rewrites.layer_norm import StatsLayerNorm, replace_layer_norms
 
 
@@ -21,15 +23,12 @@ def test_stats_layer_norm_equals_layer_norm():
         assert rel_l2(StatsLayerNorm(norm)(x), norm(x)) < 1e-6
 
 
-def test_only_last_axis_layer_norms_are_replaced_and_only_for_xnnpack():
+def test_only_last_axis_layer_norms_are_replaced_and_the_xnnpack_step_leaves_them():
     model = nn.Sequential(nn.LayerNorm(8), nn.Linear(8, 8), nn.LayerNorm([4, 8]))
     assert replace_layer_norms(model) == ["0"] and isinstance(model[0], StatsLayerNorm)
     assert type(model[2]) is nn.LayerNorm
-    other = nn.Sequential(nn.LayerNorm(8))
-    assert for_backend(other, "coreml") == [] and type(other[0]) is nn.LayerNorm
-    copy, applied = backend_copy(other, "xnnpack")
-    assert type(other[0]) is nn.LayerNorm and isinstance(copy[0], StatsLayerNorm)
-    assert any("LayerNorm" in line for line in applied)
+    other = nn.Sequential(nn.LayerNorm(8))  # measured slower on XNNPACK (module docstring): not applied
+    assert for_backend(other, "xnnpack") == [] and type(other[0]) is nn.LayerNorm
 
 
 def test_tiny_vit_keeps_its_function_and_xnnpack_takes_it_whole():
@@ -41,11 +40,11 @@ def test_tiny_vit_keeps_its_function_and_xnnpack_takes_it_whole():
     torch.manual_seed(0)
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=2, img_size=64, num_classes=10).eval()
     prepared = get_converter("generic").prepare(vit).module
-    module, applied = backend_copy(prepared, "xnnpack")
+    module = copy.deepcopy(prepared)
+    assert len(replace_layer_norms(module)) == 5  # 2 blocks x 2, and the final norm
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert rel_l2(module(x), vit(x)) < 1e-5
-    assert any("LayerNorm" in line for line in applied)
 
     def subgraphs(m: nn.Module) -> int:
         program = torch.export.export(m, (x[:1],))

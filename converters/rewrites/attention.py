@@ -53,15 +53,9 @@ def _split_linear(linear: nn.Linear, parts: int) -> list[nn.Linear]:
     return out
 
 
-class TokenAttentionXnn(nn.Module):
-    """timm's ViT/DeiT ``Attention`` (``timm.layers.Attention``) with one q, k, v Linear per head.
-
-    Per-head projections make every tensor rank 3 with no head reshapes at all: per head one transpose (k),
-    two ``bmm`` and a softmax, then one ``cat`` of the heads before ``proj``. That suits both delegates: XNNPACK
-    takes it whole, and the CoreML program has fewer reshape/transpose ops than timm's form (DeiT-T: 2 against
-    50; the rank-4 head-batched form had 146). Only the plain form is taken (no qk-norm, scale-norm or gate;
-    ``rewrite_attention`` checks).
-    """
+class _PerHeadProjections(nn.Module):
+    """An attention's fused qkv Linear as one q, k and v Linear per head (rank-3 tensors, no head reshapes),
+    with its scale and output projection: what the token and window forms below share."""
 
     def __init__(self, attn: nn.Module):
         super().__init__()
@@ -73,6 +67,17 @@ class TokenAttentionXnn(nn.Module):
         self.v = nn.ModuleList(_split_linear(v, heads))
         self.proj = attn.proj
 
+
+class TokenAttentionXnn(_PerHeadProjections):
+    """timm's ViT/DeiT ``Attention`` (``timm.layers.Attention``) with one q, k, v Linear per head.
+
+    Per-head projections make every tensor rank 3 with no head reshapes at all: per head one transpose (k),
+    two ``bmm`` and a softmax, then one ``cat`` of the heads before ``proj``. That suits both delegates: XNNPACK
+    takes it whole, and the CoreML program has fewer reshape/transpose ops than timm's form (DeiT-T: 2 against
+    50; the rank-4 head-batched form had 146). Only the plain form is taken (no qk-norm, scale-norm or gate;
+    ``rewrite_attention`` checks).
+    """
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         if attn_mask is not None or is_causal:
             raise NotImplementedError("TokenAttentionXnn is the unmasked inference form")
@@ -83,7 +88,7 @@ class TokenAttentionXnn(nn.Module):
         return self.proj(torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0])
 
 
-class WindowAttentionXnn(nn.Module):
+class WindowAttentionXnn(_PerHeadProjections):
     """Swin's ``WindowAttention``, per-head Linears like ``TokenAttentionXnn``, with its relative position bias
     (and the block's shift mask) as constants, one (nW, N, N) per head (nW = 1 without a mask).
 
@@ -92,20 +97,13 @@ class WindowAttentionXnn(nn.Module):
     """
 
     def __init__(self, attn: nn.Module, mask: torch.Tensor | None):
-        super().__init__()
-        heads = attn.num_heads
-        self.scale = attn.scale
-        q, k, v = _split_linear(attn.qkv, 3)
-        self.q = nn.ModuleList(_split_linear(q, heads))
-        self.k = nn.ModuleList(_split_linear(k, heads))
-        self.v = nn.ModuleList(_split_linear(v, heads))
-        self.proj = attn.proj
+        super().__init__(attn)
         with torch.no_grad():
             bias = attn._get_rel_pos_bias()[0].unsqueeze(1)  # (heads, 1, N, N)
             if mask is not None:  # (nW, N, N) of 0 / -100
                 bias = bias + mask.to(bias.dtype).unsqueeze(0)  # (heads, nW, N, N)
         self.windows = bias.shape[1]
-        for i in range(heads):
+        for i in range(attn.num_heads):
             self.register_buffer(f"bias{i}", bias[i].detach().clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import argparse
 import copy
 import statistics
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ import torch
 from converters import get_converter
 from converters.rewrites import split_depthwise
 from converters.rewrites.layer_norm import replace_layer_norms
+from edgevit.bench.host import time_alternately
 from edgevit.export.executorch import export_executorch
 from edgevit.export.onnx import export_onnx
 from edgevit.models.build import build_model
@@ -60,13 +61,8 @@ def main() -> None:
             forms["onnxruntime"] = (onnx_path, "onnx", None)
             runners = {label: open_runner(path, {"target": target, "input": {"shape": list(example.shape)}},
                                           threads=args.threads) for label, (path, target, _) in forms.items()}
-            times = {label: [] for label in runners}
-            for i in range(args.warmup + args.iters):
-                for label, runner in runners.items():
-                    start = time.perf_counter()
-                    runner.run(example)
-                    if i >= args.warmup:
-                        times[label].append((time.perf_counter() - start) * 1e3)
+            samples = time_alternately([partial(r.run, example) for r in runners.values()], args.warmup, args.iters)
+            times = dict(zip(runners, samples, strict=True))
         for label, samples in times.items():
             sub = forms[label][2]
             print(f"{name}  {label:30s} {statistics.median(samples):8.2f} ms"

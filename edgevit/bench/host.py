@@ -15,7 +15,8 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -71,6 +72,21 @@ def time_iterations(fn: Callable[[], object], plan: Plan) -> list[float]:
         fn()
         samples.append((time.perf_counter() - start) * 1e3)
     return samples
+
+
+def time_alternately(fns: Sequence[Callable[[], object]], warmup: int, iterations: int) -> list[list[float]]:
+    """ms per call of each of ``fns``, run in turn (a, b, a, b, ...) so that load from other processes on a shared
+    machine hits them alike; a sequential A-then-B timing can invert a real difference."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(iterations):
+        for fn, store in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            store.append((time.perf_counter() - start) * 1e3)
+    return times
 
 
 def result_record(model: str, form: str, runtime: str, batch: int, input_shape: list[int], plan: Plan, *,
@@ -133,7 +149,7 @@ def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: tor
                          load_ms=runner.load_ms, peak_mb=mem.growth_mb, threads=runner.threads, **common)
 
 
-def interleave(model_name: str, a: tuple[Path, dict], b: tuple[Path, dict], example: torch.Tensor, plan: Plan, *,
+def interleave(a: tuple[Path, dict], b: tuple[Path, dict], example: torch.Tensor, plan: Plan, *,
                threads: int | None = None) -> dict | None:
     """Time artifact ``a`` and reference ``b`` alternately (a, b, a, b, ...) at the same threads: a ratio that a
     busy or throttling machine cannot bias, unlike two medians measured minutes apart. None if either cannot
@@ -147,15 +163,7 @@ def interleave(model_name: str, a: tuple[Path, dict], b: tuple[Path, dict], exam
         return None
     if any(r.runtime == MIL_REFERENCE for r in runners):
         return None
-    for _ in range(plan.warmup):
-        for r in runners:
-            r.run(example)
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(plan.iterations):
-        for runner, store in zip(runners, times, strict=True):
-            start = time.perf_counter()
-            runner.run(example)
-            store.append((time.perf_counter() - start) * 1e3)
+    times = time_alternately([partial(r.run, example) for r in runners], plan.warmup, plan.iterations)
     ratios = [ref / own for own, ref in zip(*times, strict=True) if own > 0]
     return {"against": b[1]["target"], "ratio": round(median(ratios), 4), "iterations": plan.iterations,
             "median_ms": round(median(times[0]), 4), "against_median_ms": round(median(times[1]), 4)}

@@ -191,14 +191,9 @@ def paired_latency(a: Callable[[], object], b: Callable[[], object], iterations:
     on a shared machine hits both alike; a sequential A-then-B timing can invert a real difference."""
     from statistics import median
 
-    for _ in range(warmup):
-        a(), b()
-    ta, tb = [], []
-    for _ in range(iterations):
-        for fn, store in ((a, ta), (b, tb)):
-            start = time.perf_counter()
-            fn()
-            store.append((time.perf_counter() - start) * 1e3)
+    from edgevit.bench.host import time_alternately
+
+    ta, tb = time_alternately((a, b), warmup, iterations)
     return median(ta), median(tb)
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_path, progress_or_quiet
+from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_int, check_path, progress_or_quiet
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.digest import sha256_of
 from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
@@ -344,9 +345,8 @@ def profile(artifact: str | Path, *, threads: int | None = None, iterations: int
     if path.suffix not in (".pte", ".onnx") or not path.is_file():
         raise ArtifactError(f"{path} is not a .pte or .onnx artifact; `edgevit profile` times the ops of an "
                             "ExecuTorch program or an ONNX model")
-    for name, value, least in (("iterations", iterations, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
+    check_int("iterations", iterations, 1)
+    check_int("warmup", warmup, 0)
     n_threads = check_threads(threads)
     with reading(path):
         return profile_artifact(path, threads=n_threads, iterations=iterations, warmup=warmup)
@@ -456,28 +456,26 @@ def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan
             results.append(bench_eager(spec.name, "prepared-eager", prepared, example, p, threads=threads,
                                        gflop=prepared_gflop and prepared_gflop * batch))
             timed: dict[str, tuple[Path, dict, dict]] = {}
+            gflop = prepared_gflop and prepared_gflop * batch
             for target in ("executorch", "onnx"):
                 found = _find_artifact(artifacts, spec.name, target, batch)
-                timing = dict(threads=threads, gflop=prepared_gflop and prepared_gflop * batch)
-                if found is None:
-                    progress(f"{spec.name} batch {batch}: exporting {target} for timing")
-                    path, manifest = export_for_timing(spec, prepared, target, example, Path(tmp))
-                    results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
-                    _profile_into(profiles, path, results[-1], progress)
-                    timed[target] = (path, manifest, results[-1])
-                    continue
-                path = found
-                with reading(path):
-                    manifest = read_manifest(path)
-                    verify_artifact(path, manifest)
-                    progress(f"{spec.name} batch {batch}: timing {path.name}")
-                    results.append(bench_artifact(spec.name, path, manifest, example, p, **timing))
-                    _profile_into(profiles, path, results[-1], progress)
-                timed[target] = (path, manifest, results[-1])
+                # a published artifact is read under its folder's lock and checked against its manifest first
+                with reading(found) if found is not None else nullcontext():
+                    if found is None:
+                        progress(f"{spec.name} batch {batch}: exporting {target} for timing")
+                        path, manifest = export_for_timing(spec, prepared, target, example, Path(tmp))
+                    else:
+                        path, manifest = found, read_manifest(found)
+                        verify_artifact(path, manifest)
+                        progress(f"{spec.name} batch {batch}: timing {path.name}")
+                    record = bench_artifact(spec.name, path, manifest, example, p, threads=threads, gflop=gflop)
+                    _profile_into(profiles, path, record, progress)
+                results.append(record)
+                timed[target] = (path, manifest, record)
             if all(t in timed and timed[t][2]["status"] == "ok" for t in ("executorch", "onnx")):
                 progress(f"{spec.name} batch {batch}: .pte and .onnx interleaved")
                 (pte, pte_m, pte_r), (onnx, onnx_m, _) = timed["executorch"], timed["onnx"]
-                pte_r["interleaved"] = interleave(spec.name, (pte, pte_m), (onnx, onnx_m), example, p, threads=threads)
+                pte_r["interleaved"] = interleave((pte, pte_m), (onnx, onnx_m), example, p, threads=threads)
             results.append(_coreml_not_run(spec.name, batch, list(example.shape), p))
     return results
 

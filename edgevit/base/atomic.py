@@ -62,31 +62,16 @@ def write_text_atomic(final: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def _umask() -> int:
-    """The process umask (os.umask can only be read by setting it, so it is set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_bytes_atomic(final: Path, data: bytes, advice: str = "choose a writable output directory") -> None:
-    """Write ``data`` to ``final`` through a synced temporary sibling and os.replace: readers never see half a file.
+    """Write ``data`` to ``final`` through ``atomic_path`` and fsync: readers never see half a file.
 
-    The file gets the mode any new file would (0o666 less the umask), not mkstemp's 0o600. Any OSError becomes
-    an OutputError naming the path, the reason and ``advice``; the temporary file is removed.
+    The file gets the mode any new file would (0o666 less the umask). Any OSError becomes an OutputError naming
+    the path, the reason and ``advice``; the temporary file is removed.
     """
-    final = Path(final)
-    tmp = None
     try:
-        with tempfile.NamedTemporaryFile(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp",
-                                         delete=False) as f:
-            tmp = f.name
+        with atomic_path(Path(final)) as tmp, open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, final)
     except OSError as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot write {final}: {e.strerror or e}; {advice}.") from None

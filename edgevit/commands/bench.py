@@ -6,11 +6,10 @@ import argparse
 import warnings
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from edgevit.base.errors import EdgevitError
-from edgevit.commands.output import console, fmt_ms, fmt_number, progress_printer
+from edgevit.commands.output import console, fmt_ms, fmt_number, print_table, progress_printer
 
 
 def _rate(r: dict) -> str:
@@ -69,7 +68,7 @@ def run_bench(args: argparse.Namespace) -> int:
     document = bench(args.items, artifacts=args.artifacts, batches=args.batch, plan=plan, out=args.out,
                      progress=progress_printer(args.quiet), threads=args.threads, profile=args.profile)
     table, notes = bench_table(document, args.wide)
-    (Console(highlight=False, width=max(console.width, 240)) if args.wide else console).print(table)
+    print_table(table, args.wide)
     for note in notes:
         console.print(f"  {note}")
     console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")

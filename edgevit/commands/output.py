@@ -12,6 +12,13 @@ TABLE_WIDTH = 120  # what a table is laid out for when stdout is not a terminal;
 
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else TABLE_WIDTH)
+WIDE_WIDTH = 240  # --wide: every column at full width, left to the terminal to wrap (rich would squeeze it)
+
+
+def print_table(table, wide: bool = False) -> None:
+    """A table on the shared console, or with ``wide`` laid out at WIDE_WIDTH columns or the terminal's."""
+    shown = Console(highlight=False, width=max(console.width, WIDE_WIDTH)) if wide else console
+    shown.print(table)
 
 
 def progress_printer(quiet: bool):

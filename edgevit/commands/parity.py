@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-from edgevit.commands.output import console, fmt_number
+from edgevit.commands.output import console, fmt_number, print_table
 
 MIL_REFERENCE = "mil-reference"
 
@@ -51,9 +50,7 @@ def parity_table(results, wide: bool = False) -> Table:
 def print_parity(results, wide: bool = False, json_path: str | None = None) -> None:
     """The parity table, each reason below it (unless ``wide``), and all fields as JSON when asked."""
     results = [r for r in results if r is not None]
-    # a wide table is laid out at full width and left to the terminal to wrap: rich would squeeze it to 120
-    shown = Console(highlight=False, width=max(console.width, 240)) if wide else console
-    shown.print(parity_table(results, wide))
+    print_table(parity_table(results, wide), wide)
     if not wide:
         for r in results:
             if r.reason:

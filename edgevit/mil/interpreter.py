@@ -9,7 +9,8 @@ skips the rounding, which shows how much of a difference fp16 storage alone make
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ from edgevit.mil.kernels import (
 PRECISIONS = ("auto", "fp32")
 OVERFLOW = "\0fp16-overflow"  # env key: the first op whose fp16 storage overflowed
 _CONST_OPS = frozenset({"const"})
+# observe(op, var, value): called with every op output as stored (after fp16 rounding, where it applies)
+Observer = Callable[[Any, Any, Any], None]
 
 
 def is_fp16(mil_dtype) -> bool:
@@ -72,11 +75,14 @@ def constants_of(function) -> dict[str, Any]:
 
 
 def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "auto",
-                 constants: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
+                 constants: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
+                 observe: Observer | None = None, extra_outputs: Iterable[str] = ()) -> dict[str, Any]:
     """Run ``function`` on ``feeds`` (input name -> array in the input's dtype); output var name -> value.
 
     ``constants`` (from ``constants_of``) lets repeated runs of one program share its decoded weights.
     ``report`` receives ``fp16_overflow``: the first op whose finite result became infinite in fp16 storage.
+    ``observe`` sees every op output as it is stored (for bisecting, or activation ranges for calibration);
+    ``extra_outputs`` names inner values to return beside the function's outputs (a classifier's logits).
     """
     if precision not in PRECISIONS:
         raise MilInterpreterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -90,22 +96,31 @@ def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "au
         env[var] = _store(np.asarray(feeds[name], dtype=numpy_dtype(var.dtype)), var, precision)
     import torch
 
+    wanted = set(extra_outputs)
     with torch.inference_mode():  # no autograd bookkeeping: the kernels are pure functions of their inputs
-        run_block(function, env, precision)
+        run_block(function, env, precision, observe)
     if report is not None:
         report["fp16_overflow"] = env.get(OVERFLOW)
-    return {var.name: env[var] for var in function.outputs}
+    values = {var.name: env[var] for var in function.outputs}
+    if wanted:
+        found = {var.name: value for var, value in env.items() if getattr(var, "name", None) in wanted}
+        missing = sorted(wanted - set(found))
+        if missing:
+            raise MilInterpreterError(f"the program has no value named {', '.join(missing)}")
+        values.update(found)
+    return values
 
 
-def run_block(block, env: dict[str, Any], precision: str) -> None:
-    """Run every op of ``block`` in order, writing each output into ``env``."""
+def run_block(block, env: dict[str, Any], precision: str, observe: Observer | None = None) -> None:
+    """Run every op of ``block`` in order, writing each output into ``env`` (and showing it to ``observe``)."""
+    nested = partial(run_block, precision=precision, observe=observe)
     for op in block.operations:
         if op.op_type in _CONST_OPS:
             if op.outputs[0] not in env:
                 env[op.outputs[0]] = const_value(op.outputs[0])
             continue
         try:
-            result = KERNELS[op.op_type](OpArgs(op, env, precision))
+            result = KERNELS[op.op_type](OpArgs(op, env, precision, nested))
         except MilInterpreterError:
             raise
         except Exception as exc:  # noqa: BLE001 - a kernel bug or bad program: name the op, keep the cause
@@ -119,6 +134,8 @@ def run_block(block, env: dict[str, Any], precision: str) -> None:
             env[var] = _store(value, var, precision)
             if OVERFLOW not in env and _overflowed(value, env[var]):
                 env[OVERFLOW] = f"{op.op_type} {op.name!r}"
+            if observe is not None:
+                observe(op, var, env[var])
 
 
 def _overflowed(computed: Any, stored: Any) -> bool:

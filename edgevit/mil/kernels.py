@@ -65,10 +65,21 @@ def numpy_dtype(mil_dtype) -> np.dtype:
 class OpArgs:
     """One op's inputs, resolved to values, with typed accessors for its parameters."""
 
-    def __init__(self, op, env: dict[str, Any], precision: str = "auto"):
+    def __init__(self, op, env: dict[str, Any], precision: str = "auto",
+                 run_block: Callable[[Any, dict[str, Any]], None] | None = None):
         self.op = op
         self._env = env
         self.precision = precision
+        self._run_block = run_block  # the interpreter's block runner, for control-flow ops (no import back)
+
+    def run_nested(self, block, bindings: dict) -> list:
+        """Run a nested block of this op (cond / while_loop) on a copy of the environment plus ``bindings``."""
+        if self._run_block is None:
+            raise self.fail("a nested block needs the interpreter's block runner")
+        env = dict(self._env)
+        env.update(bindings)
+        self._run_block(block, env)
+        return [env[var] if var in env else var.val for var in block.outputs]
 
     def _value(self, var) -> Any:
         if isinstance(var, (list, tuple)):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgevit.mil.interpreter import PRECISIONS, constants_of, first_unsupported, run_function
+from edgevit.mil.interpreter import PRECISIONS, Observer, constants_of, first_unsupported, run_function
 from edgevit.mil.kernels import MilInterpreterError
 from edgevit.mil.load import LoadedProgram, load_program
 
@@ -44,7 +44,10 @@ class MilModel:
         """Why this program cannot run here (the first op without a kernel), or None."""
         return first_unsupported(self.loaded.main)
 
-    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def predict(self, inputs: dict[str, Any], *, observe: Observer | None = None,
+                extra_outputs: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``MLModel.predict``'s result; ``extra_outputs`` adds inner values by name (float32 arrays) and
+        ``observe(op, var, value)`` sees every op output (edgevit.mil.interpreter.run_function)."""
         if not isinstance(inputs, dict):
             raise MilInterpreterError("inputs must be a dict of input name -> numpy array or PIL image")
         main = self.loaded.main
@@ -57,13 +60,16 @@ class MilModel:
         if self._constants is None:
             self._constants = constants_of(main)
         report: dict[str, Any] = {}
-        values = run_function(main, feeds, precision=self.precision, constants=self._constants, report=report)
+        values = run_function(main, feeds, precision=self.precision, constants=self._constants, report=report,
+                              observe=observe, extra_outputs=extra_outputs)
         self.fp16_overflow = self.fp16_overflow or report["fp16_overflow"]
         by_position = list(values.values())
         result: dict[str, Any] = {}
         for i, feature in enumerate(self.loaded.description.output):
             value = values.get(feature.name, by_position[i] if i < len(by_position) else None)
             result[feature.name] = _output(feature, value)
+        for name in extra_outputs:
+            result[name] = np.asarray(values[name], dtype=np.float32)
         return result
 
 

@@ -18,19 +18,10 @@ def classify(args: OpArgs) -> tuple[object, dict]:
     return classes[int(np.argmax(probs))], table
 
 
-def _run_block(args: OpArgs, block, bindings: dict) -> list:
-    from edgevit.mil.interpreter import run_block
-
-    env = dict(args._env)
-    env.update(bindings)
-    run_block(block, env, args.precision)
-    return [env[var] if var in env else var.val for var in block.outputs]
-
-
 @kernel("cond")
 def cond(args: OpArgs) -> tuple:
     branch = args.op.blocks[0] if bool(np.asarray(args["pred"]).reshape(-1)[0]) else args.op.blocks[1]
-    return tuple(_run_block(args, branch, {}))
+    return tuple(args.run_nested(branch, {}))
 
 
 @kernel("while_loop")
@@ -40,8 +31,8 @@ def while_loop(args: OpArgs) -> tuple:
     cond_block, body = args.op.blocks
     for _ in range(1_000_000):
         bind = dict(zip(cond_block.inputs, values, strict=True))
-        if not bool(np.asarray(_run_block(args, cond_block, bind)[0]).reshape(-1)[0]):
+        if not bool(np.asarray(args.run_nested(cond_block, bind)[0]).reshape(-1)[0]):
             return tuple(values)
         bind = dict(zip(body.inputs, values, strict=True))
-        values = _run_block(args, body, bind)
+        values = args.run_nested(body, bind)
     raise args.fail("while_loop ran 1,000,000 iterations without its condition turning false")

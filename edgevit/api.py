@@ -83,8 +83,9 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
     ``backend`` is the ExecuTorch delegate (default xnnpack) and ``deployment_target`` the CoreML minimum OS
     (default iOS17); each is refused for targets it does not apply to. ``quantize="int8"`` makes static int8
     ExecuTorch/ONNX artifacts calibrated on ``calibration`` (a folder of JPEG/PNG; default: the bundled photos,
-    cropped and flipped); ``compress`` (w8, w4, palette6, palette4) compresses CoreML weights. Quantized
-    artifacts pass at PSNR >= ``min_psnr`` (default 30 dB) on the photos. Every argument is checked before any work.
+    cropped and flipped); ``compress`` (w8, w4, palette6, palette4) compresses CoreML weights. ``min_psnr`` replaces
+    edgevit's precision-cost floor (PSNR in dB of the photos' logits; edgevit.validate.precision_cost). Every
+    argument is checked before any work.
     """
     args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
                          deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
@@ -105,7 +106,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
     from converters.backends import backend_copy
     from edgevit.models.build import build_model
     from edgevit.validate.inputs import validation_inputs, write_bundle
-    from edgevit.validate.parity import run_parity
+    from edgevit.validate.parity import Subject, run_parity
 
     say(f"building {spec.name}")
     original, winfo = build_model(spec, args.options, args.weights, args.init, args.seed)
@@ -134,6 +135,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
 
         calibration = calibration_set(spec, args.calibration)
         say(f"calibrating on {calibration.describe()}")
+    subject = Subject(original, prepared.module, spec, inputs, min_psnr=args.min_psnr, calibration=calibration)
     for plan in args.targets:
         name = artifact_name(spec.name, plan.target, plan.precision, plan.backend)
         staged, final = stage / name, args.out / name
@@ -156,7 +158,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
         parity = None
         if args.validate:
             say(f"validating {name} against the original model")
-            parity = run_parity(original, staged, manifest, inputs)
+            parity = run_parity(subject, staged, manifest)
             manifest["parity"] = parity.to_json()
             if plan.compute_precision is not None:
                 manifest["quantization"]["float_artifact_parity"] = _float_sibling_parity(
@@ -169,12 +171,13 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
 
 def _quantization_record(plan, info: dict, calibration, args: ConvertArgs, winfo) -> dict:
     """What the manifest says of a quantized/compressed artifact: scheme, calibration set, layers left in float."""
-    from edgevit.validate.parity import QUANTIZED_MIN_PSNR_DB, RANDOM_INIT_QUANT_NOTE
+    from edgevit.validate.parity import RANDOM_INIT_QUANT_NOTE
+    from edgevit.validate.precision_cost import floor_for
 
     q = dict(info.get("quantization") or {})
     record = {"scheme": q.pop("scheme", plan.precision), "name": plan.precision,
               "float_precision": plan.compute_precision,
-              "min_psnr_db": args.min_psnr if args.min_psnr is not None else QUANTIZED_MIN_PSNR_DB,
+              "min_psnr_db": floor_for(plan.precision, args.min_psnr)[0],
               "calibration": calibration.to_json() if calibration and plan.target != "coreml" else None, **q}
     if "delegation" in info:
         record["delegated_nodes"] = info["delegation"]["delegated_nodes"]
@@ -245,37 +248,62 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
 
 
 def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
-             runtime: str | None = None) -> ParityResult:
-    """Re-check an artifact against its original model (rebuilt from the manifest) on its saved inputs.
+             runtime: str | None = None, min_psnr: float | None = None) -> ParityResult:
+    """Re-check an artifact against its original model (rebuilt from the manifest): fidelity and precision cost.
 
-    ``runtime`` picks what runs a ``.mlpackage``: "coreml" (macOS only) or "mil-reference" (edgevit's MIL
-    reference interpreter, any OS); by default CoreML on macOS and the interpreter elsewhere.
+    ``runtime`` picks what runs a ``.mlpackage`` for the precision cost: "coreml" (macOS only) or "mil-reference"
+    (edgevit's MIL reference interpreter, any OS); by default CoreML on macOS and the interpreter elsewhere.
+    ``min_psnr`` replaces edgevit's precision-cost floor (dB on logits); a floor in the manifest is only shown.
 
-    The manifest, the validation bundle and the artifact's identity, hash and input are checked before the model is
-    rebuilt, all under a shared lock on the folder, so a conversion publishing there meanwhile is never half seen.
+    The manifest and the artifact's identity, hash and input are checked before the model is rebuilt, all under a
+    shared lock on the folder, so a conversion publishing there meanwhile is never half seen. The validation inputs
+    are regenerated by edgevit; the bundle beside the artifact is read only to match device outputs to inputs.
     """
+    from edgevit.base.arguments import check_min_psnr
+
     artifact = check_path("artifact", artifact)
     device = check_path("device_outputs", device_outputs, optional=True)
+    floor = check_min_psnr(min_psnr)
     with reading(artifact):
         manifest = read_manifest(artifact)
         check_identity(artifact, manifest)
         if device is None:
             check_hash(artifact, manifest)
             check_input_spec(artifact, manifest)
-        bundle = bundle_path(artifact)
-        if not bundle.exists():
-            raise ArtifactError(f"{artifact} has no validation inputs ({bundle.name}); re-run edgevit convert")
-        from edgevit.validate.inputs import read_bundle  # torch from here on
+        from edgevit.models.registry import get_spec  # torch from here on
+        from edgevit.validate.parity import check_artifact_inputs, run_parity
 
-        inputs = read_bundle(bundle)
-        from edgevit.models.build import rebuild_from_manifest
-        from edgevit.models.registry import get_spec
-        from edgevit.validate.parity import device_parity, run_parity
-
-        original = rebuild_from_manifest(get_spec(manifest["model"]), manifest)
+        spec = get_spec(manifest["model"])
+        check_artifact_inputs(manifest, spec)
         if device is not None:
-            return device_parity(original, manifest, inputs, device)
-        return run_parity(original, artifact, manifest, inputs, runtime)
+            return _device_validate(artifact, manifest, spec, device, floor)
+        return run_parity(_subject_of(manifest, spec, floor), artifact, manifest, runtime)
+
+
+def _subject_of(manifest: dict, spec: ModelSpec, min_psnr: float | None):
+    """The original rebuilt from the manifest, its prepared form and edgevit's own validation inputs."""
+    from converters import get_converter
+    from edgevit.models.build import rebuild_from_manifest
+    from edgevit.validate.inputs import validation_inputs
+    from edgevit.validate.parity import Subject
+
+    original = rebuild_from_manifest(spec, manifest)
+    prepared = get_converter(spec.converter).prepare(original).module
+    seed = manifest["weights"].get("seed") or 0
+    return Subject(original, prepared, spec, validation_inputs(spec, seed=seed), min_psnr=min_psnr)
+
+
+def _device_validate(artifact: Path, manifest: dict, spec: ModelSpec, device: Path,
+                     min_psnr: float | None) -> ParityResult:
+    from edgevit.models.build import rebuild_from_manifest
+    from edgevit.validate.device_outputs import device_parity
+    from edgevit.validate.inputs import validation_inputs
+    from edgevit.validate.program_precision import program_precision
+
+    original = rebuild_from_manifest(spec, manifest)
+    inputs = validation_inputs(spec, seed=manifest["weights"].get("seed") or 0)
+    return device_parity(original, manifest, inputs, device, precision=program_precision(artifact),
+                         min_psnr=min_psnr)
 
 
 def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, batches: Sequence[int] = (1, 32),

@@ -247,9 +247,6 @@ def check_convert(model: object, target: object, out: object, *, weights: object
         if calibration is not None:
             raise UsageError("--calibration applies only to --quantize int8 (static quantization calibrates "
                              "activation ranges); nothing else uses it")
-        if psnr is not None:
-            raise UsageError("--min-psnr applies only to quantized or compressed artifacts (--quantize, --compress); "
-                             "fp32/fp16 artifacts have their own fixed thresholds")
         plans = target_plans(targets, prec, be)
     else:
         plans, needed_dt = quantized_plans(targets, prec, be, quant, comp, dt)

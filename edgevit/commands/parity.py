@@ -13,44 +13,69 @@ MIL_REFERENCE = "mil-reference"
 
 
 MIL_REFERENCE_NOTE = (
-    "mil-reference = edgevit's MIL reference interpreter: it ran the saved ML program op by op on this CPU "
-    "(fp16 values rounded after each op), which proves the converted program computes the original function. "
-    "It is not the CoreML runtime; `edgevit harness ios` measures that on a device, per compute unit.")
+    "mil-reference = edgevit's MIL reference interpreter: it ran the saved ML program op by op on this CPU, at fp32 for "
+    "fidelity and with fp16 values rounded after each op for the precision cost. It is not the CoreML runtime; "
+    "`edgevit harness ios` measures that on a device, per compute unit.")
+VERDICT_NOTE = (
+    "fidelity = the artifact's program at wide precision vs the original carrying the values it stores (error / "
+    "bound, margin); cost dB = PSNR of logits on the photos vs the fp32 original ≥ its floor; ctr top-1 = top-1 "
+    "agreement on centered logits (what tells inputs apart); share = how much of the original's logits depends on "
+    "the input (low: the cost figures say little about the model).")
 
 
 def parity_table(results, wide: bool = False) -> Table:
-    """Parity per artifact. The default columns fit 120 characters; ``wide`` adds max abs, cosine, top-5 and
-    photos top-1, and the reasons inline (otherwise they follow the table, see ``parity_notes``)."""
-    table = Table(title="parity vs the original PyTorch model (photos + random tensors)")
+    """Per artifact: the verdict, its fidelity (error against its bound, and the margin) and its precision cost
+    (PSNR of logits on the photos against the floor, centered top-1, the reference's input-dependent share). The
+    default columns fit 120 characters; ``wide`` adds relative L2, cosine, top-1/top-5 and the reasons inline."""
+    table = Table(title="parity vs the original PyTorch model: fidelity (same program?) and precision cost (logits)")
     table.add_column("artifact", no_wrap=True)
-    cols = (("runtime", "status", "max abs", "rel L2", "PSNR dB", "cosine", "top-1", "top-5", "photos top-1",
-             "distinct classes") if wide else ("runtime", "status", "rel L2", "PSNR dB", "top-1", "classes"))
+    cols = ["runtime", "verdict", "fidelity", "cost dB", "ctr top-1", "share"]
+    if wide:
+        cols += ["rel L2", "cosine", "top-1", "top-5", "classes", "stored"]
     for col in cols:
-        table.add_column(col, justify="left" if col in ("runtime", "status") else "right")
+        table.add_column(col, justify="left" if col in ("runtime", "verdict") else "right")
     for r in results:
         if r is None:
             continue
         style = {"pass": "green", "fail": "bold red"}.get(r.status, "yellow")
-        status = f"[{style}]{r.status}[/]" + (f": {r.reason}" if r.reason and wide else "")
-        m = r.overall
-        if m is None:
-            table.add_row(r.artifact, r.runtime, status, *["not measured"] * (len(cols) - 2))
-            continue
-        if wide:
-            table.add_row(r.artifact, r.runtime, status, fmt_number(m.max_abs), fmt_number(m.rel_l2),
-                          fmt_number(m.psnr_db, 4),
-                          f"{m.cosine:.6f}", f"{m.top1_agreement:.0%}", f"{m.top5_agreement:.0%}",
-                          f"{r.photos.top1_agreement:.0%}" if r.photos else "-", str(m.distinct_top1))
-        else:
-            table.add_row(r.artifact, r.runtime, status, fmt_number(m.rel_l2), fmt_number(m.psnr_db, 4),
-                          f"{m.top1_agreement:.0%}", str(m.distinct_top1))
+        verdict = f"[{style}]{r.status}[/]" + (f" ({r.failed_part})" if r.failed_part else "")
+        if wide and r.reason:
+            verdict += f": {r.reason}"
+        table.add_row(r.artifact, r.runtime, verdict, *_cells(r, wide))
     return table
+
+
+def fidelity_cell(f) -> str:
+    """"2.1e-06 / 1e-04 (0.02×)": the error, the bound and their ratio; "stored values" when those broke first."""
+    if f is None or f.error is None:
+        return "not run" if f is None or f.status == "not run" else f.status
+    if (f.values or {}).get("n_broken"):
+        return f"stored values ({f.values['n_broken']} tensors)"
+    return f"{fmt_number(f.error, 2)} / {fmt_number(f.bound, 2)} ({f.margin:.2g}×)"
+
+
+def _cells(r, wide: bool) -> list[str]:
+    c = r.cost
+    if c is None:
+        base = [fidelity_cell(r.fidelity), "-", "-", "-"]
+        return base + ["-"] * 6 if wide else base
+    judged = c.photos or c.overall
+    cells = [fidelity_cell(r.fidelity), f"{fmt_number(judged.psnr_db, 3)} ≥ {c.floor_db:g}",
+             f"{c.centered.top1_agreement:.0%}" if c.centered else "-",
+             f"{c.input_share:.0%}" if c.input_share is not None else "-"]
+    if wide:
+        m = c.overall
+        stored = (r.fidelity.values or {}).get("checked") if r.fidelity else None
+        cells += [fmt_number(m.rel_l2), f"{m.cosine:.6f}", f"{m.top1_agreement:.0%}", f"{m.top5_agreement:.0%}",
+                  str(m.distinct_top1), "-" if stored is None else str(stored)]
+    return cells
 
 
 def print_parity(results, wide: bool = False, json_path: str | None = None) -> None:
     """The parity table, each reason below it (unless ``wide``), and all fields as JSON when asked."""
     results = [r for r in results if r is not None]
     print_table(parity_table(results, wide), wide)
+    console.print(VERDICT_NOTE, style="dim")
     if not wide:
         for r in results:
             if r.reason:

@@ -34,8 +34,12 @@ class ImageClassifier(nn.Module):
         self.register_buffer("scale", 1.0 / (255.0 * std_t))
         self.register_buffer("shift", -mean_t / std_t)
 
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        """The tensor before the softmax: what parity compares (a saturated softmax hides large errors)."""
+        return self.model(image * self.scale + self.shift)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(image * self.scale + self.shift), dim=-1)
+        return torch.softmax(self.logits(image), dim=-1)
 
 
 # --compress: coremltools.optimize.coreml configs; what each needs of the deployment target

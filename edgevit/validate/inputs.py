@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the registry imports timm; reading a bundle does not need i
 
 BUNDLE_FORMAT = "edgevit-validation/1"
 N_RANDOM = 2
+N_NOISE = 2
 
 
 def sample_photo_paths() -> list[Path]:
@@ -46,6 +47,13 @@ class ValidationInput:
     name: str
     tensor: torch.Tensor  # (1, C, H, W), preprocessed (normalised) as the model expects
     image: Image.Image | None  # the RGB crop fed to image-input CoreML models; None for random tensors
+
+    @property
+    def kind(self) -> str:
+        """"photo", "random" (a normal tensor) or "noise" (a uniform-noise image, for image-input models too)."""
+        if self.name.startswith("random_"):
+            return "random"
+        return "noise" if self.name.startswith("noise_") else "photo"
 
 
 def preprocess(image: Image.Image, spec: ModelSpec) -> tuple[Image.Image, torch.Tensor]:
@@ -91,9 +99,23 @@ def random_inputs(spec: ModelSpec, n: int = N_RANDOM, seed: int = 0) -> list[Val
     return [ValidationInput(f"random_{i}", torch.randn((1, *spec.input_size), generator=gen), None) for i in range(n)]
 
 
+def noise_inputs(spec: ModelSpec, n: int = N_NOISE, seed: int = 0) -> list[ValidationInput]:
+    """Uniform-noise RGB images: random inputs an image-input package can take as well."""
+    gen = np.random.default_rng(seed)
+    _, height, width = spec.input_size
+    inputs = []
+    for i in range(n):
+        pixels = gen.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        inputs.append(ValidationInput(f"noise_{i}", normalize_pixels(pixels, spec), Image.fromarray(pixels, "RGB")))
+    return inputs
+
+
 def validation_inputs(spec: ModelSpec, seed: int = 0) -> list[ValidationInput]:
-    """Photos first (they are what catches real divergence), then random tensors."""
-    return photo_inputs(spec) + random_inputs(spec, seed=seed)
+    """Photos first (they are what catches real divergence), then random tensors and noise images.
+
+    edgevit regenerates these whenever it validates (from the photos installed packages ship and ``seed``): an
+    artifact's own bundle is never what a verdict is decided on."""
+    return photo_inputs(spec) + random_inputs(spec, seed=seed) + noise_inputs(spec, seed=seed)
 
 
 def write_bundle(inputs: list[ValidationInput], folder: Path, output_shape: tuple[int, ...]) -> None:

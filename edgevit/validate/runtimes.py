@@ -165,7 +165,7 @@ class PteCoreMLReferenceRunner(Runner):
     runtime = MIL_REFERENCE
     backend = "coreml-delegate"
 
-    def __init__(self, path: Path, manifest: dict):
+    def __init__(self, path: Path, manifest: dict, precision: str = "auto"):
         import tempfile
 
         from edgevit.base.errors import CompiledCoreMLModelError, UncomposablePartitionsError
@@ -181,7 +181,7 @@ class PteCoreMLReferenceRunner(Runner):
         except (CompiledCoreMLModelError, UncomposablePartitionsError) as exc:
             self._workdir.cleanup()
             raise RuntimeUnavailable(str(exc)) from None
-        self._models = {p.delegate_index: MilModel(p.package) for p in self._forward.partitions}
+        self._models = {p.delegate_index: MilModel(p.package, precision=precision) for p in self._forward.partitions}
         self.load_ms = (time.perf_counter() - start) * 1e3
         for partition in self._forward.partitions:
             if partition.function not in (None, "main"):
@@ -193,6 +193,11 @@ class PteCoreMLReferenceRunner(Runner):
         if len(self._forward.outputs) != 1:
             raise RuntimeUnavailable(f"the .pte's forward returns {len(self._forward.outputs)} outputs; "
                                      "validation compares one")
+
+    @property
+    def functions(self) -> list:
+        """The ML programs' main functions, in delegate order (what the fidelity check reads stored values from)."""
+        return [self._models[p.delegate_index].loaded.main for p in self._forward.partitions]
 
     def _predict(self, partition, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self._models[partition.delegate_index].predict(feeds)

@@ -1,0 +1,111 @@
+"""Read the XNNPACK graphs inside an ExecuTorch ``.pte``: their values' datatypes, quantization parameters and where
+each constant tensor's bytes are.
+
+Why: a ``.pte``'s precision must come from the program, not from its file name or manifest (an fp32 program
+renamed ``*.int8.pte`` must not be judged as int8), and the tamper tests need to find one weight's bytes to change.
+The program is read with ExecuTorch's own deserialiser (``deserialize_pte_binary``); each XNNPACK delegate payload is
+``XNNHeader`` + an ``XNNGraph`` flatbuffer + constant data, and the flatbuffer is turned into JSON by the ``flatc``
+ExecuTorch ships with the schema ExecuTorch ships (``backends/xnnpack/serialization/schema.fbs``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgevit.base.errors import PteError
+
+XNNPACK_BACKEND_ID = "XnnpackBackend"
+# XNNDatatype (schema.fbs): which datatypes make a graph quantized
+QUANTIZED_DATATYPES = {"xnn_datatype_qint8", "xnn_datatype_quint8", "xnn_datatype_qint32", "xnn_datatype_qcint8",
+                       "xnn_datatype_qcint32", "xnn_datatype_qcint4", "xnn_datatype_qdint8", "xnn_datatype_qbint4",
+                       "xnn_datatype_qpint8"}
+_HEADER_MAGIC = b"XH00"
+
+
+@dataclass
+class XnnpackGraph:
+    """One XNNPACK delegate: its graph as JSON and its payload (header, flatbuffer, constant data)."""
+
+    delegate_index: int
+    graph: dict
+    payload: bytes
+    constant_data_offset: int  # within the payload
+
+    def datatypes(self) -> set[str]:
+        found = set()
+        for value in self.graph.get("xvalues", []):
+            body = value.get("xvalue_union") or {}
+            tensor = body.get("tensor_value", body)
+            if "datatype" in tensor:
+                found.add(str(tensor["datatype"]))
+        return found
+
+    @property
+    def quantized(self) -> bool:
+        return bool(self.datatypes() & QUANTIZED_DATATYPES)
+
+
+def read_pte(path: Path):
+    """The deserialised PTEFile (ExecuTorch's own reader); PteError for anything that is not one."""
+    from edgevit.export.pte_coreml import _read
+
+    return _read(Path(path))
+
+
+def xnnpack_graphs(path: Path, method: str = "forward") -> list[XnnpackGraph]:
+    """Every XNNPACK delegate of ``method``, parsed."""
+    pte = read_pte(path)
+    program = pte.program
+    plans = {p.name: p for p in program.execution_plan}
+    if method not in plans:
+        raise PteError(f"{Path(path).name} has no method {method!r}")
+    graphs = []
+    for index, delegate in enumerate(plans[method].delegates):
+        if delegate.id != XNNPACK_BACKEND_ID:
+            continue
+        if delegate.processed.location != 0:
+            raise PteError(f"{Path(path).name}: XNNPACK delegate {index}'s payload is not inline")
+        payload = bytes(program.backend_delegate_data[delegate.processed.index].data)
+        graphs.append(_parse(payload, index, Path(path)))
+    return graphs
+
+
+def _parse(payload: bytes, index: int, path: Path) -> XnnpackGraph:
+    if payload[4:8] == _HEADER_MAGIC:
+        flat_offset = int.from_bytes(payload[10:14], "little")
+        flat_size = int.from_bytes(payload[14:18], "little")
+        const_offset = int.from_bytes(payload[18:22], "little")
+        if flat_offset + flat_size > len(payload) or const_offset > len(payload):
+            raise PteError(f"{path.name}: XNNPACK delegate {index} has a header pointing outside its payload")
+        flatbuffer = payload[flat_offset: flat_offset + flat_size]
+    else:
+        flatbuffer, const_offset = payload, len(payload)
+    return XnnpackGraph(index, _to_json(flatbuffer, path, index), payload, const_offset)
+
+
+def _to_json(flatbuffer: bytes, path: Path, index: int) -> dict:
+    from importlib import resources
+
+    from executorch.backends.xnnpack import serialization
+    from executorch.exir._serialize._flatbuffer import _get_flatc_path
+
+    with tempfile.TemporaryDirectory(prefix="edgevit-xnn-") as tmp:
+        schema = Path(tmp) / "schema.fbs"
+        schema.write_bytes(resources.files(serialization).joinpath("schema.fbs").read_bytes())
+        data = Path(tmp) / "graph.bin"
+        data.write_bytes(flatbuffer)
+        try:
+            subprocess.run([_get_flatc_path(), "--json", "--strict-json", "--raw-binary", "-o", tmp, str(schema),
+                            "--", str(data)], check=True, capture_output=True, timeout=120,
+                           env={**os.environ, "LC_ALL": "C"})
+            text = (Path(tmp) / "graph.json").read_text()
+            return json.loads(re.sub(r":\s*(-?)(inf|nan)\b", r': "\1\2"', text))  # flatc writes bare inf/nan
+        except (subprocess.SubprocessError, OSError, ValueError) as exc:
+            raise PteError(f"{path.name}: XNNPACK delegate {index}'s graph does not parse ({type(exc).__name__})") \
+                from None

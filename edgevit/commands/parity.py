@@ -13,8 +13,8 @@ MIL_REFERENCE = "mil-reference"
 
 
 MIL_REFERENCE_NOTE = (
-    "mil-reference = edgevit's MIL reference interpreter: it ran the saved ML program op by op on this CPU, at fp32 for "
-    "fidelity and with fp16 values rounded after each op for the precision cost. It is not the CoreML runtime; "
+    "mil-reference = edgevit's MIL reference interpreter: it ran the saved ML program op by op on this CPU, at fp32 "
+    "for fidelity and with fp16 values rounded after each op for the precision cost. It is not the CoreML runtime; "
     "`edgevit harness ios` measures that on a device, per compute unit.")
 VERDICT_NOTE = (
     "fidelity = the artifact's program at wide precision vs the original carrying the values it stores (error / "

@@ -229,22 +229,11 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
 
         return export_executorch(module, example, path, backend=backend or "xnnpack", precision=precision,
                                  deployment_target=deployment_target, calibration=calibration)
-    from edgevit.export.onnx import export_onnx
+    from edgevit.export.onnx import export_onnx, export_onnx_int8
 
     if precision != "int8":
         return export_onnx(module, example, path)
-    from edgevit.base.atomic import atomic_path
-    from edgevit.export.quantize import quantize_onnx_static
-
-    fp32 = path.with_name(path.name.replace(".int8.onnx", ".fp32-for-int8.onnx"))
-    try:
-        info = export_onnx(module, example, fp32)
-        with atomic_path(path) as tmp:
-            quantized = quantize_onnx_static(fp32, tmp, info["input"]["name"], calibration)
-    finally:
-        fp32.unlink(missing_ok=True)
-    return {**info, "quantization": {"scheme": "int8 static QDQ (onnxruntime quantize_static, MinMax, weights per "
-                                               "channel, activations per tensor)", **quantized}}
+    return export_onnx_int8(module, example, path, calibration)
 
 
 def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,

@@ -34,3 +34,20 @@ def export_onnx(prepared: nn.Module, example: torch.Tensor, out: Path) -> dict:
         "output": {"name": "output", "kind": "logits"},
         "opset": int(onnx_program.model_proto.opset_import[0].version),
     }
+
+
+def export_onnx_int8(prepared: nn.Module, example: torch.Tensor, out: Path, calibration: list[torch.Tensor]) -> dict:
+    """The fp32 export, statically quantized (edgevit.export.quantize.quantize_onnx_static), saved atomically.
+
+    The same function rebuilds the quantized reference an int8 ``.onnx`` is validated against."""
+    from edgevit.export.quantize import quantize_onnx_static
+
+    fp32 = out.with_name(out.name.replace(".onnx", "") + ".fp32-for-int8.onnx")
+    try:
+        info = export_onnx(prepared, example, fp32)
+        with atomic_path(out) as tmp:
+            quantized = quantize_onnx_static(fp32, tmp, info["input"]["name"], calibration)
+    finally:
+        fp32.unlink(missing_ok=True)
+    return {**info, "quantization": {"scheme": "int8 static QDQ (onnxruntime quantize_static, MinMax, weights per "
+                                               "channel, activations per tensor)", **quantized}}

@@ -109,3 +109,49 @@ def _to_json(flatbuffer: bytes, path: Path, index: int) -> dict:
         except (subprocess.SubprocessError, OSError, ValueError) as exc:
             raise PteError(f"{path.name}: XNNPACK delegate {index}'s graph does not parse ({type(exc).__name__})") \
                 from None
+
+
+def _tensor_of(value: dict) -> tuple[dict, dict | None]:
+    body = value.get("xvalue_union") or {}
+    return body.get("tensor_value", body), body if "quant_params" in body else None
+
+
+def constant_buffers(path: Path, method: str = "forward") -> list[tuple[str, bytes, str]]:
+    """(named-data key, bytes, "datatype [dims]") of every constant tensor the XNNPACK graphs of ``method`` store."""
+    pte = read_pte(path)
+    named = {}
+    if pte.named_data is not None:
+        buffers = pte.named_data.buffers
+        named = {key: buffers[entry.buffer_index] for key, entry in pte.named_data.pte_data.items()}
+    found = []
+    for graph in xnnpack_graphs(path, method):
+        constants = graph.graph.get("constant_data", [])
+        described = {}
+        for value in graph.graph.get("xvalues", []):
+            tensor, _ = _tensor_of(value)
+            index = tensor.get("constant_buffer_idx", 0)
+            if index:
+                described[index] = f"{tensor.get('datatype')} {tensor.get('dims')}"
+        for index, entry in enumerate(constants):
+            key = entry.get("named_key") or ""
+            if not key:
+                continue
+            data = named.get(key)
+            if data is None:
+                raise PteError(f"{Path(path).name}: XNNPACK constant {key[:16]}… is not in the program's named data")
+            found.append((key, data if isinstance(data, bytes) else data.to_bytes(), described.get(index, "scales")))
+    return found
+
+
+def per_tensor_quant_params(path: Path, method: str = "forward") -> list[tuple[float, int, str]]:
+    """(scale, zero point, "value <id> [dims]") of every per-tensor quantized value of the XNNPACK graphs. The
+    scales are flatc's JSON rendering of the stored float32 (six significant digits)."""
+    found = []
+    for graph in xnnpack_graphs(path, method):
+        for value in graph.graph.get("xvalues", []):
+            tensor, quantized = _tensor_of(value)
+            if quantized and quantized.get("quant_params_type") == "PerTensorQuant":
+                params = quantized.get("quant_params") or {}
+                found.append((float(params.get("scale", 0.0)), int(params.get("zero_point", 0)),
+                              f"value {tensor.get('id_out')} {tensor.get('dims')}"))
+    return found

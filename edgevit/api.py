@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from edgevit.bench.profile import Profile
     from edgevit.models.registry import ModelSpec
+    from edgevit.validate.bisect import BisectReport
     from edgevit.validate.parity import ParityResult
 
 Progress = Callable[[str], None]
@@ -237,12 +238,14 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
 
 
 def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
-             runtime: str | None = None, min_psnr: float | None = None) -> ParityResult:
+             runtime: str | None = None, min_psnr: float | None = None,
+             calibration: str | Path | None = None) -> ParityResult:
     """Re-check an artifact against its original model (rebuilt from the manifest): fidelity and precision cost.
 
     ``runtime`` picks what runs a ``.mlpackage`` for the precision cost: "coreml" (macOS only) or "mil-reference"
     (edgevit's MIL reference interpreter, any OS); by default CoreML on macOS and the interpreter elsewhere.
     ``min_psnr`` replaces edgevit's precision-cost floor (dB on logits); a floor in the manifest is only shown.
+    ``calibration`` (a folder of images) rebuilds the int8 reference of an artifact calibrated on the user's images.
 
     The manifest and the artifact's identity, hash and input are checked before the model is rebuilt, all under a
     shared lock on the folder, so a conversion publishing there meanwhile is never half seen. The validation inputs
@@ -266,10 +269,26 @@ def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
         check_artifact_inputs(manifest, spec)
         if device is not None:
             return _device_validate(artifact, manifest, spec, device, floor)
-        return run_parity(_subject_of(manifest, spec, floor), artifact, manifest, runtime)
+        return run_parity(_subject_of(manifest, spec, floor, calibration), artifact, manifest, runtime)
 
 
-def _subject_of(manifest: dict, spec: ModelSpec, min_psnr: float | None):
+def bisect(artifact: str | Path, *, top: int = 10, calibration: str | Path | None = None) -> BisectReport:
+    """The first value where ``artifact``'s program diverges from the original's beyond the fidelity bound, with the
+    op, the PyTorch module it came from, and the ``top`` worst values (edgevit.validate.bisect)."""
+    artifact = check_path("artifact", artifact)
+    check_int("top", top, 1)
+    with reading(artifact):
+        manifest = read_manifest(artifact)
+        verify_artifact(artifact, manifest)
+        from edgevit.models.registry import get_spec
+        from edgevit.validate.bisect import bisect as run_bisect
+
+        spec = get_spec(manifest["model"])
+        subject = _subject_of(manifest, spec, None, calibration)
+        return run_bisect(subject, artifact, manifest, top)
+
+
+def _subject_of(manifest: dict, spec: ModelSpec, min_psnr: float | None, calibration: str | Path | None = None):
     """The original rebuilt from the manifest, its prepared form and edgevit's own validation inputs."""
     from converters import get_converter
     from edgevit.models.build import rebuild_from_manifest
@@ -279,7 +298,14 @@ def _subject_of(manifest: dict, spec: ModelSpec, min_psnr: float | None):
     original = rebuild_from_manifest(spec, manifest)
     prepared = get_converter(spec.converter).prepare(original).module
     seed = manifest["weights"].get("seed") or 0
-    return Subject(original, prepared, spec, validation_inputs(spec, seed=seed), min_psnr=min_psnr)
+    calibrated = None
+    if calibration is not None:
+        from edgevit.base.arguments import check_calibration
+        from edgevit.validate.calibration import calibration_set
+
+        calibrated = calibration_set(spec, check_calibration(calibration))
+    return Subject(original, prepared, spec, validation_inputs(spec, seed=seed), min_psnr=min_psnr,
+                   calibration=calibrated)
 
 
 def _device_validate(artifact: Path, manifest: dict, spec: ModelSpec, device: Path,

@@ -20,6 +20,7 @@ EPILOG = """examples:
   edgevit convert swiftformer-xs --target executorch onnx --quantize int8 --calibration my_photos/
   edgevit convert swiftformer-xs --target coreml --compress w8
   edgevit validate artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte
+  edgevit validate artifacts/swiftformer-l1.coreml.fp16.mlpackage --bisect
   edgevit bench swiftformer-l1 --artifacts artifacts --out artifacts/bench.json
   edgevit bench swiftformer-l1 --threads 4 --profile --out artifacts/bench.json
   edgevit profile artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte --threads 4 --top 15
@@ -92,8 +93,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="quantized/compressed artifacts pass at PSNR >= DB on the photos (default 30)")
 
     va = sub.add_parser("validate", help="check an artifact against its original PyTorch model",
-                        description="Rebuild the original model from the artifact's manifest and compare outputs on "
-                        "the saved validation inputs (photos + random tensors). Exits 3 when parity fails.")
+                        description="Rebuild the original model from the artifact's manifest and judge the artifact in "
+                        "two parts, on inputs edgevit regenerates (photos, random tensors, noise images): fidelity — "
+                        "its program at wide precision against the original carrying the values it stores, within a "
+                        "derived bound (is it the same program?) — and precision cost — its logits against the fp32 "
+                        "original, at a PSNR floor (what did its precision cost?). The precision is read from the "
+                        "program, floors are edgevit's or --min-psnr. Exits 3 when the verdict is fail, 2 on bad "
+                        "input.")
     va.add_argument("artifact", help=".mlpackage, .pte or .onnx made by `edgevit convert`")
     va.add_argument("--device-outputs", help="outputs saved by the iOS/Android harness, to compare instead of "
                     "running the artifact here")
@@ -102,6 +108,17 @@ def _parser() -> argparse.ArgumentParser:
                     "(any OS; not the CoreML runtime: it proves the saved program computes the original function). "
                     "Default: coreml on macOS, mil-reference elsewhere")
 
+    va.add_argument("--min-psnr", type=float, metavar="DB",
+                    help="the precision-cost floor: PSNR of the photos' logits vs the fp32 original (default: "
+                    "edgevit's per precision: fp32 80, fp16 40, int8/w8 30, ...). A floor in the manifest is shown, "
+                    "never used")
+    va.add_argument("--calibration", metavar="DIR",
+                    help="int8 artifacts calibrated on your images: the same folder, to rebuild the quantized "
+                    "reference the fidelity check compares with (its hash must match the manifest's)")
+    va.add_argument("--bisect", action="store_true",
+                    help="run the artifact value by value against the original and print the first value that "
+                    "diverges beyond the fidelity bound (op, PyTorch module, error) and the ten worst; .mlpackage "
+                    "and .onnx")
     va.add_argument("--wide", action="store_true", help="every parity column and the reason inline "
                     "(the default table fits 120 columns)")
     va.add_argument("--json", metavar="FILE", help="also write every parity field as JSON here")
@@ -230,8 +247,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert":
         return out.run_convert(args)
     if args.command == "validate":
+        if args.bisect:
+            return out.run_bisect(Path(args.artifact), args.quiet, calibration=args.calibration, json_path=args.json)
         return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet, args.runtime,
-                                wide=args.wide, json_path=args.json)
+                                wide=args.wide, json_path=args.json, min_psnr=args.min_psnr,
+                                calibration=args.calibration)
     if args.command == "bench":
         return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
     if args.command == "report":

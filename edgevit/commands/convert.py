@@ -113,12 +113,13 @@ def _say_quantized_parity(artifacts) -> None:
 
 
 def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtime: str | None = None, *,
-                 wide: bool = False, json_path: str | None = None) -> int:
+                 wide: bool = False, json_path: str | None = None, min_psnr: float | None = None,
+                 calibration: str | None = None) -> int:
     from edgevit.api import validate
 
     warnings.filterwarnings("ignore")
     progress_printer(quiet)(f"validating {artifact}")
-    result = validate(artifact, device_outputs, runtime=runtime)
+    result = validate(artifact, device_outputs, runtime=runtime, min_psnr=min_psnr, calibration=calibration)
     print_parity([result], wide, json_path)
     from edgevit.base.manifest import read_manifest
 
@@ -128,3 +129,35 @@ def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtim
     _say_runtimes([result])
     _say_inconclusive([result])
     return 3 if result.failed else 0
+
+
+def run_bisect(artifact: Path, quiet: bool, *, calibration: str | None = None, json_path: str | None = None) -> int:
+    """The first diverging value and the ten worst, as a table; exits 3 when a value diverges."""
+    from rich.table import Table
+
+    from edgevit.api import bisect
+
+    warnings.filterwarnings("ignore")
+    progress_printer(quiet)(f"bisecting {artifact} value by value against the original")
+    report = bisect(artifact, calibration=calibration)
+    console.print(f"{report.artifact} on input {report.input}: {report.compared} values compared by name "
+                  f"({report.note})")
+    if report.first is None:
+        console.print(f"[green]no value diverges[/] beyond relative L2 {report.bound:g}")
+    else:
+        d = report.first
+        console.print(f"[bold red]first divergence[/]: {d.op} {d.value} (from torch.export node {d.node}, module "
+                      f"{d.module}): relative L2 {d.rel_l2:.3g} > {report.bound:g}, max abs {d.max_abs:.3g}")
+    table = Table(title=f"the {len(report.worst)} worst values")
+    for col in ("value", "op", "module", "rel L2", "max abs"):
+        table.add_column(col, justify="right" if col in ("rel L2", "max abs") else "left")
+    for d in report.worst:
+        table.add_row(d.value, d.op, d.module, f"{d.rel_l2:.3g}", f"{d.max_abs:.3g}")
+    console.print(table)
+    if json_path:
+        import json
+
+        from edgevit.base.atomic import write_text_atomic
+
+        write_text_atomic(Path(json_path), json.dumps(report.to_json(), indent=2) + "\n")
+    return 3 if report.first is not None else 0

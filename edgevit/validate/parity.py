@@ -78,6 +78,7 @@ class Subject:
     inputs: list[ValidationInput]
     min_psnr: float | None = None
     calibration: object = None  # CalibrationSet, for int8 references
+    cache: dict = field(default_factory=dict)  # references built for this subject (one per kind), reused
 
 
 def run_parity(subject: Subject, artifact: Path, manifest: dict, runtime: str | None = None) -> ParityResult:

@@ -91,13 +91,16 @@ def _onnx_fidelity(subject, artifact: Path, calibration, example, actual: np.nda
 
     from edgevit.export.onnx import export_onnx_int8
 
-    with tempfile.TemporaryDirectory(prefix="edgevit-int8-reference-") as tmp:
-        reference_path = Path(tmp) / "reference.int8.onnx"
-        export_onnx_int8(subject.prepared, example, reference_path, calibration.tensors)
-        stored, rebuilt = onnx.load(str(artifact)), onnx.load(str(reference_path))
-        values = _compare_onnx(stored, rebuilt)
-        emulated = _run_onnx(artifact, subject.inputs, optimize=False)
-        quantized = _run_onnx(reference_path, subject.inputs, optimize=False)
+    key = ("onnx-int8", calibration.sha256)
+    if key not in subject.cache:  # one re-quantization per subject, however many artifacts are checked against it
+        with tempfile.TemporaryDirectory(prefix="edgevit-int8-reference-") as tmp:
+            reference_path = Path(tmp) / "reference.int8.onnx"
+            export_onnx_int8(subject.prepared, example, reference_path, calibration.tensors)
+            subject.cache[key] = (onnx.load(str(reference_path)),
+                                  _run_onnx(reference_path, subject.inputs, optimize=False))
+    rebuilt, quantized = subject.cache[key]
+    values = _compare_onnx(onnx.load(str(artifact)), rebuilt)
+    emulated = _run_onnx(artifact, subject.inputs, optimize=False)
     fidelity = judge_outputs(quantized, emulated, EMULATION_BOUND,
                              "the artifact's QDQ program vs edgevit's re-quantization of the original, both emulated "
                              "by onnxruntime (optimisations off)", EMULATION_DERIVATION, require_top1=False)
@@ -161,24 +164,27 @@ def _compare_onnx(stored, rebuilt) -> dict:
 def _pte_fidelity(subject, artifact: Path, calibration, example, actual: np.ndarray):
     from edgevit.export.quantize import quantize_pt2e
 
-    converted, _ = quantize_pt2e(subject.prepared, example, calibration.tensors)
-    with torch.no_grad():
-        quantized = np.concatenate([converted(item.tensor).numpy() for item in subject.inputs]).astype(np.float32)
+    key = ("pt2e-int8", calibration.sha256)
+    if key not in subject.cache:  # one PT2E quantization per subject
+        converted, _ = quantize_pt2e(subject.prepared, example, calibration.tensors)
+        with torch.no_grad():
+            outputs = [converted(item.tensor).numpy() for item in subject.inputs]
+        subject.cache[key] = (np.concatenate(outputs).astype(np.float32), _reference_hashes(converted),
+                              _reference_qparams(converted))
+    quantized, known, params = subject.cache[key]
     fidelity = judge_outputs(quantized, actual, RUNTIME_BOUND,
                              "the XNNPACK int8 runtime vs edgevit's PT2E quantization of the original (quantize/"
                              "dequantize emulated in float)", RUNTIME_DERIVATION, require_top1=False)
-    _add_values(fidelity, _compare_pte(artifact, converted))
+    _add_values(fidelity, _compare_pte(artifact, known, params))
     return fidelity, quantized
 
 
-def _compare_pte(artifact: Path, converted) -> dict:
+def _compare_pte(artifact: Path, known: set[str], params: list[tuple[float, int]]) -> dict:
     """Every XNNPACK constant must be byte-identical to a tensor of the converted program (in one of the layouts
     XNNPACK stores: as is, OIHW -> OHWI, depthwise -> 1HWC), and every per-tensor activation quantization one
     the converted program uses."""
     from edgevit.export.pte_xnnpack import constant_buffers, per_tensor_quant_params
 
-    known = _reference_hashes(converted)
-    params = _reference_qparams(converted)
     broken, checked = [], 0
     for key, data, meta in constant_buffers(artifact):
         checked += 1

@@ -10,6 +10,7 @@ edgevit's parity verdict. --kinds picks a subset by label (e.g. "coreml fp16" ".
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import tempfile
 import time
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--json", help="write every row here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     kinds = [k for k in KINDS if not args.kinds or k.name in args.kinds]
     rows = []
     start = time.perf_counter()

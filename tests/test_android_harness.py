@@ -42,7 +42,7 @@ from edgevit.bench.device.android import (
     plan_android_bench,
 )
 from edgevit.bench.results import load_schema, validate_document
-from edgevit.validate.parity import DEVICE_OUTPUTS_FORMAT, DEVICE_OUTPUTS_KEYS, device_parity
+from edgevit.validate.device_outputs import DEVICE_OUTPUTS_FORMAT, DEVICE_OUTPUTS_KEYS, device_parity
 
 ROOT = Path(__file__).resolve().parents[1]
 JAVA_SRC = ROOT / "android_harness/app/src/main/java"

@@ -409,8 +409,8 @@ def test_edgevit_report_accepts_swift_results(swift_export, tmp_path) -> None:
 
 
 def test_swift_device_outputs_pass_edgevit_validate(swift_export, staged_for_swift) -> None:
+    from edgevit.validate.device_outputs import DEVICE_OUTPUTS_FORMAT, device_parity
     from edgevit.validate.inputs import read_bundle
-    from edgevit.validate.parity import DEVICE_OUTPUTS_FORMAT, device_parity
 
     manifest = json.loads((staged_for_swift / "toy.coreml.fp32.json").read_text())
     inputs = read_bundle(staged_for_swift / "toy.coreml.fp32.validation")
@@ -460,7 +460,7 @@ def _device_doc(**changes: object) -> dict:
 
 
 def _read(tmp_path: Path, doc: dict) -> dict:
-    from edgevit.validate.parity import read_device_outputs
+    from edgevit.validate.device_outputs import read_device_outputs
 
     path = tmp_path / "d.device-outputs.json"
     path.write_text(json.dumps(doc))

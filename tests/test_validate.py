@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgevit.validate.parity import judge, parity_metrics
+from edgevit.validate.device_outputs import judge
+from edgevit.validate.metrics import parity_metrics
 
 
 def test_metrics_on_hand_checked_values():
@@ -77,21 +78,21 @@ def _onnx_parity(original: nn.Module, exported: nn.Module, tmp_path):
     """Export ``exported`` to a real .onnx and judge it against ``original`` in onnxruntime."""
     from edgevit.export.onnx import export_onnx
     from edgevit.validate.inputs import ValidationInput
-    from edgevit.validate.parity import run_parity
+    from edgevit.validate.parity import Subject, run_parity
 
     gen = torch.Generator().manual_seed(0)
-    inputs = [ValidationInput(f"random-{i}", torch.randn(1, 3, 4, 4, generator=gen), None) for i in range(6)]
+    inputs = [ValidationInput(f"random_{i}", torch.randn(1, 3, 4, 4, generator=gen), None) for i in range(6)]
     path = tmp_path / "m.onnx.fp32.onnx"
     info = export_onnx(exported, inputs[0].tensor, path)
     manifest = {"target": "onnx", "precision": "fp32", "input": info["input"], "output": info["output"]}
-    return run_parity(original, path, manifest, inputs)
+    return run_parity(Subject(original, original, None, inputs), path, manifest)
 
 
 def test_unstable_original_makes_a_failed_check_inconclusive_not_a_pass(tmp_path):
     torch.manual_seed(0)
     chaotic = LogisticMap(steps=30).eval()
     result = _onnx_parity(chaotic, chaotic, tmp_path)  # the same function, rounded differently by onnxruntime
-    assert result.overall.rel_l2 > 1e-4  # fp32 rounding alone fails the threshold...
+    assert result.fidelity.error > 1e-4  # fp32 rounding alone fails the bound...
     assert result.status == "inconclusive" and not result.failed  # ...so nothing is proven either way
     assert result.original_fp32_vs_fp64.rel_l2 > 1e-4 and "float64" in result.reason
     assert result.to_json()["original_fp32_vs_fp64"]["rel_l2"] > 1e-4
@@ -104,24 +105,28 @@ def test_stable_original_keeps_a_real_failure(tmp_path):
     with torch.no_grad():
         broken.head.weight[0] += 0.5  # a real conversion bug: one output row wrong
     result = _onnx_parity(stable, broken, tmp_path)
-    assert result.status == "fail" and result.failed
+    assert result.status == "fail" and result.failed and result.failed_part == "fidelity"
+    assert "--bisect" in result.reason  # a failed fidelity check says how to find the layer
     assert result.original_fp32_vs_fp64.rel_l2 < 1e-6  # measured, and it clears the original
     good = _onnx_parity(stable, stable, tmp_path)
     assert good.status == "pass" and good.original_fp32_vs_fp64 is None  # only measured on a failure
 
 
-def test_fp16_weight_check_copies_models_with_attention_bias_caches():
+def test_the_reference_copy_handles_models_with_attention_bias_caches():
     """timm's LeViT/EfficientViT-M cache their attention biases in eval mode; a forward with autograd on leaves a
     non-leaf tensor there, which deepcopy refuses (the crash of `convert efficientvit-m0 --target coreml`)."""
     from edgevit.models.build import build_model
     from edgevit.models.registry import get_spec
+    from edgevit.validate.fidelity import with_values
     from edgevit.validate.inputs import photo_inputs
-    from edgevit.validate.parity import original_with_fp16_weights
 
     spec = get_spec("efficientvit-m0")
     original, _ = build_model(spec, seed=1)
     inputs = photo_inputs(spec)[:2]
     reference = torch.cat([original(item.tensor) for item in inputs])  # autograd on: fills the caches
     assert any(getattr(m, "attention_bias_cache", None) for m in original.modules())
-    metrics = original_with_fp16_weights(original, inputs, "logits", reference.detach().numpy())
-    assert 0 < metrics.rel_l2 < 1  # rounded weights: close, not identical
+    rounded = with_values(original, {}, round_fp16=True)
+    with torch.no_grad():
+        again = torch.cat([rounded(item.tensor) for item in inputs])
+    error = float((again - reference).norm() / reference.norm())
+    assert 0 < error < 1  # rounded weights: close, not identical

@@ -90,18 +90,21 @@ def _size_mb(path: Path) -> float:
 
 
 def _say_quantized_parity(artifacts) -> None:
-    """Quantized vs float, on the photos, side by side; the verdict's floor; the random-init caveat."""
+    """Quantized vs float, logits on the photos, side by side; the floor applied; the random-init caveat."""
     from edgevit.base.manifest import read_manifest
 
     for art in artifacts:
-        if art.parity is None or art.parity.photos is None:
+        if art.parity is None or art.parity.cost is None or art.parity.photos is None:
             continue
         q = read_manifest(art.path).get("quantization")
         if not q:
             continue
-        m = art.parity.photos
-        line = (f"{art.path.name} on the photos: PSNR {m.psnr_db:.1f} dB, cosine {m.cosine:.4f}, top-1 "
-                f"{m.top1_agreement:.0%}, top-5 {m.top5_agreement:.0%} (pass at PSNR >= {q['min_psnr_db']:g} dB)")
+        m, cost = art.parity.photos, art.parity.cost
+        line = (f"{art.path.name}, logits on the photos: PSNR {m.psnr_db:.1f} dB, cosine {m.cosine:.4f}, top-1 "
+                f"{m.top1_agreement:.0%}, top-5 {m.top5_agreement:.0%} (floor {cost.floor_db:g} dB, "
+                f"{cost.floor_source})")
+        for label, psnr in cost.expected.items():
+            line += f"; {label}: {psnr:.1f} dB"
         sibling = q.get("float_artifact_parity")
         if sibling:
             f = sibling["photos"]

@@ -16,6 +16,7 @@ def show_models(details: bool) -> int:
     if details:
         table.add_column("params (M)", justify="right")
         table.add_column("GFLOPs", justify="right")
+        table.add_column("trained weights (--pretrained)")
     for spec in list_models():
         row = [spec.name, spec.family, spec.converter, "x".join(map(str, spec.input_size)),
                f"{spec.published_top1:.1f} ({spec.top1_source})" if spec.published_top1 else "-",
@@ -24,11 +25,57 @@ def show_models(details: bool) -> int:
             from edgevit.models.complexity import complexity
 
             c = complexity(spec)
-            row += [f"{c['params'] / 1e6:.2f}", f"{c['flops'] / 1e9:.2f}"]
+            row += [f"{c['params'] / 1e6:.2f}", f"{c['flops'] / 1e9:.2f}", _weights_cell(spec)]
         table.add_row(*row)
     console.print(table)
     if details:
         console.print("FLOPs from torch.utils.flop_counter at the model's input size (a multiply-add counts as 2).")
+        console.print("Trained weights: timm's default tag (+ how many more) and its license; `edgevit weights ls "
+                      "MODEL` lists every tag with its hub repository and source.")
+    return 0
+
+
+def _weights_cell(spec) -> str:
+    from edgevit.models.pretrained import pretrained_tags
+
+    tags = pretrained_tags(spec)
+    if not tags:
+        return "none published"
+    more = f" +{len(tags) - 1}" if len(tags) > 1 else ""
+    return f"{tags[0].tag}{more} ({tags[0].license or 'license not stated'})"
+
+
+def show_weights(model: str) -> int:
+    """`edgevit weights ls MODEL`: every tag timm publishes, where it lives, its license, and whether it is cached."""
+    from edgevit.models.pretrained import cache_status, hub_settings, pretrained_tags
+    from edgevit.models.registry import get_spec
+
+    spec = get_spec(model)
+    tags = pretrained_tags(spec)
+    if not tags:
+        console.print(f"{spec.name}: no published trained weights (timm has none for "
+                      f"{spec.timm_name or 'it: not a timm model'}); --pretrained is refused, --weights FILE works.")
+        return 0
+    cache = hub_settings()[0]
+    table = Table(title=f"{spec.name}: trained weights timm publishes for {spec.timm_name}")
+    table.add_column("tag", no_wrap=True)
+    table.add_column("hub repository", no_wrap=True)
+    table.add_column("license")
+    table.add_column("source (timm's config)", overflow="fold")
+    table.add_column("classes")
+    table.add_column("cached")
+    files = sorted({t.filename for t in tags if t.hf_hub_id})
+    for t in tags:
+        where = (t.hf_hub_id + ("" if files == [t.filename] else f" ({t.filename})")) if t.hf_hub_id else \
+            f"not on the hub: {t.url or '-'}"
+        table.add_row(t.tag + (" (default)" if t.default else ""), where, t.license or "not stated",
+                      t.source or "not stated", str(t.num_classes or "headless"), cache_status(t, cache))
+    console.print(table)
+    if len(files) == 1:
+        console.print(f"file: {files[0]} in each repository (safetensors: edgevit never fetches a pickle)")
+    console.print(f"cached: in the hub cache {cache} at revision main, as last resolved (set by HF_HOME or "
+                  "HF_HUB_CACHE; no network is read here)")
+    console.print(f"use: edgevit convert {spec.name} --pretrained [TAG] [--revision REV]")
     return 0
 
 

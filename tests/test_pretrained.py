@@ -94,6 +94,14 @@ def test_tags_come_from_timms_pretrained_config():
     assert resolve_tag(get_spec("fastvit-t8"), "fastvit_t8.apple_dist_in1k").tag == "apple_dist_in1k"
 
 
+def test_list_details_cell_names_the_default_tag_and_license():
+    from edgevit.commands.models import _weights_cell
+
+    assert _weights_cell(get_spec("fastvit-t8")) == "apple_in1k +1 (fastvit-license)"
+    assert _weights_cell(get_spec("swiftformer-l1")) == "dist_in1k (apache-2.0)"
+    assert _weights_cell(get_spec("turbovit")) == "none published"
+
+
 def test_unknown_tag_lists_the_real_ones():
     with pytest.raises(WeightsError, match=r"no pretrained tag 'in22k'; timm publishes: apple_in1k \(default\), "
                                            r"apple_dist_in1k"):
@@ -163,13 +171,36 @@ def test_revision_pin_resolves_to_its_commit(hub, hub_env, weights):
         fetch_pretrained(get_spec("swiftformer-xs"), revision="nope")
 
 
-def test_offline_and_nothing_cached_says_what_to_do(hub_env, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_unreachable_hub_falls_back_to_the_cache(hub_env, monkeypatch):
+    spec = get_spec("swiftformer-xs")
+    first = fetch_pretrained(spec)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_unused_port()}")  # no HF_HUB_OFFLINE: a network failure
+    said: list[str] = []
+    again = fetch_pretrained(spec, say=said.append)
+    assert again.cached and again.path == first.path and said[0].startswith("using the cached model.safetensors")
+
+
+@pytest.mark.slow
+def test_unreachable_hub_and_nothing_cached_says_what_to_do(hub_env, monkeypatch):
+    """huggingface_hub retries a refused connection five times (about 23 s) before giving up."""
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_unused_port()}")
     with pytest.raises(WeightsError) as err:
         fetch_pretrained(get_spec("swiftformer-xs"))
     text = str(err.value)
+    for needle in ("no network and nothing cached", str(hub_env), "could not be reached", "--weights FILE"):
+        assert needle in text
+
+
+def test_offline_and_nothing_cached_says_what_to_do(hub_env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    said: list[str] = []
+    with pytest.raises(WeightsError) as err:
+        fetch_pretrained(get_spec("swiftformer-xs"), say=said.append)
+    text = str(err.value)
     for needle in ("no network and nothing cached", str(hub_env), "HF_HUB_OFFLINE", "--weights FILE"):
         assert needle in text
+    assert said == [f"HF_HUB_OFFLINE is set: looking for model.safetensors of {XS_REPO} (revision main) in "
+                    f"{hub_env} only"]
 
 
 def test_pickle_only_repository_is_refused(hub_env):
@@ -208,7 +239,8 @@ def converted(hub, tmp_path_factory):
     env = {**ENV, "HF_ENDPOINT": hub.url, "HF_HOME": str(root / "hf")}
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("HF_HUB_CACHE", None)
-    proc = _edgevit(env, "convert", "swiftformer-xs", "--pretrained", "--target", "onnx", "--out", str(root / "out"))
+    proc = _edgevit(env, "convert", "swiftformer-xs", "--pretrained", "--target", "onnx", "--no-validate",
+                    "--no-mil-report", "--out", str(root / "out"))  # the offline `edgevit validate` checks parity
     return root, env, proc
 
 
@@ -229,7 +261,7 @@ def test_cli_convert_pretrained_records_the_hub_file(converted, weights):
     assert record["source"] == "pretrained" and record["repo"] == XS_REPO and record["revision"] == COMMIT
     assert record["file"] == "model.safetensors" and record["license"] == "apache-2.0"
     assert record["sha256"] == hashlib.sha256(weights["main"]).hexdigest()
-    assert manifest["parity"]["status"] == "pass"
+    assert manifest["parity"] is None  # --no-validate: test_cli_validate_offline_uses_the_cache runs it
 
 
 def test_cli_validate_offline_uses_the_cache(converted, hub):
@@ -277,6 +309,10 @@ def test_rebuild_from_manifest_finds_the_cached_file_offline(hub, hub_env, weigh
     hubfile = fetch_pretrained(spec)
     _model, winfo = build_model(spec, pretrained=hubfile)
     manifest = {"weights": winfo.to_json(), "options": spec.default_options()}
+    from edgevit.export.coreml import coreml_metadata
+
+    assert coreml_metadata(spec, winfo, "0")["license"].startswith(f"weights: apache-2.0 (swiftformer_xs.dist_in1k, "
+                                                                   f"{XS_REPO})")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     asked = len(hub.requests)
     rebuilt = rebuild_from_manifest(spec, manifest).state_dict()

@@ -163,7 +163,9 @@ def fetch_pretrained(spec: ModelSpec, tag: str | bool | None = True, revision: s
     cache, endpoint, offline = hub_settings()
     wanted = revision or "main"
     before = _cached_path(repo, chosen.filename, cache, wanted)
-    if before is None:
+    if before is None and offline:
+        say(f"HF_HUB_OFFLINE is set: looking for {chosen.filename} of {repo} (revision {wanted}) in {cache} only")
+    elif before is None:
         say(f"downloading {chosen.filename} of {repo} (revision {wanted}) from {endpoint} into {cache}")
     path = _download(repo, chosen.filename, wanted, cache, endpoint, offline, progress_bar)
     commit = _commit_of(path)

@@ -33,7 +33,7 @@ class Repo:
 class Hub:
     """``with Hub({"timm/x": Repo(...)}) as hub:`` serves at ``hub.url``; ``hub.requests`` logs what was asked."""
 
-    def __init__(self, repos: dict[str, Repo]):
+    def __init__(self, repos: dict[str, Repo], port: int = 0):
         self.repos = repos
         self.requests: list[tuple[str, str]] = []
         hub = self
@@ -48,7 +48,7 @@ class Hub:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -100,3 +100,49 @@ def _send(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str],
     handler.end_headers()
     if body:
         handler.wfile.write(data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a registered model's default hub repository with stand-in weights, for trying --pretrained offline:
+
+        python tests/support/hub_server.py swiftformer-xs --port 8765
+        HF_ENDPOINT=http://127.0.0.1:8765 HF_HOME=/tmp/hf edgevit convert swiftformer-xs --pretrained --target onnx
+
+    The served file is edgevit's random init of the model saved as safetensors (or --file), NOT trained weights.
+    """
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="a registered model with published weights, e.g. swiftformer-xs")
+    parser.add_argument("--file", help="serve this .safetensors instead of a random-init stand-in")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    from edgevit.models.pretrained import resolve_tag
+    from edgevit.models.registry import get_spec
+
+    spec = get_spec(args.model)
+    tag = resolve_tag(spec)
+    if args.file:
+        with open(args.file, "rb") as fh:
+            data = fh.read()
+    else:
+        from safetensors.torch import save
+
+        from edgevit.models.build import build_model
+
+        model, _ = build_model(spec)
+        data = save({k: v.contiguous() for k, v in model.state_dict().items()})
+    commit = hashlib.sha1(b"edgevit local hub\0" + data).hexdigest()  # noqa: S324 - a commit-like id, not security
+    with Hub({tag.hf_hub_id: Repo.at(commit, {tag.filename: data})}, port=args.port) as hub:
+        kind = "the given file" if args.file else "stand-in weights: edgevit's random init, not trained"
+        print(f"serving {tag.hf_hub_id}/{tag.filename} ({kind}) at {hub.url}; Ctrl-C stops", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

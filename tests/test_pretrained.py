@@ -23,7 +23,7 @@ from support.hub_server import Hub, Repo
 from edgevit.base.errors import UsageError, WeightsError
 from edgevit.models.build import build_model, rebuild_from_manifest
 from edgevit.models.pretrained import fetch_pretrained, pretrained_tags, resolve_tag
-from edgevit.models.registry import get_spec
+from edgevit.models.registry import get_spec, model_names
 
 COMMIT = hashlib.sha1(b"edgevit test hub, main").hexdigest()
 OLD_COMMIT = hashlib.sha1(b"edgevit test hub, v0").hexdigest()
@@ -92,6 +92,29 @@ def test_tags_come_from_timms_pretrained_config():
     assert (xs.name, xs.license, xs.source) == ("swiftformer_xs.dist_in1k", "apache-2.0",
                                                 "https://github.com/Amshaker/SwiftFormer")
     assert resolve_tag(get_spec("fastvit-t8"), "fastvit_t8.apple_dist_in1k").tag == "apple_dist_in1k"
+
+
+def test_every_registered_model_but_turbovit_has_a_loadable_default_tag():
+    for name in model_names():
+        if name == "turbovit":
+            continue
+        tag = resolve_tag(get_spec(name))
+        assert tag.default and tag.hf_hub_id == f"timm/{tag.name}" and tag.filename == "model.safetensors", name
+        assert tag.num_classes == 1000 and tag.license, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in model_names() if n != "turbovit"])
+def test_timm_layout_weights_pass_each_models_checkpoint_filter(name):
+    """The hub files are timm state_dicts (timm's save_for_hf): the spec's key remapping must leave them fitting."""
+    from edgevit.models.checkpoints import check_fits
+
+    spec = get_spec(name)
+    model = spec.build()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    if spec.checkpoint_filter is not None:
+        state = spec.checkpoint_filter(state, model)
+    check_fits(model, state, name, Path(f"{name}.safetensors"))
 
 
 def test_list_details_cell_names_the_default_tag_and_license():

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from edgevit.models.spec import ModelSpec
 
 SAFE_FILENAME = "model.safetensors"  # what timm publishes beside (or instead of) pytorch_model.bin
-DEFAULT_ENDPOINT = "https://huggingface.co"
 IMAGENET_CLASSES = 1000
 _TRUE = {"1", "ON", "YES", "TRUE"}  # huggingface_hub's reading of a boolean environment variable
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -79,7 +78,7 @@ def hub_settings() -> tuple[Path, str, bool]:
         cache = Path(env["HF_HOME"]) / "hub"
     else:
         cache = Path(constants.HF_HUB_CACHE)
-    endpoint = (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    endpoint = (env.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
     offline = (env.get("HF_HUB_OFFLINE") or "").upper() in _TRUE
     return cache.expanduser(), endpoint, offline
 

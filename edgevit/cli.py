@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="one or more targets (default: coreml)")
     cv.add_argument("--out", default="artifacts", help="output directory (default: artifacts)")
     cv.add_argument("--weights", help="local checkpoint: official layout, timm layout or .safetensors. "
-                    "Without it the model is random-init (and the output and manifest say so)")
+                    "Without it (or --pretrained) the model is random-init (and the output and manifest say so)")
     cv.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
                     help="timm's trained weights from the Hugging Face hub (safetensors only), cached in its standard "
                     "cache (HF_HOME; HF_HUB_OFFLINE=1 uses only the cache). TAG: one of `edgevit weights ls MODEL`; "

@@ -117,12 +117,19 @@ def test_timm_layout_weights_pass_each_models_checkpoint_filter(name):
     check_fits(model, state, name, Path(f"{name}.safetensors"))
 
 
-def test_list_details_cell_names_the_default_tag_and_license():
-    from edgevit.commands.models import _weights_cell
+def test_list_details_weights_table_names_tags_licenses_and_sources():
+    from rich.console import Console
 
-    assert _weights_cell(get_spec("fastvit-t8")) == "apple_in1k +1 (fastvit-license)"
-    assert _weights_cell(get_spec("swiftformer-l1")) == "dist_in1k (apache-2.0)"
-    assert _weights_cell(get_spec("turbovit")) == "none published"
+    from edgevit.commands.models import weights_table
+
+    console = Console(width=120, record=True)
+    console.print(weights_table([get_spec(n) for n in ("fastvit-t8", "hiera-t", "swiftformer-l1", "turbovit")]))
+    rows = [" ".join(line.split()) for line in console.export_text().splitlines()]
+    assert "│ fastvit-t8 │ apple_in1k, apple_dist_in1k │ fastvit-license │ not stated │" in rows
+    assert "│ hiera-t │ mae_in1k_ft_in1k, mae (headless*) │ cc-by-nc-4.0 │ not stated │" in rows
+    assert any(r.startswith("│ swiftformer-l1 │ dist_in1k │ apache-2.0 │ https://github.com/Amshaker/SwiftFormer")
+               for r in rows)
+    assert "│ turbovit │ none published │ - │ - │" in rows
 
 
 def test_unknown_tag_lists_the_real_ones():

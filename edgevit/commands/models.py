@@ -16,7 +16,6 @@ def show_models(details: bool) -> int:
     if details:
         table.add_column("params (M)", justify="right")
         table.add_column("GFLOPs", justify="right")
-        table.add_column("trained weights (--pretrained)")
     for spec in list_models():
         row = [spec.name, spec.family, spec.converter, "x".join(map(str, spec.input_size)),
                f"{spec.published_top1:.1f} ({spec.top1_source})" if spec.published_top1 else "-",
@@ -25,24 +24,38 @@ def show_models(details: bool) -> int:
             from edgevit.models.complexity import complexity
 
             c = complexity(spec)
-            row += [f"{c['params'] / 1e6:.2f}", f"{c['flops'] / 1e9:.2f}", _weights_cell(spec)]
+            row += [f"{c['params'] / 1e6:.2f}", f"{c['flops'] / 1e9:.2f}"]
         table.add_row(*row)
     console.print(table)
     if details:
         console.print("FLOPs from torch.utils.flop_counter at the model's input size (a multiply-add counts as 2).")
-        console.print("Trained weights: timm's default tag (+ how many more) and its license; `edgevit weights ls "
-                      "MODEL` lists every tag with its hub repository and source.")
+        console.print(weights_table(list_models()))
+        console.print("`edgevit convert MODEL --pretrained [TAG]` loads them (not the tags marked *: headless or "
+                      "not 1000 classes); `edgevit weights ls MODEL` shows each tag's hub repository and whether it "
+                      "is cached.")
     return 0
 
 
-def _weights_cell(spec) -> str:
+def weights_table(specs) -> Table:
+    """Per model: the tags timm publishes (default first), their license and source, as timm's config states them."""
     from edgevit.models.pretrained import pretrained_tags
 
-    tags = pretrained_tags(spec)
-    if not tags:
-        return "none published"
-    more = f" +{len(tags) - 1}" if len(tags) > 1 else ""
-    return f"{tags[0].tag}{more} ({tags[0].license or 'license not stated'})"
+    table = Table(title="trained weights timm publishes (--pretrained)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("tags (timm's default first)")
+    table.add_column("license")
+    table.add_column("source (timm's config)", overflow="fold")
+    for spec in specs:
+        tags = pretrained_tags(spec)
+        if not tags:
+            table.add_row(spec.name, "none published", "-", "-")
+            continue
+        names = ", ".join(t.tag + ("" if t.num_classes == 1000 else f" ({t.num_classes or 'headless'}*)")
+                          for t in tags)
+        licenses = ", ".join(dict.fromkeys(t.license or "not stated" for t in tags))
+        sources = ", ".join(dict.fromkeys(t.source for t in tags if t.source)) or "not stated"
+        table.add_row(spec.name, names, licenses, sources)
+    return table
 
 
 def show_weights(model: str) -> int:

@@ -221,6 +221,28 @@ def test_unreachable_hub_and_nothing_cached_says_what_to_do(hub_env, monkeypatch
         assert needle in text
 
 
+def test_a_plain_web_server_at_hf_endpoint_is_named(hub_env, tmp_path, monkeypatch):
+    """A server that has the file but is no hub (no X-Repo-Commit): say so, not 'unreachable'."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    site = tmp_path / "site" / XS_REPO / "resolve" / "main"
+    site.mkdir(parents=True)
+    (site / "model.safetensors").write_bytes(b"not served by a hub")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(WeightsError, match="answered but not as a Hugging Face hub \\(is HF_ENDPOINT right\\?\\)"):
+            fetch_pretrained(get_spec("swiftformer-xs"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_offline_and_nothing_cached_says_what_to_do(hub_env, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     said: list[str] = []

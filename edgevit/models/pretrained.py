@@ -233,6 +233,7 @@ def _download(repo: str, file: str, revision: str, cache: Path, endpoint: str, o
     import httpx2
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
+        FileMetadataError,
         GatedRepoError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
@@ -247,9 +248,13 @@ def _download(repo: str, file: str, revision: str, cache: Path, endpoint: str, o
         return Path(hf_hub_download(repo, file, revision=revision, cache_dir=cache, endpoint=endpoint,
                                     local_files_only=offline, tqdm_class=_bar_class(progress_bar, f"{repo}/{file}"),
                                     library_name="edgevit"))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        how = ("HF_HUB_OFFLINE is set, so the hub was not asked" if offline
-               else f"the hub at {endpoint} could not be reached")
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        if offline:
+            how = "HF_HUB_OFFLINE is set, so the hub was not asked"
+        elif isinstance(exc.__cause__, FileMetadataError):  # an answer, but not a hub's (a proxy page, a wrong URL)
+            how = f"{endpoint} answered but not as a Hugging Face hub (is HF_ENDPOINT right?)"
+        else:
+            how = f"the hub at {endpoint} could not be reached"
         raise WeightsError(f"no network and nothing cached: {where} is not in the hub cache {cache}, and {how}. "
                            "Connect to the network (and unset HF_HUB_OFFLINE) to download it once; set HF_HOME or "
                            "HF_HUB_CACHE if the cache is elsewhere; or pass a local checkpoint with --weights FILE."

@@ -145,6 +145,13 @@ def test_model_with_no_published_weights_is_refused():
         resolve_tag(get_spec("timm:regnetz_b16_evos"))
 
 
+def test_tag_at_another_resolution_is_refused():
+    with pytest.raises(WeightsError, match=r"mobilevitv2_200.cvnets_in22k_ft_in1k_384 was trained at 384x384, and "
+                                           r"edgevit converts mobilevitv2-200 at 256x256 .* Tags at that size: "
+                                           r"cvnets_in1k, cvnets_in22k_ft_in1k"):
+        resolve_tag(get_spec("mobilevitv2-200"), "cvnets_in22k_ft_in1k_384")
+
+
 def test_headless_tag_is_refused_before_any_download():
     with pytest.raises(WeightsError, match=r"hiera_tiny_224.mae has a headless .* Tags with a 1000-class head: "
                                            r"mae_in1k_ft_in1k"):
@@ -380,7 +387,7 @@ def test_weights_ls_lists_tags_and_what_is_cached(hub_env, capsys):
 
     assert main(["weights", "ls", "swiftformer-xs"]) == 0
     before = " ".join(capsys.readouterr().out.split())
-    assert "dist_in1k (default)" in before and XS_REPO in before and "apache-2.0" in before
+    assert "dist_in1k (default)" in before and "timm/swiftformer_xs.<tag>" in before and "apache-2.0" in before
     assert "│ no │" in before
     fetch_pretrained(get_spec("swiftformer-xs"))
     assert main(["weights", "ls", "swiftformer-xs"]) == 0

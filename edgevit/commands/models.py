@@ -30,9 +30,9 @@ def show_models(details: bool) -> int:
     if details:
         console.print("FLOPs from torch.utils.flop_counter at the model's input size (a multiply-add counts as 2).")
         console.print(weights_table(list_models()))
-        console.print("`edgevit convert MODEL --pretrained [TAG]` loads them (not the tags marked *: headless or "
-                      "not 1000 classes); `edgevit weights ls MODEL` shows each tag's hub repository and whether it "
-                      "is cached.")
+        console.print("`edgevit convert MODEL --pretrained [TAG]` loads them (not the tags marked *: headless, not "
+                      "1000 classes, or another resolution); `edgevit weights ls MODEL` shows each tag's hub "
+                      "repository and whether it is cached.")
     return 0
 
 
@@ -50,12 +50,18 @@ def weights_table(specs) -> Table:
         if not tags:
             table.add_row(spec.name, "none published", "-", "-")
             continue
-        names = ", ".join(t.tag + ("" if t.num_classes == 1000 else f" ({t.num_classes or 'headless'}*)")
-                          for t in tags)
+        names = ", ".join(t.tag + _mark(t, spec) for t in tags)
         licenses = ", ".join(dict.fromkeys(t.license or "not stated" for t in tags))
         sources = ", ".join(dict.fromkeys(t.source for t in tags if t.source)) or "not stated"
         table.add_row(spec.name, names, licenses, sources)
     return table
+
+
+def _mark(tag, spec) -> str:
+    """' (headless*)', ' (21841*)', ' (384*)': why --pretrained refuses a tag; '' for the loadable ones."""
+    if tag.num_classes != 1000:
+        return f" ({tag.num_classes or 'headless'}*)"
+    return "" if tuple(tag.input_size) == tuple(spec.input_size) else f" ({tag.input_size[-1]}*)"
 
 
 def show_weights(model: str) -> int:
@@ -71,21 +77,21 @@ def show_weights(model: str) -> int:
         return 0
     cache = hub_settings()[0]
     table = Table(title=f"{spec.name}: trained weights timm publishes for {spec.timm_name}")
+    usual = all(t.hf_hub_id == f"timm/{t.name}" and t.filename == "model.safetensors" for t in tags)
     table.add_column("tag", no_wrap=True)
-    table.add_column("hub repository", no_wrap=True)
-    table.add_column("license")
-    table.add_column("source (timm's config)", overflow="fold")
-    table.add_column("classes")
-    table.add_column("cached")
-    files = sorted({t.filename for t in tags if t.hf_hub_id})
+    if not usual:
+        table.add_column("hub repository / file", overflow="fold")
+    for col in ("license", "source (timm's config)", "classes", "input", "cached"):
+        table.add_column(col, no_wrap=not col.startswith("source"), overflow="fold")
     for t in tags:
-        where = (t.hf_hub_id + ("" if files == [t.filename] else f" ({t.filename})")) if t.hf_hub_id else \
-            f"not on the hub: {t.url or '-'}"
-        table.add_row(t.tag + (" (default)" if t.default else ""), where, t.license or "not stated",
-                      t.source or "not stated", str(t.num_classes or "headless"), cache_status(t, cache))
+        where = [f"{t.hf_hub_id}/{t.filename}" if t.hf_hub_id else f"not on the hub: {t.url or '-'}"]
+        table.add_row(t.tag + (" (default)" if t.default else ""), *([] if usual else where),
+                      t.license or "not stated", t.source or "not stated", str(t.num_classes or "headless"),
+                      "x".join(map(str, t.input_size[1:])), cache_status(t, cache))
     console.print(table)
-    if len(files) == 1:
-        console.print(f"file: {files[0]} in each repository (safetensors: edgevit never fetches a pickle)")
+    if usual:
+        console.print(f"hub repository of each tag: timm/{spec.timm_name}.<tag>, file model.safetensors "
+                      "(edgevit never fetches a pickle)")
     console.print(f"cached: in the hub cache {cache} at revision main, as last resolved (set by HF_HOME or "
                   "HF_HUB_CACHE; no network is read here)")
     console.print(f"use: edgevit convert {spec.name} --pretrained [TAG] [--revision REV]")

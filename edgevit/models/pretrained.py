@@ -48,6 +48,7 @@ class PretrainedTag:
     source: str | None  # origin URL, else paper ids, as timm states them
     num_classes: int
     url: str | None = None  # timm's non-hub URL, if any
+    input_size: tuple[int, ...] = (3, 224, 224)  # the resolution the weights were trained/evaluated at
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -104,6 +105,7 @@ def pretrained_tags(spec: ModelSpec) -> list[PretrainedTag]:
             name=name, tag=tag, default=tag == default_tag, hf_hub_id=cfg.hf_hub_id,
             filename=cfg.hf_hub_filename or SAFE_FILENAME, license=cfg.license,
             source=cfg.origin_url or paper or None, num_classes=cfg.num_classes, url=url or None,
+            input_size=tuple(cfg.input_size),
         ))
     return sorted(tags, key=lambda t: not t.default)
 
@@ -130,6 +132,12 @@ def resolve_tag(spec: ModelSpec, tag: str | bool | None = True) -> PretrainedTag
         kind = "a headless (feature) checkpoint" if not chosen.num_classes else f"a {chosen.num_classes}-class head"
         raise WeightsError(f"{chosen.name} has {kind}, and edgevit converts ImageNet-1k classifiers "
                            f"(1000 classes). Tags with a 1000-class head: {usable}.")
+    if tuple(chosen.input_size) != tuple(spec.input_size):
+        size = "x".join(map(str, chosen.input_size[1:]))
+        usable = ", ".join(t.tag for t in tags if tuple(t.input_size) == tuple(spec.input_size)) or "none"
+        raise WeightsError(f"{chosen.name} was trained at {size}, and edgevit converts {spec.name} at "
+                           f"{'x'.join(map(str, spec.input_size[1:]))} (its spec's input and preprocessing): its "
+                           f"predictions would be at the wrong resolution. Tags at that size: {usable}.")
     if chosen.hf_hub_id is None:
         raise WeightsError(f"timm publishes {chosen.name} only at {chosen.url or 'a URL outside the hub'}, not on the "
                            "Hugging Face hub as safetensors, and edgevit does not download pickled checkpoints. "

@@ -321,6 +321,13 @@ def test_cli_convert_pretrained_records_the_hub_file(converted, weights):
     assert record["file"] == "model.safetensors" and record["license"] == "apache-2.0"
     assert record["sha256"] == hashlib.sha256(weights["main"]).hexdigest()
     assert manifest["parity"] is None  # --no-validate: test_cli_validate_offline_uses_the_cache runs it
+    from edgevit.base.errors import ArtifactError
+    from edgevit.base.manifest import check_manifest
+
+    check_manifest(manifest, Path("m.json"))  # conforms; without the commit or with a pickle file it does not
+    for broken in ({k: v for k, v in record.items() if k != "revision"}, dict(record, file="pytorch_model.bin")):
+        with pytest.raises(ArtifactError, match="does not conform to edgevit/base/manifest_schema.json"):
+            check_manifest(dict(manifest, weights=broken), Path("m.json"))
 
 
 def test_cli_validate_offline_uses_the_cache(converted, hub):

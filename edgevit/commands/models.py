@@ -72,8 +72,9 @@ def show_weights(model: str) -> int:
     spec = get_spec(model)
     tags = pretrained_tags(spec)
     if not tags:
-        console.print(f"{spec.name}: no published trained weights (timm has none for "
-                      f"{spec.timm_name or 'it: not a timm model'}); --pretrained is refused, --weights FILE works.")
+        why = f"timm has none for {spec.timm_name}" if spec.timm_name else "it is not a timm model"
+        console.print(f"{spec.name}: no published trained weights ({why}); --pretrained is refused, --weights FILE "
+                      "works.")
         return 0
     cache = hub_settings()[0]
     table = Table(title=f"{spec.name}: trained weights timm publishes for {spec.timm_name}")

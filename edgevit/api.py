@@ -78,29 +78,40 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
             tensor_input: bool = False, init: str = "exercised", seed: int = 0, validate: bool = True,
             mil_report: bool = True, progress: Progress | None = None, quantize: str | None = None,
             compress: str | None = None, calibration: str | Path | None = None,
-            min_psnr: float | None = None) -> ConvertResult:
+            min_psnr: float | None = None, pretrained: str | bool | None = None,
+            revision: str | None = None) -> ConvertResult:
     """Build, prepare, export to each target, validate each artifact; publish each with its manifest.
 
     ``backend`` is the ExecuTorch delegate (default xnnpack) and ``deployment_target`` the CoreML minimum OS
     (default iOS17); each is refused for targets it does not apply to. ``quantize="int8"`` makes static int8
     ExecuTorch/ONNX artifacts calibrated on ``calibration`` (a folder of JPEG/PNG; default: the bundled photos,
     cropped and flipped); ``compress`` (w8, w4, palette6, palette4) compresses CoreML weights. ``min_psnr`` replaces
-    edgevit's precision-cost floor (PSNR in dB of the photos' logits; edgevit.validate.precision_cost). Every
-    argument is checked before any work.
+    edgevit's precision-cost floor (PSNR in dB of the photos' logits; edgevit.validate.precision_cost).
+    ``pretrained=True`` (timm's default tag) or a tag name loads timm's trained weights from the Hugging Face hub
+    cache, downloading them first if needed (``revision``: a branch, tag or commit; the manifest records the commit
+    and the file's sha256). Every argument is checked before any work, and the weights are fetched before anything
+    is written to ``out``.
     """
     args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
                          deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
                          validate=validate, mil_report=mil_report, progress=progress, quantize=quantize,
-                         compress=compress, calibration=calibration, min_psnr=min_psnr)
+                         compress=compress, calibration=calibration, min_psnr=min_psnr, pretrained=pretrained,
+                         revision=revision)
     say = progress_or_quiet(progress)
     from edgevit.models.registry import get_spec
 
     spec = get_spec(args.model)
+    hub = None
+    if args.pretrained is not None:
+        from edgevit.models.pretrained import check_timm_options, fetch_pretrained
+
+        check_timm_options(spec, args.options)
+        hub = fetch_pretrained(spec, args.pretrained, args.revision, progress_bar=progress is not None, say=say)
     with output_folder(args.out), staging_area(args.out) as stage:
-        return _convert(spec, args, stage, say)
+        return _convert(spec, args, stage, say, hub)
 
 
-def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> ConvertResult:
+def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub=None) -> ConvertResult:
     import torch
 
     from converters import get_converter
@@ -110,7 +121,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
     from edgevit.validate.parity import Subject, run_parity
 
     say(f"building {spec.name}")
-    original, winfo = build_model(spec, args.options, args.weights, args.init, args.seed)
+    original, winfo = build_model(spec, args.options, args.weights, args.init, args.seed, pretrained=hub)
     options = spec.default_options() | args.options
     say(winfo.describe())
     inputs = validation_inputs(spec, seed=args.seed)

@@ -17,6 +17,8 @@ EPILOG = """examples:
   edgevit convert swiftformer-l1 --target coreml
   edgevit convert swiftformer-l1 --target coreml executorch onnx --out artifacts
   edgevit convert swiftformer-s --weights SwiftFormer_S.pth --attention-form softmax
+  edgevit weights ls fastvit-t8
+  edgevit convert swiftformer-l1 --pretrained --target coreml executorch onnx
   edgevit convert swiftformer-xs --target executorch onnx --quantize int8 --calibration my_photos/
   edgevit convert swiftformer-xs --target coreml --compress w8
   edgevit validate artifacts/swiftformer-l1.executorch.xnnpack.fp32.pte
@@ -56,7 +58,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="one or more targets (default: coreml)")
     cv.add_argument("--out", default="artifacts", help="output directory (default: artifacts)")
     cv.add_argument("--weights", help="local checkpoint: official layout, timm layout or .safetensors. "
-                    "Without it the model is random-init (and the output and manifest say so)")
+                    "Without it (or --pretrained) the model is random-init (and the output and manifest say so)")
+    cv.add_argument("--pretrained", nargs="?", const=True, metavar="TAG",
+                    help="timm's trained weights from the Hugging Face hub (safetensors only), cached in its standard "
+                    "cache (HF_HOME; HF_HUB_OFFLINE=1 uses only the cache). TAG: one of `edgevit weights ls MODEL`; "
+                    "default: timm's default tag")
+    cv.add_argument("--revision", metavar="REV",
+                    help="--pretrained: the hub revision (branch, tag or commit hash; default main). The manifest "
+                    "records the commit it resolved to")
     cv.add_argument("--attention-form", choices=["normalize", "softmax"],
                     help="SwiftFormer only: attention of the current official release (normalize, default) or of "
                     "the first release / Hugging Face port (softmax); must match the checkpoint")
@@ -91,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--json", metavar="FILE", help="also write every parity field of every artifact as JSON here")
     cv.add_argument("--min-psnr", type=float, metavar="DB",
                     help="quantized/compressed artifacts pass at PSNR >= DB on the photos (default 30)")
+
+    we = sub.add_parser("weights", help="trained weights timm publishes for a model (`weights ls MODEL`)")
+    wsub = we.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    wls = wsub.add_parser("ls", help="list a model's pretrained tags: hub repo, license, source, cached or not",
+                          description="List the trained weights timm's pretrained config gives for MODEL (a registry "
+                          "name or timm:<name>): each tag with its Hugging Face hub repository, file, license and "
+                          "source, and whether it is in the local hub cache (HF_HOME) at revision main. Reads no "
+                          "network. Use a tag with `edgevit convert MODEL --pretrained TAG`.")
+    wls.add_argument("model", help="registry name (see `edgevit list`) or timm:<name>")
 
     va = sub.add_parser("validate", help="check an artifact against its original PyTorch model",
                         description="Rebuild the original model from the artifact's manifest and judge the artifact in "
@@ -246,6 +264,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return out.show_turbovit_comparison() if args.turbovit_comparison else out.show_models(args.details)
     if args.command == "convert":
         return out.run_convert(args)
+    if args.command == "weights":
+        return out.show_weights(args.model)
     if args.command == "validate":
         if args.bisect:
             return out.run_bisect(Path(args.artifact), args.quiet, calibration=args.calibration, json_path=args.json)

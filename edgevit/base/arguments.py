@@ -220,6 +220,28 @@ class ConvertArgs:
     compress: str | None = None
     calibration: list[Path] | None = None  # the user's images; None: the bundled photos, cropped and flipped
     min_psnr: float | None = None
+    pretrained: str | bool | None = None  # True: timm's default tag; a str: that tag (edgevit.models.pretrained)
+    revision: str | None = None  # the hub revision (branch, tag or commit) of --pretrained
+
+
+def check_pretrained(pretrained: object, revision: object, weights: object) -> tuple[str | bool | None, str | None]:
+    """--pretrained [TAG] and --revision REV: a tag (or True), never together with --weights."""
+    if pretrained is False:
+        pretrained = None
+    if pretrained is not None and pretrained is not True and not (isinstance(pretrained, str) and pretrained.strip()):
+        raise UsageError(f"pretrained must be True (timm's default tag) or a tag name (str, see `edgevit weights ls "
+                         f"MODEL`), got {_type_name(pretrained)} {pretrained!r}")
+    if pretrained is not None and weights is not None:
+        raise UsageError("--pretrained and --weights both give the weights; give one: --pretrained [TAG] for timm's "
+                         "trained weights from the hub, or --weights FILE for a local checkpoint")
+    if revision is not None:
+        if not isinstance(revision, str) or not revision.strip() or any(c.isspace() for c in revision):
+            raise UsageError(f"revision must be a branch, tag or commit hash of the hub repository, got "
+                             f"{_type_name(revision)} {revision!r}")
+        if pretrained is None:
+            raise UsageError(f"--revision {revision} pins the hub revision of --pretrained weights; it needs "
+                             "--pretrained [TAG]")
+    return pretrained, revision
 
 
 def check_convert(model: object, target: object, out: object, *, weights: object = None, options: object = None,
@@ -227,7 +249,8 @@ def check_convert(model: object, target: object, out: object, *, weights: object
                   tensor_input: object = False, init: object = "exercised", seed: object = 0,
                   validate: object = True, mil_report: object = True,
                   progress: object = None, quantize: object = None, compress: object = None,
-                  calibration: object = None, min_psnr: object = None) -> ConvertArgs:
+                  calibration: object = None, min_psnr: object = None, pretrained: object = None,
+                  revision: object = None) -> ConvertArgs:
     """Every convert argument and their combinations; raises UsageError (or WeightsError) before any work."""
     if not isinstance(model, str) or not model.strip():
         raise UsageError(f"model must be a model name (str, see `edgevit list`), got {_type_name(model)} {model!r}")
@@ -263,12 +286,14 @@ def check_convert(model: object, target: object, out: object, *, weights: object
         raise UsageError("--tensor-input applies only to --target coreml (the other targets always take tensors)")
     if progress is not None and not callable(progress):
         raise UsageError(f"progress must be a callable taking a str, got {_type_name(progress)}")
+    hub_tag, hub_revision = check_pretrained(pretrained, revision, weights)
     return ConvertArgs(
         model=model, targets=plans, out=out_path, weights=check_weights(weights), options=check_options(options),
         deployment_target=dt or DEFAULT_DEPLOYMENT_TARGET, tensor_input=tensor,
         init=check_choice("init", init, INITS), seed=check_int("seed", seed, 0, MAX_SEED),
         validate=check_bool("validate", validate), mil_report=check_bool("mil_report", mil_report),
         quantize=quant, compress=comp, calibration=check_calibration(calibration), min_psnr=psnr,
+        pretrained=hub_tag, revision=hub_revision,
     )
 
 

@@ -19,8 +19,8 @@ def run_convert(args: argparse.Namespace) -> int:
         args.model, args.target, args.out, weights=args.weights, options=options, precision=args.precision,
         backend=args.backend, deployment_target=args.deployment_target, tensor_input=args.tensor_input,
         init=args.init, seed=args.seed, validate=not args.no_validate, mil_report=not args.no_mil_report,
-        progress=progress_printer(args.quiet), quantize=args.quantize, compress=args.compress,
-        calibration=args.calibration, min_psnr=args.min_psnr,
+        progress=None if args.quiet else progress_printer(False), quantize=args.quantize, compress=args.compress,
+        calibration=args.calibration, min_psnr=args.min_psnr, pretrained=args.pretrained, revision=args.revision,
     )
     console.print(f"[bold]{result.model}[/]: {result.weights}")
     console.print("rewrites: " + "; ".join(result.rewrites))

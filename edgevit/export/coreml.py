@@ -82,7 +82,9 @@ def coreml_metadata(spec: ModelSpec, winfo, version: str) -> dict[str, str]:
     """The package's author/license/version/description and edgevit's keys (model, weights' source and hash):
     what Xcode shows for the model and what a reader needs to trace the weights (a WeightsInfo)."""
     return {"author": "edgevit (conversion); model: " + (spec.paper or spec.name),
-            "license": "weights: see their source; edgevit: Apache-2.0", "version": version,
+            "license": (f"weights: {winfo.license} ({winfo.tag}, {winfo.repo}); edgevit: Apache-2.0"
+                        if getattr(winfo, "license", None) else "weights: see their source; edgevit: Apache-2.0"),
+            "version": version,
             "description": f"{spec.name} image classifier (ImageNet-1k), converted by edgevit",
             "edgevit.model": spec.name, "edgevit.models.checkpoints": winfo.source,
             "edgevit.weights_sha256": winfo.sha256 or "random-init"}

@@ -1,4 +1,5 @@
-"""Build the original model of a spec: from a checkpoint, or from a seeded random init (and say which).
+"""Build the original model of a spec: from a checkpoint, from timm's trained weights on the hub
+(``pretrained.py``), or from a seeded random init (and say which).
 
 Conversion and later re-validation must see the same function, so the random init is deterministic in
 (model, options, init, seed) and all four are recorded in the manifest.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -17,35 +19,55 @@ from edgevit.models.checkpoints import load_weights, sha256_of
 from edgevit.models.random_init import exercise_weights
 from edgevit.models.registry import ModelSpec
 
+if TYPE_CHECKING:
+    from edgevit.models.pretrained import HubWeights
+
 INITS = ("exercised", "library")
 
 
 @dataclass
 class WeightsInfo:
-    source: str  # "checkpoint" or "random-init"
+    source: str  # "checkpoint", "pretrained" (a hub file: repo, revision, file, license) or "random-init"
     path: str | None = None
     sha256: str | None = None
     init: str | None = None
     seed: int | None = None
+    repo: str | None = None  # pretrained only, like the four below
+    revision: str | None = None  # the commit hash the hub resolved
+    file: str | None = None
+    license: str | None = None
+    tag: str | None = None  # timm's name of the weights, "swiftformer_xs.dist_in1k"
 
     def describe(self) -> str:
         if self.source == "checkpoint":
             return f"weights from {self.path} (sha256 {self.sha256[:12]}...)"
+        if self.source == "pretrained":
+            return (f"trained weights {self.tag} from {self.repo} at revision {self.revision[:12]} ({self.file}, "
+                    f"sha256 {self.sha256[:12]}..., license {self.license or 'not stated'})")
         how = ("every block exercised: layer scales ~U(0.5,1), BatchNorm statistics calibrated on noise"
                if self.init == "exercised" else "the library's training init (layer scales ~1e-5)")
         return f"RANDOM-INIT weights (no --weights given; seed {self.seed}; {how}) - not a trained model"
 
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        hub_only = ("repo", "revision", "file", "license", "tag")
+        return {k: v for k, v in self.__dict__.items() if self.source == "pretrained" or k not in hub_only}
 
 
 def build_model(spec: ModelSpec, options: dict[str, str] | None = None, weights: Path | None = None,
-                init: str = "exercised", seed: int = 0) -> tuple[nn.Module, WeightsInfo]:
+                init: str = "exercised", seed: int = 0,
+                pretrained: HubWeights | None = None) -> tuple[nn.Module, WeightsInfo]:
     """The eval-mode original model and a record of where its weights came from."""
     if init not in INITS:
         raise WeightsError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     torch.manual_seed(seed)
     model = spec.build(**(options or {}))
+    if pretrained is not None:
+        sha = load_weights(model, spec, pretrained.path)
+        if sha != pretrained.sha256:  # changed between the hash check and the load: refuse, as validate would
+            raise WeightsError(f"{pretrained.path} changed while it was being loaded; run again")
+        return model.eval(), WeightsInfo("pretrained", str(pretrained.path), sha, repo=pretrained.repo,
+                                         revision=pretrained.revision, file=pretrained.file,
+                                         license=pretrained.license, tag=pretrained.tag)
     if weights is not None:
         sha = load_weights(model, spec, Path(weights))
         return model.eval(), WeightsInfo("checkpoint", str(Path(weights).resolve()), sha)
@@ -57,6 +79,8 @@ def build_model(spec: ModelSpec, options: dict[str, str] | None = None, weights:
 def rebuild_from_manifest(spec: ModelSpec, manifest: dict) -> nn.Module:
     """The original model an artifact was converted from; refuses a checkpoint that changed since."""
     info = manifest["weights"]
+    if info["source"] == "pretrained":
+        return _rebuild_pretrained(spec, manifest)
     if info["source"] == "checkpoint":
         path = Path(info["path"])
         if not path.exists():
@@ -66,4 +90,21 @@ def rebuild_from_manifest(spec: ModelSpec, manifest: dict) -> nn.Module:
         model, _ = build_model(spec, manifest.get("options"), weights=path)
     else:
         model, _ = build_model(spec, manifest.get("options"), init=info["init"], seed=info["seed"])
+    return model
+
+
+def _rebuild_pretrained(spec: ModelSpec, manifest: dict) -> nn.Module:
+    """The hub file the manifest names, at the commit it records, from the cache (no network if it is there)."""
+    from edgevit.models.pretrained import HubWeights, cached_pretrained, changed_message, hub_settings
+
+    info = manifest["weights"]
+    path = cached_pretrained(info["repo"], info["file"], info["revision"])
+    sha = sha256_of(path)
+    if sha != info["sha256"]:
+        raise WeightsError(changed_message(path, info["repo"], hub_settings()[0],
+                                           f"the manifest records sha256 {info['sha256'][:12]}..., the file has "
+                                           f"{sha[:12]}..."))
+    hub = HubWeights(path, info["repo"], info["revision"], info["file"], sha, info.get("license"), info.get("tag"),
+                     cached=True)
+    model, _ = build_model(spec, manifest.get("options"), pretrained=hub)
     return model

@@ -10,8 +10,8 @@ edgevit's parity verdict. --kinds picks a subset by label (e.g. "coreml fp16" ".
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import tempfile
 import time
 import warnings

@@ -147,7 +147,8 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub
 
         calibration = calibration_set(spec, args.calibration)
         say(f"calibrating on {calibration.describe()}")
-    subject = Subject(original, prepared.module, spec, inputs, min_psnr=args.min_psnr, calibration=calibration)
+    subject = Subject(original, prepared.module, spec, inputs, min_psnr=args.min_psnr, calibration=calibration,
+                      trained=winfo.source != "random-init")
     for plan in args.targets:
         name = artifact_name(spec.name, plan.target, plan.precision, plan.backend)
         staged, final = stage / name, args.out / name
@@ -316,7 +317,7 @@ def _subject_of(manifest: dict, spec: ModelSpec, min_psnr: float | None, calibra
 
         calibrated = calibration_set(spec, check_calibration(calibration))
     return Subject(original, prepared, spec, validation_inputs(spec, seed=seed), min_psnr=min_psnr,
-                   calibration=calibrated)
+                   calibration=calibrated, trained=manifest["weights"]["source"] != "random-init")
 
 
 def _device_validate(artifact: Path, manifest: dict, spec: ModelSpec, device: Path,

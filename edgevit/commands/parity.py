@@ -76,6 +76,7 @@ def print_parity(results, wide: bool = False, json_path: str | None = None) -> N
     results = [r for r in results if r is not None]
     print_table(parity_table(results, wide), wide)
     console.print(VERDICT_NOTE, style="dim")
+    _print_photo_labels(results)
     if not wide:
         for r in results:
             if r.reason:
@@ -85,6 +86,26 @@ def print_parity(results, wide: bool = False, json_path: str | None = None) -> N
 
         write_text_atomic(Path(json_path), json.dumps([r.to_json() for r in results], indent=2) + "\n")
         console.print(f"[green]wrote[/] {json_path} (every parity field)")
+
+
+def _print_photo_labels(results) -> None:
+    """Trained weights: what each photo is according to the original and to each artifact (the photos' contents
+    are known: a reader sees at a glance that they name the same things)."""
+    labelled = [r for r in results if r.photo_labels]
+    if not labelled:
+        return
+    table = Table(title="top-1 label of each photo (trained weights)")
+    table.add_column("photo", no_wrap=True)
+    table.add_column("original")
+    for r in labelled:
+        table.add_column(r.artifact.split(".", 1)[1] if "." in r.artifact else r.artifact)
+    for i, row in enumerate(labelled[0].photo_labels):
+        cells = [row["photo"], row["original"]]
+        for r in labelled:
+            theirs = r.photo_labels[i]["artifact"] if i < len(r.photo_labels) else "-"
+            cells.append(theirs if theirs == row["original"] else f"[bold red]{theirs}[/]")
+        table.add_row(*cells)
+    print_table(table)
 
 
 def _say_runtimes(results) -> None:

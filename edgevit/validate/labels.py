@@ -11,13 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-RANDOM_PREFIX = "random_"  # edgevit.validate.inputs.random_inputs names its tensors random_0, random_1, ...
+RANDOM_PREFIXES = ("random_", "noise_")  # edgevit.validate.inputs' random tensors and noise images
 
 
 def photo_top1(names: Sequence[str], outputs) -> list[tuple[str, str]]:
     """(photo name, top-1 label) for each photo row of ``outputs`` ((N, 1000) logits or probabilities, numpy or
-    torch), in input order; rows named ``random_*`` are skipped. Raises ValueError on a shape that is not one
-    1000-class row per name."""
+    torch), in input order; rows named ``random_*`` or ``noise_*`` are skipped. Raises ValueError on a shape that
+    is not one 1000-class row per name."""
     from edgevit.models.spec import imagenet_labels
 
     scores = np.asarray(outputs.detach().cpu() if hasattr(outputs, "detach") else outputs, dtype=np.float64)
@@ -27,4 +27,4 @@ def photo_top1(names: Sequence[str], outputs) -> list[tuple[str, str]]:
         raise ValueError(f"photo_top1 needs one {len(labels)}-class row per name: {len(names)} names, outputs of "
                          f"shape {tuple(np.shape(outputs))}")
     return [(name, labels[int(np.argmax(row))]) for name, row in zip(names, scores, strict=True)
-            if not name.startswith(RANDOM_PREFIX)]
+            if not name.startswith(RANDOM_PREFIXES)]

@@ -56,6 +56,7 @@ class ParityResult:
     cost: PrecisionCost | None = None
     declared_precision: str | None = None  # what the manifest says (shown, never used to judge)
     failed_part: str | None = None  # "fidelity", "precision cost" or "manifest"
+    photo_labels: list[dict] | None = None  # trained weights only: each photo's top-1 label, original vs artifact
 
     @property
     def failed(self) -> bool:
@@ -78,6 +79,7 @@ class Subject:
     inputs: list[ValidationInput]
     min_psnr: float | None = None
     calibration: object = None  # CalibrationSet, for int8 references
+    trained: bool = False  # the weights are a checkpoint or the hub's: photo labels mean something
     cache: dict = field(default_factory=dict)  # references built for this subject (one per kind), reused
 
 
@@ -124,7 +126,18 @@ def run_parity(subject: Subject, artifact: Path, manifest: dict, runtime: str | 
                                       "precision_cost_floor_db": cost.floor_db, "floor_source": cost.floor_source})
     if fidelity.status == "fail":
         result.original_fp32_vs_fp64 = _own_rounding(subject, fidelity, artifact, manifest)
+    if subject.trained and reference.shape[-1] == 1000:
+        result.photo_labels = _photo_labels(usable, reference, actual)
     return _combine(result, diagnosis)
+
+
+def _photo_labels(inputs: list[ValidationInput], reference: np.ndarray, actual: np.ndarray) -> list[dict]:
+    from edgevit.validate.labels import photo_top1
+
+    names = [item.name for item in inputs]
+    theirs = dict(photo_top1(names, actual))
+    return [{"photo": name, "original": label, "artifact": theirs[name]}
+            for name, label in photo_top1(names, reference)]
 
 
 def _combine(result: ParityResult, diagnosis: str) -> ParityResult:

@@ -209,14 +209,24 @@ def _reference_hashes(converted) -> set[str]:
     biases and their scales XNNPACK's lowering derives (bias / (input scale · weight scales), per channel)."""
     tensors = list(converted.state_dict().values())
     for node in converted.graph.nodes:
-        if node.op == "get_attr" and isinstance(getattr(converted, str(node.target), None), torch.Tensor):
-            tensors.append(getattr(converted, str(node.target)))
+        if node.op == "get_attr" and isinstance(_attr(converted, node.target), torch.Tensor):
+            tensors.append(_attr(converted, node.target))
     tensors += _derived_biases(converted)
     hashes = set()
     for tensor in tensors:
         for variant in _layouts(tensor):
             hashes.add(hashlib.sha256(np.ascontiguousarray(variant).tobytes()).hexdigest())
     return hashes
+
+
+def _attr(module, target) -> object:
+    """A get_attr node's value (targets are dotted paths: ``stem.0.bias``)."""
+    value = module
+    for part in str(target).split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
 
 
 def _derived_biases(converted) -> list[torch.Tensor]:
@@ -233,8 +243,8 @@ def _derived_biases(converted) -> list[torch.Tensor]:
         if "dequantize_per_tensor" not in str(x.target) or "dequantize_per_channel" not in str(w.target):
             continue
         in_scale = x.args[1]
-        w_scale = getattr(converted, str(w.args[1].target), None) if isinstance(w.args[1], torch.fx.Node) else None
-        bias = getattr(converted, str(b.target), None) if b.op == "get_attr" else None
+        w_scale = _attr(converted, w.args[1].target) if isinstance(w.args[1], torch.fx.Node) else None
+        bias = _attr(converted, b.target) if b.op == "get_attr" else None
         if not isinstance(in_scale, float) or w_scale is None or bias is None:
             continue
         scale = w_scale * in_scale

@@ -125,3 +125,34 @@ def test_outputs_that_ignore_the_input_fail_whatever_their_psnr():
     cost = precision_cost(ref, constant, _inputs(), "int8", min_psnr=1)
     assert cost.status == "fail" and "barely depend on the input" in cost.reason
     assert cost.spread_ratio == pytest.approx(0.0) and cost.input_share < 0.1
+
+
+# --- the artifact does not set its own verdict -------------------------------------------------------------------
+
+def test_an_fp32_program_renamed_int8_with_a_floor_of_its_own_fails(xs_artifacts, tmp_path):
+    """The adversarial round's case: an fp32 .onnx renamed *.int8.onnx, its manifest saying int8 with a floor of
+    -1000 dB. The precision comes from the program, so the manifest's claim is a failure, never a pass."""
+    import json
+    import shutil
+
+    from edgevit.api import validate
+    from edgevit.base.digest import sha256_of
+
+    src = xs_artifacts["onnx"]
+    dst = tmp_path / src.name.replace(".fp32.onnx", ".int8.onnx")
+    shutil.copy2(src, dst)
+    manifest = json.loads(src.with_name(src.name.replace(".onnx", "") + ".json").read_text())
+    manifest.update(artifact=dst.name, precision="int8", sha256=sha256_of(dst),
+                    quantization={"scheme": "int8", "min_psnr_db": -1000})
+    dst.with_name(dst.name.replace(".onnx", "") + ".json").write_text(json.dumps(manifest))
+    result = validate(dst)
+    assert result.status == "fail" and result.failed_part == "manifest" and result.precision == "fp32"
+    assert "the manifest says int8, but the program stores fp32" in result.reason
+
+
+def test_the_verdict_reads_precision_from_programs(xs_artifacts):
+    from edgevit.validate.program_precision import program_precision
+
+    assert program_precision(xs_artifacts["coreml"]) == "fp16"
+    assert program_precision(xs_artifacts["executorch"]) == "fp32"
+    assert program_precision(xs_artifacts["onnx"]) == "fp32"

@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from edgevit.base.errors import OutputError, SchemaError
-from edgevit.bench.results import SOURCE_KEY, V2_RESULT_FIELDS, load_results, load_schema, validate_document
+from edgevit.bench.results import (
+    SOURCE_KEY,
+    V2_RESULT_FIELDS,
+    V3_DEVICE_FIELDS,
+    V3_RESULT_FIELDS,
+    load_results,
+    load_schema,
+    validate_document,
+)
 from edgevit.report import NOT_MEASURED, OPTIMAL_MARK, ReportPaths, pareto_front, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -102,7 +110,9 @@ def test_load_results_keeps_file_and_harness(tmp_path: Path) -> None:
     assert loaded[0][SOURCE_KEY] == {"file": str(a), "harness": "host", "created": "2025-01-01T00:00:00Z"}
     assert loaded[-1][SOURCE_KEY]["harness"] == "ios"
     # a version-1 result comes back with the version-2 fields as null ("not measured")
-    assert {k: v for k, v in loaded[0].items() if k != SOURCE_KEY} == dict.fromkeys(V2_RESULT_FIELDS) | results[0]
+    expected = dict.fromkeys(V2_RESULT_FIELDS + V3_RESULT_FIELDS) | results[0]
+    expected["device"] = dict.fromkeys(V3_DEVICE_FIELDS) | results[0]["device"]
+    assert {k: v for k, v in loaded[0].items() if k != SOURCE_KEY} == expected
 
 
 def test_schema_rejection_names_file_path_and_reason(tmp_path: Path) -> None:
@@ -151,7 +161,7 @@ def test_missing_or_unreadable_file_is_a_schema_error(tmp_path: Path) -> None:
 
 def test_one_bad_file_rejects_the_whole_load(tmp_path: Path) -> None:
     good = write_json(tmp_path / "good.json", fixture_file("host", [fixture_result("net-a", 1.0)]))
-    bad = write_json(tmp_path / "bad.json", {**fixture_file("host", []), "schema_version": 3})
+    bad = write_json(tmp_path / "bad.json", {**fixture_file("host", []), "schema_version": 4})
     with pytest.raises(SchemaError, match=r"bad.json.*schema_version"):
         load_results([good, bad])
 

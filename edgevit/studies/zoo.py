@@ -215,7 +215,7 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
 
     from converters import get_converter
     from converters.fastvit import unfused_modules
-    from edgevit.api import export_for_timing
+    from edgevit.bench.forms import export_for_timing
     from edgevit.bench.host import Plan, bench_artifact, bench_eager
     from edgevit.export.mil_inspect import inspect_mil
     from edgevit.models.build import build_model

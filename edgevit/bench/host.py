@@ -173,6 +173,14 @@ def compare_artifacts(a: tuple[Path, dict], b: tuple[Path, dict], example: torch
     return compare(*contenders, protocol)
 
 
+def fair_against(reference: tuple[Path, dict], candidates: dict[str, tuple[Path, dict]], example: torch.Tensor,
+                 protocol: Protocol, *, threads: int | None = None) -> dict[str, Comparison | None]:
+    """Each candidate artifact against ``reference`` by the fair protocol, one comparison at a time (no other
+    form loaded meanwhile); ratio above 1: the candidate is faster. For scripts that weigh several variants."""
+    return {label: compare_artifacts(artifact, reference, example, protocol, threads=threads)
+            for label, artifact in candidates.items()}
+
+
 def too_short_note(plan: Plan, against: str) -> dict | None:
     """The ``interleaved`` entry of a plan too short for the protocol: no ratio, and how many iterations it needs."""
     try:

@@ -386,3 +386,35 @@ def test_threads_and_percent_of_peak_columns(tmp_path: Path) -> None:
     for model in ("net-b", "net-c"):
         assert (by_model[model]["threads"], by_model[model]["percent_of_peak"]) == ("", "")
     assert (by_model["net-d"]["threads"], by_model["net-d"]["percent_of_peak"]) == ("2", "")
+
+
+def test_published_phone_latency_has_its_own_section_beside_device_results(tmp_path: Path) -> None:
+    """The paper's phone figure is shown with its device and source, next to what a device harness measured, and
+    never as a host figure; a model with neither gets no row."""
+    results = fixture_results()
+    host = write_json(tmp_path / "host.json", fixture_file("host", [r for r in results if r["device"] == HOST]))
+    ios = write_json(tmp_path / "ios.json", fixture_file("ios", [r for r in results if r["device"] == PHONE]))
+    published = {"net-a": {"ms": 0.7, "device": "iPhone 14", "compute_unit": "Neural Engine",
+                           "source": "Net-A paper, Table 2"}}
+    paths = write_report(load_results([host, ios]), tmp_path / "r", FIXTURE_TOP1, published_latency=published)
+    text = paths.markdown.read_text()
+    section = text.split("## Published device latency and device harness results", 1)[1]
+    row_a = next(line for line in section.splitlines() if line.startswith("| net-a"))
+    assert "0.7 ms on iPhone 14 (Neural Engine)" in row_a and "Net-A paper, Table 2" in row_a
+    assert "0.800 ms" in row_a or "0.8" in row_a.split("|")[4]  # the iOS harness result beside it
+    assert "4.0" not in row_a.split("|")[4]  # the host .pte (4 ms) is not in the device column
+    row_b = next(line for line in section.splitlines() if line.startswith("| net-b"))
+    assert "not published" in row_b  # a device result but no paper figure
+    assert "mystery-net" not in section  # neither: no row
+    plain = write_report(load_results([host]), tmp_path / "plain", FIXTURE_TOP1, published_latency={})
+    assert "Published device latency" not in plain.markdown.read_text()
+
+
+def test_published_latency_without_torch_matches_the_registry() -> None:
+    from edgevit.models.catalog import published_latency
+    from edgevit.models.registry import get_spec, model_names
+
+    registry = {n: get_spec(n).published_latency for n in model_names() if get_spec(n).published_latency}
+    assert published_latency() == registry
+    assert registry["swiftformer-l1"]["ms"] == 1.1 and registry["fastvit-t8"]["device"] == "iPhone 12 Pro"
+    assert "turbovit" not in registry and "hiera-t" not in registry  # their papers publish no phone latency

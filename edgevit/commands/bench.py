@@ -91,6 +91,16 @@ def peak_lines(peak: dict | None) -> list[str]:
     return lines + [f"note: {note}" for note in peak["notes"]]
 
 
+def published_lines(results: list[dict]) -> list[str]:
+    """The phone latency each benched model's paper published, on its own lines: a device figure, never a host one."""
+    from edgevit.models.catalog import published_latency
+
+    published = published_latency()
+    models = sorted({r["model"] for r in results} & set(published))
+    return [f"published by its paper, not comparable with the host figures above: {m} {published[m]['ms']:.1f} ms on "
+            f"{published[m]['device']} ({published[m]['compute_unit']}; {published[m]['source']})" for m in models]
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from edgevit.api import bench
     from edgevit.bench.plan import plan_with
@@ -111,6 +121,8 @@ def run_bench(args: argparse.Namespace) -> int:
     threads = sorted({r["threads"] for r in document["results"] if r["threads"] is not None})
     console.print(f"threads: {', '.join(map(str, threads)) or 'not set'}")
     for line in peak_lines(document.get("peak")):
+        console.print(line)
+    for line in published_lines(document["results"]):
         console.print(line)
     if args.out:
         console.print(f"[green]wrote[/] {args.out}")

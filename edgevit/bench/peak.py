@@ -192,6 +192,7 @@ def check_percent(gflop_per_s: float, peak_gflop_per_s: float) -> tuple[float | 
 # ------------------------------------------------------------------------------------ runtimes' best GEMM
 
 
+@cache  # once per thread count and process: a sweep and its results file share one measurement
 def runtime_gemm_gflop_per_s(threads: int) -> dict[str, float | None]:
     """Best GFLOP/s of a dense fp32 GEMM in each runtime at ``threads``: XNNPACK's fully-connected op (a one-op
     ``.pte`` of a bias-free Linear) and onnxruntime's MLAS (a one-node MatMul), square sizes GEMM_SIZES; None for a
@@ -282,7 +283,7 @@ def peak_record(threads: int) -> dict:
         reason = None
     from edgevit.validate.threads import oversubscription
 
-    gemm = runtime_gemm_gflop_per_s(threads)
+    gemm = dict(runtime_gemm_gflop_per_s(threads))
     notes = [note for note in (oversubscription(threads), reason) if note]
     percent = {}
     for name, rate in gemm.items():

@@ -145,7 +145,7 @@ def test_cli_bench_threads_is_recorded_and_android_refuses_it(xs_artifacts, tmp_
     assert [r["threads"] for r in doc["results"]] == [1]
     printed = capsys.readouterr().out
     assert "threads: 1" in printed and "physical fp32 peak:" in printed and "best dense GEMM here" in printed
-    assert "swiftformer-xs 0.7 ms on iPhone 14 (Neural Engine" in printed  # the paper's figure, on its own line
+    assert "swiftformer-xs 0.7 ms on iPhone 14, Neural Engine" in printed  # the paper's figure, on its own line
     assert main(["bench", str(xs_artifacts["executorch"]), "--device", "android", "--threads", "2",
                  "--out", str(tmp_path / "phone.json")]) == 2
     assert "--threads and --profile are for the host harness" in capsys.readouterr().err
@@ -182,3 +182,34 @@ def test_no_percentage_above_100_or_without_a_derivable_peak():
     results_document([fast, slow], peak)
     assert fast["percent_of_peak"] is None and "the measurement is wrong" in fast["peak_note"]
     assert slow["percent_of_peak"] == 50.0 and slow["peak_note"] is None
+
+
+def test_onnxruntime_is_released_between_its_blocks_when_it_has_worker_threads(xs_artifacts):
+    """At 2 threads the .onnx contender drops its session (joining its spinning workers) after each block and opens
+    it again before the next; at 1 thread there are no workers and the session stays."""
+    import gc
+
+    import onnxruntime as ort
+    import torch
+
+    from edgevit.base.manifest import read_manifest
+    from edgevit.bench.host import artifact_contender
+
+    def live_sessions() -> int:
+        gc.collect()
+        return sum(isinstance(o, ort.InferenceSession) for o in gc.get_objects())
+
+    path = xs_artifacts["onnx"]
+    example = torch.randn(1, 3, 224, 224)
+    before = live_sessions()
+    contender = artifact_contender(path, read_manifest(path), example, threads=2)
+    contender.run()
+    assert live_sessions() == before + 1
+    contender.after_block()
+    assert live_sessions() == before  # released: its threads are gone while the other form runs
+    contender.before_block()
+    contender.run()
+    assert live_sessions() == before + 1
+    contender.after_block()
+    single = artifact_contender(path, read_manifest(path), example, threads=1)
+    assert single.before_block is None and single.after_block is None

@@ -97,8 +97,9 @@ def published_lines(results: list[dict]) -> list[str]:
 
     published = published_latency()
     models = sorted({r["model"] for r in results} & set(published))
-    return [f"published by its paper, not comparable with the host figures above: {m} {published[m]['ms']:.1f} ms on "
-            f"{published[m]['device']} ({published[m]['compute_unit']}; {published[m]['source']})" for m in models]
+    return [f"published by its paper (a phone; not comparable with the host figures above): {m} "
+            f"{published[m]['ms']:.1f} ms on {published[m]['device']}, {published[m]['compute_unit']} "
+            f"[{published[m]['source']}]" for m in models]
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ SWIFTFORMER_LATENCY_MS = {"xs": 0.7, "s": 0.8, "l1": 1.1, "l3": 1.9}
 SWIFTFORMER_LATENCY = {"device": "iPhone 14", "compute_unit": "Neural Engine",
                        "source": "SwiftFormer paper (arXiv:2303.15446), Table 2, CoreML on iPhone 14"}
 FASTVIT_LATENCY_MS = {"t8": 0.8, "t12": 1.2, "s12": 1.4, "sa12": 1.6, "sa24": 2.6, "sa36": 3.5, "ma36": 4.6}
-FASTVIT_LATENCY = {"device": "iPhone 12 Pro", "compute_unit": "CoreML (ModelBench app)",
+FASTVIT_LATENCY = {"device": "iPhone 12 Pro", "compute_unit": "CoreML",
                    "source": "FastViT paper (arXiv:2303.14189) as its authors' apple/ml-fastvit README tabulates it, "
                              "iPhone 12 Pro, ModelBench app"}
 

@@ -115,3 +115,10 @@ def test_the_bootstrap_interval_of_known_block_medians():
     assert low == pytest.approx(2.0) and high == pytest.approx(2.0)  # B is exactly 2x A in every round
     low, high = bootstrap_ratio_interval(a, [x + 1 for x in a])
     assert low <= 1.1 <= high and high < 1.2
+
+
+def test_the_fastvit_report_refuses_too_few_iterations_before_any_work():
+    from edgevit.studies.zoo import fastvit_report
+
+    with pytest.raises(ProtocolTooShortError, match=f"--iterations {MIN_ROUNDS * MIN_BLOCK} or more"):
+        fastvit_report(["fastvit-t8"], iterations=5)

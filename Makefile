@@ -62,6 +62,7 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(VENV)/bin/edgevit bench $(BENCH_MODELS) $(BENCH_ARGS) --out reports/host-bench.json
 	$(VENV)/bin/edgevit report reports/host-bench.json --out reports
+	$(PY) docs/bench_self_check.py swiftformer-xs --threads 1 2 | tee reports/self-check.txt
 
 # The curated zoo to CoreML + ExecuTorch (status, parity, MIL layout ops, .pte latency) and the FastViT report.
 zoo: $(STAMP)

@@ -1,13 +1,15 @@
 """What converters.rewrites.attention buys: XNNPACK subgraphs and latency before / after, per registry model.
 
-    PYTHONPATH=. python docs/bench_attention_rewrites.py deit-t swin-t efficientvit-m0 --threads 1 --iters 10
+    PYTHONPATH=. python docs/bench_attention_rewrites.py deit-t swin-t efficientvit-m0 --threads 1 --iters 30
 
 "before" is the generic converter with the attention rewrite off, "after" with it on (the default). Each
-variant is exported to an XNNPACK .pte (edgevit.export.executorch) and to ONNX; the timed runs interleave the
-four sessions (pte before, pte after, ORT before, ORT after) so load from other processes hits all of them
-alike. Latency: median and min over --iters single-image runs after --warmup runs, in ms.
+variant is exported to an XNNPACK .pte (edgevit.export.executorch) and to ONNX; each .pte is timed against its
+ONNX model in onnxruntime by the fair protocol (edgevit.bench.fair: blocks alternated in random order, first of each
+dropped, the other runtime quiet; ratio of block medians with a 95% bootstrap interval). --iters is the timed
+iterations per form (at least 18).
 
-Measured once (2 vCPU Linux x86 host, measured under load from other agents; 1 thread, 10 runs, medians;
+Measured once with the earlier single-iteration interleaving (2 vCPU Linux x86 host, under load from other
+agents; 1 thread, 10 runs, medians;
 random exercised weights):
 
     model            XNNPACK subgraphs   .pte before -> after   ORT before -> after
@@ -23,17 +25,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from converters.generic import GenericConverter
+from edgevit.bench.fair import Protocol
+from edgevit.bench.host import compare_artifacts
 from edgevit.export.executorch import export_executorch
 from edgevit.export.onnx import export_onnx
 from edgevit.models.build import build_model
 from edgevit.models.registry import get_spec
+from edgevit.validate.runtimes import open_runner
 
 
 def prepare(model: torch.nn.Module, attention: bool):
@@ -42,32 +46,13 @@ def prepare(model: torch.nn.Module, attention: bool):
     return converter.prepare(model).module
 
 
-def pte_runner(path: Path, x: torch.Tensor, threads: int):
-    from executorch.extension.pybindings.portable_lib import _load_for_executorch, _unsafe_reset_threadpool
-
-    _unsafe_reset_threadpool(threads)
-    module = _load_for_executorch(str(path))
-    return lambda: module.forward([x])[0]
-
-
-def ort_runner(path: Path, x: torch.Tensor, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    return lambda: session.run(None, feed)[0]
-
-
 def bench_model(name: str, threads: int, iters: int, warmup: int, out: Path) -> None:
     spec = get_spec(name)
     model, _ = build_model(spec)
     x = torch.randn(1, *spec.input_size)
     with torch.no_grad():
         reference = model(x)
-    runners, subgraphs = {}, {}
+    artifacts, subgraphs = {}, {}
     for label, attention in (("before", False), ("after", True)):
         prepared = prepare(model, attention)
         pte, onnx = out / f"{name}-{label}.pte", out / f"{name}-{label}.onnx"
@@ -76,31 +61,29 @@ def bench_model(name: str, threads: int, iters: int, warmup: int, out: Path) -> 
         undelegated = summary["delegation"]["non_delegated_ops"]
         print(f"{name} {label}: {subgraphs[label]} XNNPACK subgraphs; not delegated: {undelegated}", flush=True)
         export_onnx(prepared, x, onnx)
-        runners[f"pte {label}"] = pte_runner(pte, x, threads)
-        runners[f"ort {label}"] = ort_runner(onnx, x, threads)
-    for key, run in runners.items():  # each output against the original model
-        got = torch.as_tensor(np.asarray(run()))
-        err = float((got.double() - reference.double()).norm() / reference.double().norm())
-        print(f"  {key}: relative L2 vs original {err:.2e}")
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(warmup):
-        for run in runners.values():
-            run()
-    for _ in range(iters):
-        for key, run in runners.items():
-            t0 = time.perf_counter()
-            run()
-            times[key].append((time.perf_counter() - t0) * 1e3)
-    print(f"{name}: subgraphs {subgraphs['before']} -> {subgraphs['after']} ({threads} thread(s), {iters} runs)")
-    for key, ts in times.items():
-        print(f"  {key:10s} median {statistics.median(ts):8.2f} ms   min {min(ts):8.2f} ms")
+        artifacts[label] = ((pte, {"target": "executorch", "backend": "xnnpack"}), (onnx, {"target": "onnx"}))
+    for label, pair in artifacts.items():  # each output against the original model
+        for path, manifest in pair:
+            runner = open_runner(path, manifest, threads=threads)
+            got = torch.as_tensor(np.asarray(runner.run(x)))
+            del runner
+            err = float((got.double() - reference.double()).norm() / reference.double().norm())
+            print(f"  {path.suffix[1:]} {label}: relative L2 vs original {err:.2e}")
+    protocol = Protocol.for_iterations(iters, warmup=warmup)
+    print(f"{name}: subgraphs {subgraphs['before']} -> {subgraphs['after']} ({threads} thread(s), fair protocol, "
+          f"{protocol.rounds} rounds of {protocol.block})")
+    for label, (pte, onnx) in artifacts.items():
+        c = compare_artifacts(pte, onnx, x, protocol, threads=threads)
+        low, high = c.interval
+        print(f"  {label:7s} pte median {statistics.median(c.a_samples):8.2f} ms   ort median "
+              f"{statistics.median(c.b_samples):8.2f} ms   ort/pte {c.ratio:.3f} [{low:.3f}, {high:.3f}]")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="where the artifacts go (default: a temp folder)")
     args = parser.parse_args()

@@ -7,8 +7,10 @@ so converters.backends does not apply it.
     PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python docs/bench_layer_norm.py deit-t swin-t --threads 1 --iters 30
 
 For each registry model: the generic converter's prepared module exported three ways (.pte as `convert` ships it,
-.pte with LayerNorm as statistics too, and ONNX), each run once
-per iteration in turn at the same thread count. Prints XNNPACK subgraphs and median ms per form.
+.pte with LayerNorm as statistics too, and ONNX); each .pte is timed against the ONNX model in onnxruntime by the
+fair protocol (edgevit.bench.fair: blocks in random order, first of each dropped, the other runtime quiet) at the
+same thread count. Prints XNNPACK subgraphs, median ms per form and the ratio onnxruntime / .pte with its 95%
+interval. (The figures above were measured with the earlier single-iteration alternation.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import argparse
 import copy
 import statistics
 import tempfile
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,12 +26,12 @@ import torch
 from converters import get_converter
 from converters.rewrites import split_depthwise
 from converters.rewrites.layer_norm import replace_layer_norms
-from edgevit.bench.host import time_alternately
+from edgevit.bench.fair import Protocol
+from edgevit.bench.host import fair_against
 from edgevit.export.executorch import export_executorch
 from edgevit.export.onnx import export_onnx
 from edgevit.models.build import build_model
 from edgevit.models.registry import get_spec
-from edgevit.validate.runtimes import open_runner
 
 
 def main() -> None:
@@ -59,14 +60,16 @@ def main() -> None:
             onnx_path = Path(tmp) / "m.onnx"
             export_onnx(prepared, example, onnx_path)
             forms["onnxruntime"] = (onnx_path, "onnx", None)
-            runners = {label: open_runner(path, {"target": target, "input": {"shape": list(example.shape)}},
-                                          threads=args.threads) for label, (path, target, _) in forms.items()}
-            samples = time_alternately([partial(r.run, example) for r in runners.values()], args.warmup, args.iters)
-            times = dict(zip(runners, samples, strict=True))
-        for label, samples in times.items():
-            sub = forms[label][2]
-            print(f"{name}  {label:30s} {statistics.median(samples):8.2f} ms"
-                  + (f"  ({sub} XNNPACK subgraphs)" if sub is not None else ""))
+            manifests = {label: (path, {"target": target, "backend": "xnnpack" if target == "executorch" else None})
+                         for label, (path, target, _) in forms.items()}
+            reference = manifests.pop("onnxruntime")
+            protocol = Protocol.for_iterations(args.iters, warmup=args.warmup)
+            results = fair_against(reference, manifests, example, protocol, threads=args.threads)
+        for label, c in results.items():
+            low, high = c.interval
+            print(f"{name}  {label:30s} {statistics.median(c.a_samples):8.2f} ms  ({forms[label][2]} XNNPACK "
+                  f"subgraphs)  onnxruntime {statistics.median(c.b_samples):8.2f} ms  ratio {c.ratio:.3f} "
+                  f"[{low:.3f}, {high:.3f}]")
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@
 
 Three forms of one prepared model (random weights: timing does not depend on their values): the XNNPACK .pte
 of ``Converter.prepare``'s module, the .pte after ``converters.backends.for_backend(.., "xnnpack")`` (large
-depthwise convs split into 5x5 pieces), and the ONNX model in onnxruntime's CPU provider. Each iteration runs
-every form once, in an order rotated per iteration, so drifting load from other processes hits all forms alike.
-Threads: ExecuTorch's threadpool is reset to n before the programs load; onnxruntime gets intra_op_num_threads=n.
+depthwise convs split into 5x5 pieces), and the ONNX model in onnxruntime's CPU provider. Each .pte is timed
+against onnxruntime by the fair protocol (edgevit.bench.fair: blocks alternated in random order, the first of each
+dropped, the other runtime quiet; the ratio of block medians with a 95% bootstrap interval). Threads: ExecuTorch's
+threadpool is made fresh at n before each comparison loads; onnxruntime gets intra_op_num_threads=n.
 ``--profile`` adds where the time goes: XNNPACK's per-op events (ETDump) by operator kind for both .pte, and
 onnxruntime's node profile by kind (both add per-op overhead, so their totals exceed the timed medians).
 
-Measured 2026-12-02 (this command, --iters 60 --profile; x86 host of 2 cores shared with other jobs, load
+Measured 2026-12-02 with the earlier single-iteration rotation (this command, --iters 60 --profile;
+x86 host of 2 cores shared with other jobs, load
 average ~2): FastViT-T8 at 256, 1 thread, median ms: .pte 21.48, .pte split 9.12, onnxruntime 9.21 (split
 .pte / onnxruntime 0.99 as a ratio of medians, 0.989 paired). 2 threads were contended on that host (both
 runtimes slower than at 1 thread): 35.8 / 17.4 / 17.2 ms, not a measure of scaling. Split .pte by XNNPACK op,
@@ -25,7 +27,6 @@ import json
 import re
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import timm
@@ -33,6 +34,8 @@ import torch
 
 from converters import get_converter
 from converters.backends import backend_copy
+from edgevit.bench.fair import Protocol
+from edgevit.bench.host import fair_against
 from edgevit.export.executorch import export_executorch
 from edgevit.export.onnx import export_onnx
 
@@ -100,37 +103,18 @@ def _ort_profile(onnx: Path, example: torch.Tensor, threads: int, runs: int, fol
     return {k: round(v, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}
 
 
-def _runners(paths: dict[str, Path], threads: int) -> dict:
-    import onnxruntime as ort
-    from executorch.extension.pybindings.portable_lib import _load_for_executorch, _unsafe_reset_threadpool
+def _outputs(paths: dict[str, Path], example: torch.Tensor, threads: int) -> dict[str, torch.Tensor]:
+    """Each form's output on ``example`` (for parity), each runtime loaded and released in turn."""
+    from edgevit.validate.runtimes import open_runner
 
-    _unsafe_reset_threadpool(threads)
-    runners = {}
+    outputs = {}
     for name, path in paths.items():
-        if path.suffix == ".pte":
-            module = _load_for_executorch(str(path))
-            runners[name] = lambda x, m=module: m.forward((x,))[0]
-        else:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            input_name = session.get_inputs()[0].name
-            runners[name] = lambda x, s=session, n=input_name: torch.from_numpy(s.run(None, {n: x.numpy()})[0])
-    return runners
-
-
-def _time(runners: dict, example: torch.Tensor, iters: int, warmup: int) -> dict[str, list[float]]:
-    names = list(runners)
-    for _ in range(warmup):
-        for name in names:
-            runners[name](example)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(iters):
-        for name in names[i % len(names):] + names[: i % len(names)]:
-            start = time.perf_counter()
-            runners[name](example)
-            samples[name].append((time.perf_counter() - start) * 1e3)
-    return samples
+        target = "executorch" if path.suffix == ".pte" else "onnx"
+        runner = open_runner(path, {"target": target, "backend": "xnnpack" if target == "executorch" else None},
+                             threads=threads)
+        outputs[name] = torch.from_numpy(runner.run(example))
+        del runner
+    return outputs
 
 
 def _summary(ms: list[float]) -> dict[str, float]:
@@ -152,21 +136,18 @@ def main() -> None:
         reference = info.pop("reference")
         report = {"model": args.model, **info, "parity_rel_l2": {}, "threads": {}}
         for threads in args.threads:
-            runners = _runners(paths, threads)
             if not report["parity_rel_l2"]:
-                for name in ("pte", "pte-split", "onnx"):
-                    out = runners[name](example)
+                for name, out in _outputs(paths, example, threads).items():
                     report["parity_rel_l2"][name] = float((out - reference).norm() / reference.norm())
-            samples = _time(runners, example, args.iters, args.warmup)
-            stats = {name: _summary(ms) for name, ms in samples.items()}
-            ort_ms = stats["onnx"]["median_ms"]
-            for name, s in stats.items():
-                s["vs_onnxruntime"] = round(s["median_ms"] / ort_ms, 3)
-                # same-iteration pairs: the load both saw was close to the same
-                s["paired_vs_onnxruntime"] = round(statistics.median(
-                    a / b for a, b in zip(samples[name], samples["onnx"], strict=True)), 3)
+            artifacts = {name: (paths[name], {"target": "executorch", "backend": "xnnpack"})
+                         for name in ("pte", "pte-split")}
+            protocol = Protocol.for_iterations(args.iters, warmup=args.warmup)
+            fair = fair_against((paths["onnx"], {"target": "onnx", "backend": None}), artifacts, example, protocol,
+                                threads=threads)
+            stats = {name: _summary(c.a_samples) | {"fair_vs_onnxruntime": c.to_json("onnx")}
+                     for name, c in fair.items()}
+            stats["onnx"] = _summary([ms for c in fair.values() for ms in c.b_samples])
             report["threads"][str(threads)] = stats
-            del runners
             if args.profile:
                 stats["profile_ms"] = {name: _xnnpack_profile(paths[name], example, 5) for name in ("pte", "pte-split")}
                 stats["profile_ms"]["onnx"] = _ort_profile(paths["onnx"], example, threads, 5, Path(tmp))

@@ -14,19 +14,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_int, check_path, progress_or_quiet
 from edgevit.base.atomic import write_text_atomic
-from edgevit.base.digest import sha256_of
 from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
 from edgevit.base.manifest import artifact_manifest, read_manifest
 from edgevit.base.naming import EXTENSIONS, artifact_name, bundle_path
 from edgevit.base.version import VERSION
-from edgevit.bench.plan import Plan, default_plan
+from edgevit.bench.plan import Plan
 from edgevit.export.publish import output_folder, publish, reading, staging_area
 from edgevit.export.verify import check_hash, check_identity, check_input_spec, verify_artifact
 
@@ -340,9 +338,11 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
 
     Every item is resolved (a known model, or an existing artifact with a manifest that describes it) before
     anything is timed, and ``out`` is written only once every result is complete and conforms to the schema.
-    Every runtime runs at ``threads`` (None: edgevit.validate.threads.default_threads()), and this host's GEMM
-    peak is measured at the same count. ``profile`` (needs ``out``) also writes a per-op profile of each timed
-    ``.pte`` / ``.onnx`` beside ``out``, as ``<out stem>.<artifact>.profile.json``.
+    Every runtime runs at ``threads`` (None: edgevit.validate.threads.default_threads()), and this CPU's physical
+    fp32 peak and each runtime's best GEMM are taken at the same count (edgevit.bench.peak). A ``.pte`` and its
+    ``.onnx`` are timed against each other by the fair protocol (edgevit.bench.fair). ``profile`` (needs ``out``)
+    also writes a per-op profile of each timed ``.pte`` / ``.onnx`` beside ``out``, as
+    ``<out stem>.<artifact>.profile.json``.
     """
     from edgevit.validate.threads import check_threads
 
@@ -354,21 +354,30 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
     if profile and out_path is None:
         raise UsageError("--profile writes the profiles beside the results file: give --out FILE too")
     say = progress_or_quiet(progress)
+    from edgevit.validate.threads import oversubscription
+
+    if (too_many := oversubscription(n_threads)) is not None:  # timed anyway, and recorded in the file's peak.notes
+        import warnings
+
+        warnings.warn(too_many, stacklevel=2)
+        say(f"warning: {too_many}")
     resolved = [_resolve_bench_item(item) for item in items]
     results: list[dict] = []
     profiles: list[tuple[Path, dict]] = []
     profile_to = profiles if profile else None
+    from edgevit.bench.forms import bench_model, bench_one_artifact
+
     for item, kind in zip(items, resolved, strict=True):
         if kind == "artifact":
-            results.append(_bench_one_artifact(Path(item), plan, say, n_threads, profile_to))
+            results.append(bench_one_artifact(Path(item), plan, say, n_threads, profile_to))
         else:
-            results += _bench_model(item, folder, batch_sizes, plan, work_dir, say, n_threads, profile_to)
+            results += bench_model(item, folder, batch_sizes, plan, work_dir, say, n_threads, profile_to)
     from edgevit.bench.host import results_document
-    from edgevit.bench.peak import gemm_peak_gflop_per_s
+    from edgevit.bench.peak import peak_record
     from edgevit.bench.results import validate_document
 
-    say(f"measuring this host's fp32 GEMM peak at {n_threads} thread(s)")
-    document = results_document(results, gemm_peak_gflop_per_s(n_threads))
+    say(f"deriving this CPU's physical fp32 peak and timing each runtime's GEMM at {n_threads} thread(s)")
+    document = results_document(results, peak_record(n_threads))
     incomplete = [f"{r['model']} {r['form']} batch {r['batch']}" for r in results
                   if r["status"] == "ok" and r["median_ms"] is None]
     if incomplete:
@@ -430,147 +439,3 @@ def _resolve_bench_item(item: str) -> str:
     return "artifact"
 
 
-def _profile_into(profiles: list[tuple[Path, dict]] | None, path: Path, record: dict, progress: Progress) -> None:
-    """bench --profile: the per-op profile (10 iterations) of an artifact that was timed, at the threads it ran
-    at, kept for writing beside the results; one that was not run here is not profiled either."""
-    if profiles is None or path.suffix not in (".pte", ".onnx") or record["status"] != "ok":
-        return
-    from edgevit.bench.profile import profile_artifact
-
-    progress(f"profiling {path.name} op by op")
-    profiles.append((path, profile_artifact(path, threads=record["threads"]).to_dict()))
-
-
-def _gflop(module, input_size: Sequence[int], batch: int) -> float | None:
-    """GFLOP of one call at ``batch`` (batch-1 FLOPs x batch); None if the counter cannot run the module."""
-    from edgevit.models.complexity import count_flops
-
-    try:
-        return count_flops(module, tuple(input_size)) * batch / 1e9
-    except Exception:  # noqa: BLE001 - a FLOP count is extra information; its absence is recorded as null
-        return None
-
-
-def _artifact_gflop(manifest: dict, batch: int) -> float | None:
-    """GFLOP of the prepared model an artifact was converted from (FLOPs do not depend on the weights)."""
-    from converters import get_converter
-    from edgevit.models.build import build_model
-    from edgevit.models.registry import get_spec
-
-    try:
-        spec = get_spec(manifest["model"])
-        model, _ = build_model(spec, manifest.get("options"), init="library")
-        prepared = get_converter(spec.converter).prepare(model).module
-    except Exception:  # noqa: BLE001 - as in _gflop: null, not a failed benchmark
-        return None
-    return _gflop(prepared, spec.input_size, batch)
-
-
-def _bench_one_artifact(path: Path, plan: Plan | None, progress: Progress, threads: int | None = None,
-                        profiles: list[tuple[Path, dict]] | None = None) -> dict:
-    with reading(path):
-        manifest = read_manifest(path)
-        verify_artifact(path, manifest)
-        import torch
-
-        from edgevit.bench.host import bench_artifact
-
-        shape = manifest["input"]["shape"]
-        example = torch.randn(shape) * (255 if manifest["input"]["kind"] == "image" else 1)
-        progress(f"timing {path.name}")
-        record = bench_artifact(manifest["model"], path, manifest, example, plan or default_plan(shape[0]),
-                                threads=threads, gflop=_artifact_gflop(manifest, shape[0]))
-        _profile_into(profiles, path, record, progress)
-        return record
-
-
-def _bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan: Plan | None,
-                 work_dir: str | Path | None, progress: Progress, threads: int | None = None,
-                 profiles: list[tuple[Path, dict]] | None = None) -> list[dict]:
-    import tempfile
-
-    import torch
-
-    from converters import get_converter
-    from edgevit.bench.host import bench_artifact, bench_eager, interleave
-    from edgevit.models.build import build_model
-    from edgevit.models.registry import get_spec
-
-    spec = get_spec(name)
-    original, _ = build_model(spec)
-    prepared = get_converter(spec.converter).prepare(original).module
-    original_gflop, prepared_gflop = _gflop(original, spec.input_size, 1), _gflop(prepared, spec.input_size, 1)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="edgevit-bench-", dir=work_dir) as tmp:
-        for batch in batches:
-            p = plan or default_plan(batch)
-            example = torch.randn((batch, *spec.input_size), generator=torch.Generator().manual_seed(batch))
-            progress(f"{spec.name} batch {batch}: eager original / prepared")
-            results.append(bench_eager(spec.name, "original-eager", original, example, p, threads=threads,
-                                       gflop=original_gflop and original_gflop * batch))
-            results.append(bench_eager(spec.name, "prepared-eager", prepared, example, p, threads=threads,
-                                       gflop=prepared_gflop and prepared_gflop * batch))
-            timed: dict[str, tuple[Path, dict, dict]] = {}
-            gflop = prepared_gflop and prepared_gflop * batch
-            for target in ("executorch", "onnx"):
-                found = _find_artifact(artifacts, spec.name, target, batch)
-                # a published artifact is read under its folder's lock and checked against its manifest first
-                with reading(found) if found is not None else nullcontext():
-                    if found is None:
-                        progress(f"{spec.name} batch {batch}: exporting {target} for timing")
-                        path, manifest = export_for_timing(spec, prepared, target, example, Path(tmp))
-                    else:
-                        path, manifest = found, read_manifest(found)
-                        verify_artifact(path, manifest)
-                        progress(f"{spec.name} batch {batch}: timing {path.name}")
-                    record = bench_artifact(spec.name, path, manifest, example, p, threads=threads, gflop=gflop)
-                    _profile_into(profiles, path, record, progress)
-                results.append(record)
-                timed[target] = (path, manifest, record)
-            if all(t in timed and timed[t][2]["status"] == "ok" for t in ("executorch", "onnx")):
-                progress(f"{spec.name} batch {batch}: .pte and .onnx interleaved")
-                (pte, pte_m, pte_r), (onnx, onnx_m, _) = timed["executorch"], timed["onnx"]
-                pte_r["interleaved"] = interleave((pte, pte_m), (onnx, onnx_m), example, p, threads=threads)
-            results.append(_coreml_not_run(spec.name, batch, list(example.shape), p))
-    return results
-
-
-def export_for_timing(spec: ModelSpec, prepared, target: str, example: torch.Tensor,
-                      folder: Path) -> tuple[Path, dict]:
-    """A timing-only artifact at the example's (static) batch size, with the manifest fields timing needs."""
-    from converters.backends import backend_copy
-    from edgevit.export.executorch import export_executorch
-    from edgevit.export.onnx import export_onnx
-
-    backend = "xnnpack" if target == "executorch" else None
-    path = folder / artifact_name(spec.name, target, "fp32", backend).replace(
-        f".{target}.", f".{target}.b{example.shape[0]}.", 1)
-    if backend:  # the same XNNPACK-only rewrites as convert's .pte
-        prepared = backend_copy(prepared, backend)[0]
-    info = export_executorch(prepared, example, path) if backend else export_onnx(prepared, example, path)
-    return path, {"target": target, "backend": backend, "precision": "fp32", "sha256": sha256_of(path),
-                  "input": info["input"]}
-
-
-def _find_artifact(folder: Path | None, model: str, target: str, batch: int) -> Path | None:
-    """A converted fp32 artifact of ``model`` at this batch size in ``folder`` (its manifest is checked when used)."""
-    if folder is None:
-        return None
-    be = "xnnpack" if target == "executorch" else None
-    path = Path(folder) / artifact_name(model, target, "fp32", be)
-    if not path.exists():
-        return None
-    return path if read_manifest(path)["input"]["shape"][0] == batch else None
-
-
-def _coreml_not_run(model: str, batch: int, shape: list[int], plan: Plan) -> dict:
-    import platform
-
-    from edgevit.bench.host import result_record
-
-    if platform.system() == "Darwin":
-        reason = "CoreML timing on macOS: use ios_harness (edgevit harness ios) for compute-unit control"
-    else:
-        reason = "CoreML runtime needs macOS; time the .mlpackage with ios_harness on a Mac or iPhone"
-    return result_record(model, "coreml", "coreml", batch, shape, plan, precision="fp16", status="not_run",
-                         error=reason)

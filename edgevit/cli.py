@@ -147,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("items", nargs="+", metavar="MODEL|ARTIFACT")
     be.add_argument("--artifacts", help="reuse batch-1 artifacts converted into this directory")
     be.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default: 1 32)")
-    be.add_argument("--iterations", type=int, help="timed iterations (default: 30 at batch<=4, 8 above)")
+    be.add_argument("--iterations", type=int, help="timed iterations (default: 30 at batch<=4, 18 above; "
+                    "the .pte/.onnx ratio needs at least 18)")
     be.add_argument("--warmup", type=int, help="warm-up iterations (default: 5 at batch<=4, 2 above)")
     be.add_argument("--out", help="write results JSON here (required with --device android)")
     be.add_argument("--device", default="host", metavar="host|android[:SERIAL]",
@@ -201,7 +202,8 @@ def _parser() -> argparse.ArgumentParser:
     zo.add_argument("--out", default="artifacts/zoo", help="artifact directory (default: artifacts/zoo)")
     zo.add_argument("--json", help="also write the rows (and the host they ran on) as JSON here")
     zo.add_argument("--markdown", help="also write the table as Markdown here")
-    zo.add_argument("--iterations", type=int, default=20, help="timed iterations per .pte (default 20)")
+    zo.add_argument("--iterations", type=int, default=20, help="timed iterations per .pte (default 20; --fastvit's "
+                    "fair comparisons need at least 18)")
     zo.add_argument("--no-mil-report", action="store_true",
                     help="skip converting the original models to count their MIL reshape/transpose ops")
     zo.add_argument("--fastvit", action="store_true", help="the per-variant FastViT report instead of the sweep")

@@ -321,11 +321,14 @@ def test_fastvit_report_measures_every_form():
     """The per-variant report on T8: counts from the real models, latencies measured (never filled in)."""
     from edgevit.studies.zoo import fastvit_report, fastvit_report_markdown
 
-    (row,) = fastvit_report(["fastvit-t8"], iterations=2, warmup=1, mil=False)
+    (row,) = fastvit_report(["fastvit-t8"], iterations=18, warmup=1, mil=False)  # the fair protocol's minimum
     assert row["params_prepared"] < row["params_original"]  # the folded branches are gone
     assert 0 < row["flops_prepared"] < row["flops_original"]
     assert row["prepared_rel_l2"] < 1e-5 and row["unfused_modules"] == 0
     for form in ("original-eager", "prepared-eager", "executorch", "executorch-unfused", "onnx"):
         assert row["latency_ms"][form] > 0, form
     assert all(v > 0 for v in row["paired_ms"].values()) and len(row["paired_ms"]) == 4
+    for pair in ("eager", "pte"):  # unfused / fused time with its interval, by the fair protocol
+        fair = row["paired_ratio"][pair]
+        assert 0 < fair["ci_low"] <= fair["ratio"] <= fair["ci_high"] and fair["rounds"] == 6
     assert "| fastvit-t8 |" in fastvit_report_markdown([row])

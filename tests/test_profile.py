@@ -111,11 +111,11 @@ def test_profile_refuses_bad_counts(tiny):
 def test_bench_profiles_only_what_it_timed(tiny):
     """bench --profile: an artifact this host did not run (a not_run record) is not profiled, and a timed one is
     profiled at the threads its result records."""
-    from edgevit.api import _profile_into
+    from edgevit.bench.forms import profile_into
 
     profiles: list = []
-    _profile_into(profiles, tiny["pte"], {"status": "not_run", "threads": None}, lambda _m: None)
+    profile_into(profiles, tiny["pte"], {"status": "not_run", "threads": None}, lambda _m: None)
     assert profiles == []
-    _profile_into(profiles, tiny["onnx"], {"status": "ok", "threads": 1}, lambda _m: None)
+    profile_into(profiles, tiny["onnx"], {"status": "ok", "threads": 1}, lambda _m: None)
     ((path, prof),) = profiles
     assert path == tiny["onnx"] and prof["threads"] == 1 and prof["ops"]

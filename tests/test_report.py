@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from edgevit.base.errors import OutputError, SchemaError
-from edgevit.bench.results import SOURCE_KEY, V2_RESULT_FIELDS, load_results, load_schema, validate_document
+from edgevit.bench.results import (
+    SOURCE_KEY,
+    V2_RESULT_FIELDS,
+    V3_DEVICE_FIELDS,
+    V3_RESULT_FIELDS,
+    load_results,
+    load_schema,
+    validate_document,
+)
 from edgevit.report import NOT_MEASURED, OPTIMAL_MARK, ReportPaths, pareto_front, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -102,7 +110,9 @@ def test_load_results_keeps_file_and_harness(tmp_path: Path) -> None:
     assert loaded[0][SOURCE_KEY] == {"file": str(a), "harness": "host", "created": "2025-01-01T00:00:00Z"}
     assert loaded[-1][SOURCE_KEY]["harness"] == "ios"
     # a version-1 result comes back with the version-2 fields as null ("not measured")
-    assert {k: v for k, v in loaded[0].items() if k != SOURCE_KEY} == dict.fromkeys(V2_RESULT_FIELDS) | results[0]
+    expected = dict.fromkeys(V2_RESULT_FIELDS + V3_RESULT_FIELDS) | results[0]
+    expected["device"] = dict.fromkeys(V3_DEVICE_FIELDS) | results[0]["device"]
+    assert {k: v for k, v in loaded[0].items() if k != SOURCE_KEY} == expected
 
 
 def test_schema_rejection_names_file_path_and_reason(tmp_path: Path) -> None:
@@ -151,7 +161,7 @@ def test_missing_or_unreadable_file_is_a_schema_error(tmp_path: Path) -> None:
 
 def test_one_bad_file_rejects_the_whole_load(tmp_path: Path) -> None:
     good = write_json(tmp_path / "good.json", fixture_file("host", [fixture_result("net-a", 1.0)]))
-    bad = write_json(tmp_path / "bad.json", {**fixture_file("host", []), "schema_version": 3})
+    bad = write_json(tmp_path / "bad.json", {**fixture_file("host", []), "schema_version": 4})
     with pytest.raises(SchemaError, match=r"bad.json.*schema_version"):
         load_results([good, bad])
 
@@ -376,3 +386,35 @@ def test_threads_and_percent_of_peak_columns(tmp_path: Path) -> None:
     for model in ("net-b", "net-c"):
         assert (by_model[model]["threads"], by_model[model]["percent_of_peak"]) == ("", "")
     assert (by_model["net-d"]["threads"], by_model["net-d"]["percent_of_peak"]) == ("2", "")
+
+
+def test_published_phone_latency_has_its_own_section_beside_device_results(tmp_path: Path) -> None:
+    """The paper's phone figure is shown with its device and source, next to what a device harness measured, and
+    never as a host figure; a model with neither gets no row."""
+    results = fixture_results()
+    host = write_json(tmp_path / "host.json", fixture_file("host", [r for r in results if r["device"] == HOST]))
+    ios = write_json(tmp_path / "ios.json", fixture_file("ios", [r for r in results if r["device"] == PHONE]))
+    published = {"net-a": {"ms": 0.7, "device": "iPhone 14", "compute_unit": "Neural Engine",
+                           "source": "Net-A paper, Table 2"}}
+    paths = write_report(load_results([host, ios]), tmp_path / "r", FIXTURE_TOP1, published_latency=published)
+    text = paths.markdown.read_text()
+    section = text.split("## Published device latency and device harness results", 1)[1]
+    row_a = next(line for line in section.splitlines() if line.startswith("| net-a"))
+    assert "0.7 ms on iPhone 14 (Neural Engine)" in row_a and "Net-A paper, Table 2" in row_a
+    assert "0.800 ms" in row_a or "0.8" in row_a.split("|")[4]  # the iOS harness result beside it
+    assert "4.0" not in row_a.split("|")[4]  # the host .pte (4 ms) is not in the device column
+    row_b = next(line for line in section.splitlines() if line.startswith("| net-b"))
+    assert "not published" in row_b  # a device result but no paper figure
+    assert "mystery-net" not in section  # neither: no row
+    plain = write_report(load_results([host]), tmp_path / "plain", FIXTURE_TOP1, published_latency={})
+    assert "Published device latency" not in plain.markdown.read_text()
+
+
+def test_published_latency_without_torch_matches_the_registry() -> None:
+    from edgevit.models.catalog import published_latency
+    from edgevit.models.registry import get_spec, model_names
+
+    registry = {n: get_spec(n).published_latency for n in model_names() if get_spec(n).published_latency}
+    assert published_latency() == registry
+    assert registry["swiftformer-l1"]["ms"] == 1.1 and registry["fastvit-t8"]["device"] == "iPhone 12 Pro"
+    assert "turbovit" not in registry and "hiera-t" not in registry  # their papers publish no phone latency

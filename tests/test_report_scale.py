@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from support.synthetic_results import synthetic_result, write_synthetic
 
 from edgevit.base.schema_check import fast_check
-from edgevit.bench.results import SCHEMA_PATH, SCHEMA_V1_PATH
+from edgevit.bench.results import SCHEMA_PATH, SCHEMA_V1_PATH, SCHEMA_V2_PATH
 from edgevit.report import pareto_front
 from edgevit.report.pareto import _dominates
 
@@ -101,21 +101,25 @@ def _mutations(result: dict) -> list[dict]:
 
 V2_ROOT = {"gemm_peak_gflop_per_s": 100.0}
 V2_RESULT = {"threads": 2, "gflop": 1.5, "gflop_per_s": 30.0, "percent_of_peak": 30.0, "interleaved": None}
+V3_ROOT = {"peak": None}
+V3_RESULT = V2_RESULT | {"peak_note": None}
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_compiled_schema_check_agrees_with_jsonschema(version):
     """The fast path may only say 'conforms' when jsonschema does (and every number is finite), for the schema
-    edgevit writes (2) and the one it still reads (1)."""
+    edgevit writes (3) and the ones it still reads (1, 2)."""
     import random
 
-    path = SCHEMA_PATH if version == 2 else SCHEMA_V1_PATH
+    path = {1: SCHEMA_V1_PATH, 2: SCHEMA_V2_PATH, 3: SCHEMA_PATH}[version]
     fast = fast_check(path)
     assert fast is not None
     schema = json.loads(path.read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
-    base = synthetic_result(random.Random(0), 1, 10, 3) | (V2_RESULT if version == 2 else {})
-    root = V2_ROOT if version == 2 else {}
+    base = synthetic_result(random.Random(0), 1, 10, 3) | {1: {}, 2: V2_RESULT, 3: V3_RESULT}[version]
+    if version == 3:
+        base["device"] = base["device"] | {"cpu_model": "x", "isa": ["avx2"]}
+    root = {1: {}, 2: V2_ROOT, 3: V3_ROOT}[version]
     checked = 0
     for result in _mutations(base):
         doc = {"schema_version": version, "harness": "host", "created": "x", **root, "results": [result]}

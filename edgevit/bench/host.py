@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -24,12 +24,13 @@ import torch
 
 from edgevit.base.clock import utc_now_iso
 from edgevit.base.manifest import tool_versions
+from edgevit.bench.fair import Comparison, Contender, Protocol, ProtocolTooShortError, compare
 from edgevit.bench.host_info import host_device
 from edgevit.bench.plan import Plan, default_plan  # noqa: F401 - re-exported: where callers found them
 from edgevit.bench.results import SCHEMA_VERSION
 from edgevit.bench.stats import DEFAULT_TRIM_FRACTION, summarize
 from edgevit.validate.runtimes import MIL_REFERENCE, Runner, RuntimeUnavailable, open_runner
-from edgevit.validate.threads import check_threads, torch_threads
+from edgevit.validate.threads import check_threads, reset_executorch_threads, torch_threads
 
 
 class PeakRss:
@@ -74,43 +75,25 @@ def time_iterations(fn: Callable[[], object], plan: Plan) -> list[float]:
     return samples
 
 
-def time_alternately(fns: Sequence[Callable[[], object]], warmup: int, iterations: int) -> list[list[float]]:
-    """ms per call of each of ``fns``, run in turn (a, b, a, b, ...) so that load from other processes on a shared
-    machine hits them alike; a sequential A-then-B timing can invert a real difference."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(iterations):
-        for fn, store in zip(fns, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            store.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def result_record(model: str, form: str, runtime: str, batch: int, input_shape: list[int], plan: Plan, *,
                   samples: list[float] | None = None, artifact: Path | None = None, sha256: str | None = None,
                   backend: str | None = None, precision: str = "fp32", load_ms: float | None = None,
                   peak_mb: float | None = None, status: str = "ok", error: str | None = None,
                   compute_unit: str | None = None, threads: int | None = None, gflop: float | None = None) -> dict:
     """One result in the schema; absent measurements stay null (percent_of_peak is set by results_document)."""
-    samples = samples or []
-    stats = summarize(samples, DEFAULT_TRIM_FRACTION)
-    median = stats["median_ms"]
-    achieved = round(gflop / (median / 1e3), 3) if gflop is not None and median else None
+    timing = _timing_fields(samples or [], gflop)
     return {
         "model": model, "form": form, "artifact": artifact.name if artifact else None, "artifact_sha256": sha256,
         "runtime": runtime, "backend": backend, "compute_unit": compute_unit, "precision": precision,
         "device": host_device(), "batch": batch, "input_shape": input_shape, "warmup": plan.warmup,
-        "iterations": len(samples), "per_iteration_ms": [round(s, 4) for s in samples],
-        **stats,
+        **timing,
         "peak_memory_mb": None if peak_mb is None else round(peak_mb, 2),
         "memory_kind": None if peak_mb is None else "rss_growth",
         "load_time_ms": None if load_ms is None else round(load_ms, 3), "tool_versions": tool_versions(),
         "status": status, "error": error, "threads": threads,
-        "gflop": None if gflop is None else round(gflop, 4), "gflop_per_s": achieved, "percent_of_peak": None,
-        "interleaved": None,  # set by the bench sweep for a .pte timed alternately with its .onnx
+        "gflop": None if gflop is None else round(gflop, 4), "percent_of_peak": None,
+        "interleaved": None,  # set by the bench sweep for a .pte timed against its .onnx (edgevit.bench.fair)
+        "peak_note": None,  # set by results_document when percent_of_peak is withheld
     }
 
 
@@ -149,31 +132,109 @@ def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: tor
                          load_ms=runner.load_ms, peak_mb=mem.growth_mb, threads=runner.threads, **common)
 
 
-def interleave(a: tuple[Path, dict], b: tuple[Path, dict], example: torch.Tensor, plan: Plan, *,
-               threads: int | None = None) -> dict | None:
-    """Time artifact ``a`` and reference ``b`` alternately (a, b, a, b, ...) at the same threads: a ratio that a
-    busy or throttling machine cannot bias, unlike two medians measured minutes apart. None if either cannot
-    run here."""
-    from statistics import median
+def fair_protocol(plan: Plan) -> Protocol:
+    """The fair-comparison protocol spending about ``plan.iterations`` timed calls per form (edgevit.bench.fair);
+    ProtocolTooShortError (saying how many it needs) when that gives no interval."""
+    return Protocol.for_iterations(plan.iterations, warmup=max(plan.warmup, 1))
 
+
+def artifact_contender(path: Path, manifest: dict, example: torch.Tensor, threads: int) -> Contender:
+    """The artifact as one side of a fair comparison. An onnxruntime session with worker threads (threads > 1)
+    is dropped after each of its blocks, joining its spinning workers, and opened again (untimed) before the next:
+    onnxruntime is timed with its own defaults, and is fully quiet while the other form runs."""
+    runner = open_runner(path, manifest, threads=threads)
+    if runner.runtime == MIL_REFERENCE:
+        raise RuntimeUnavailable(f"{path.name} runs here only in the MIL reference interpreter, which is not timed")
+    if runner.runtime != "onnxruntime" or threads == 1:
+        return Contender(path.name, partial(runner.run, example))
+    held: list[Runner | None] = [runner]
+
+    def before() -> None:
+        if held[0] is None:
+            held[0] = open_runner(path, manifest, threads=threads)
+
+    def release() -> None:
+        held[0] = None
+
+    return Contender(path.name, lambda: held[0].run(example), before, release)
+
+
+def compare_artifacts(a: tuple[Path, dict], b: tuple[Path, dict], example: torch.Tensor, protocol: Protocol, *,
+                      threads: int | None = None) -> Comparison | None:
+    """Artifact ``a`` against reference ``b`` by the fair protocol at ``threads`` (ratio above 1: ``a`` faster),
+    ExecuTorch's pool made fresh at that size before either loads; None if either cannot run (and be timed) here."""
     threads = check_threads(threads)
+    if any(manifest["target"] == "executorch" for _, manifest in (a, b)):
+        reset_executorch_threads(threads)
     try:
-        runners = [open_runner(path, manifest, threads=threads) for path, manifest in (a, b)]
+        contenders = [artifact_contender(path, manifest, example, threads) for path, manifest in (a, b)]
     except RuntimeUnavailable:
         return None
-    if any(r.runtime == MIL_REFERENCE for r in runners):
-        return None
-    times = time_alternately([partial(r.run, example) for r in runners], plan.warmup, plan.iterations)
-    ratios = [ref / own for own, ref in zip(*times, strict=True) if own > 0]
-    return {"against": b[1]["target"], "ratio": round(median(ratios), 4), "iterations": plan.iterations,
-            "median_ms": round(median(times[0]), 4), "against_median_ms": round(median(times[1]), 4)}
+    return compare(*contenders, protocol)
 
 
-def results_document(results: list[dict], gemm_peak_gflop_per_s: float | None = None) -> dict:
-    """The file: every result's percent_of_peak against ``gemm_peak_gflop_per_s`` (measured at their threads)."""
-    created = utc_now_iso()
+def fair_against(reference: tuple[Path, dict], candidates: dict[str, tuple[Path, dict]], example: torch.Tensor,
+                 protocol: Protocol, *, threads: int | None = None) -> dict[str, Comparison | None]:
+    """Each candidate artifact against ``reference`` by the fair protocol, one comparison at a time (no other
+    form loaded meanwhile); ratio above 1: the candidate is faster. For scripts that weigh several variants."""
+    return {label: compare_artifacts(artifact, reference, example, protocol, threads=threads)
+            for label, artifact in candidates.items()}
+
+
+def too_short_note(plan: Plan, against: str) -> dict | None:
+    """The ``interleaved`` entry of a plan too short for the protocol: no ratio, and how many iterations it needs."""
+    try:
+        fair_protocol(plan)
+    except ProtocolTooShortError as exc:
+        return {"against": against, "protocol": "blocks", "ratio": None, "ci_low": None, "ci_high": None,
+                "confidence": None, "rounds": 0, "block": 0, "iterations": plan.iterations, "median_ms": None,
+                "against_median_ms": None, "note": str(exc)}
+    return None
+
+
+def bench_pair(model_name: str, a: tuple[Path, dict], b: tuple[Path, dict], example: torch.Tensor, plan: Plan, *,
+               threads: int | None = None, gflop: float | None = None) -> tuple[dict, dict]:
+    """The records of ``a`` (a .pte) and reference ``b`` (its .onnx), both timed in one fair comparison: their
+    medians and ``a``'s ratio come from the same samples, so the table cannot contradict itself. Load time and
+    memory come from loading each alone first. A plan too short for an interval times each alone and records why
+    there is no ratio."""
+    threads = check_threads(threads)
+    note = too_short_note(plan, b[1]["target"])
+    load_plan = plan if note is not None else Plan(warmup=plan.warmup, iterations=1)  # load time and memory only
+    alone = [bench_artifact(model_name, path, manifest, example, load_plan, threads=threads, gflop=gflop)
+             for path, manifest in (a, b)]
+    if any(r["status"] != "ok" for r in alone):
+        return alone[0], alone[1]
+    if note is not None:
+        alone[0]["interleaved"] = note
+        return alone[0], alone[1]
+    comparison = compare_artifacts(a, b, example, fair_protocol(plan), threads=threads)
+    for record, samples in zip(alone, (comparison.a_samples, comparison.b_samples), strict=True):
+        record.update(_timing_fields(samples, gflop))
+    alone[0]["interleaved"] = comparison.to_json(against=b[1]["target"])
+    return alone[0], alone[1]
+
+
+def _timing_fields(samples: list[float], gflop: float | None) -> dict:
+    stats = summarize(samples, DEFAULT_TRIM_FRACTION)
+    median_ms = stats["median_ms"]
+    return {"iterations": len(samples), "per_iteration_ms": [round(s, 4) for s in samples], **stats,
+            "gflop_per_s": round(gflop / (median_ms / 1e3), 3) if gflop is not None and median_ms else None}
+
+
+def results_document(results: list[dict], peak: dict | None = None) -> dict:
+    """The file: every result's percent_of_peak against ``peak`` (edgevit.bench.peak.peak_record, measured at the
+    results' threads). No percentage without a physical peak, and none above 100% (peak_note says why)."""
+    from edgevit.bench.peak import check_percent
+
+    physical = (peak or {}).get("physical")
     for r in results:
-        if gemm_peak_gflop_per_s and r["gflop_per_s"] is not None:
-            r["percent_of_peak"] = round(100 * r["gflop_per_s"] / gemm_peak_gflop_per_s, 2)
-    return {"schema_version": SCHEMA_VERSION, "harness": "host", "created": created,
-            "gemm_peak_gflop_per_s": gemm_peak_gflop_per_s, "results": results}
+        r.setdefault("peak_note", None)
+        if r["gflop_per_s"] is None:
+            continue
+        if physical is None:
+            r["peak_note"] = "no physical peak derivable on this host (see the file's peak.notes)"
+        else:
+            r["percent_of_peak"], r["peak_note"] = check_percent(r["gflop_per_s"], physical["gflop_per_s"])
+    return {"schema_version": SCHEMA_VERSION, "harness": "host", "created": utc_now_iso(), "peak": peak,
+            "results": results}

@@ -22,8 +22,9 @@ class Plan:
 
 
 def default_plan(batch: int) -> Plan:
-    """Enough iterations for a stable median at batch 1; fewer at large batches where one run takes seconds."""
-    return Plan(warmup=5, iterations=30) if batch <= 4 else Plan(warmup=2, iterations=8)
+    """Enough iterations for a stable median at batch 1; fewer at large batches where one run takes seconds, but
+    never fewer than the fair comparison protocol needs for an interval (edgevit.bench.fair: 6 rounds of 3)."""
+    return Plan(warmup=5, iterations=30) if batch <= 4 else Plan(warmup=2, iterations=18)
 
 
 def plan_with(warmup: int | None, iterations: int | None, batch: int = 1) -> Plan | None:

@@ -3,8 +3,8 @@
 Reports read only this schema, so a file that does not conform is rejected here, with the file, the JSON path
 of the offending value and the reason, instead of surfacing later as a wrong or missing number in a report.
 
-Version 2 (schema.json) is what edgevit writes; version 1 files (schema_v1.json, frozen) still load, their
-results given the version-2 fields as null ("not measured"), so a report reads one shape.
+Version 3 (schema.json) is what edgevit writes; version 1 and 2 files (schema_v1.json, schema_v2.json, frozen)
+still load, their results given the later fields as null ("not measured"), so a report reads one shape.
 """
 
 from __future__ import annotations
@@ -18,15 +18,21 @@ from typing import Any
 from edgevit.base.errors import SchemaError
 from edgevit.base.schema_check import document_problem, json_path
 
-__all__ = ["SCHEMA_PATH", "SCHEMA_V1_PATH", "SCHEMA_VERSION", "SOURCE_KEY", "V2_RESULT_FIELDS", "json_path",
+__all__ = ["SCHEMA_PATH", "SCHEMA_V1_PATH", "SCHEMA_V2_PATH", "SCHEMA_VERSION", "SOURCE_KEY", "V2_RESULT_FIELDS",
+           "V3_DEVICE_FIELDS", "V3_RESULT_FIELDS", "json_path",
            "load_results", "load_schema", "schema_path_for", "validate_document"]
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 SCHEMA_V1_PATH = Path(__file__).with_name("schema_v1.json")
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_V2_PATH = Path(__file__).with_name("schema_v2.json")
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 # What version 2 added to each result; a version-1 result gets them as null when loaded.
 V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak", "interleaved")
+# What version 3 added to each result and to its device; older results get them as null when loaded.
+V3_RESULT_FIELDS = ("peak_note",)
+V3_DEVICE_FIELDS = ("cpu_model", "isa")
+OLDER_SCHEMAS = {1: SCHEMA_V1_PATH, 2: SCHEMA_V2_PATH}
 
 # Each loaded result carries where it came from under this key (not a schema field, so it cannot clash):
 # {"file": str, "harness": "host" | "ios" | "android", "created": str}.
@@ -40,10 +46,10 @@ def load_schema() -> dict[str, Any]:
 
 
 def schema_path_for(doc: Any) -> Path:
-    """The schema file a document claims (schema_version 1 -> schema_v1.json); anything else checks against the
-    current one, whose ``const`` then names the version it expects."""
+    """The schema file a document claims (schema_version 1 -> schema_v1.json, 2 -> schema_v2.json); anything else
+    checks against the current one, whose ``const`` then names the version it expects."""
     version = doc.get("schema_version") if isinstance(doc, dict) else None
-    return SCHEMA_V1_PATH if version == 1 and type(version) is int else SCHEMA_PATH
+    return OLDER_SCHEMAS.get(version, SCHEMA_PATH) if type(version) is int else SCHEMA_PATH
 
 
 def validate_document(doc: Any, source: str) -> None:
@@ -88,7 +94,7 @@ def load_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Every result of every file, in file order, each tagged with its source under SOURCE_KEY.
 
     All files are validated before anything is returned, so a report never mixes valid and invalid input.
-    Version-1 results come back with the version-2 fields (V2_RESULT_FIELDS) as null.
+    Older results come back with the later fields (V2_RESULT_FIELDS, V3_RESULT_FIELDS, V3_DEVICE_FIELDS) as null.
     """
     loaded: list[dict[str, Any]] = []
     for path in paths:
@@ -98,9 +104,11 @@ def load_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
         source = {"file": str(path), "harness": doc["harness"], "created": doc["created"]}
         # A shallow copy per result (the parsed document is ours alone) and one source dict per file: memory
         # stays proportional to the input, which a 50,000-result file needs.
-        if doc["schema_version"] == 1:
-            absent = dict.fromkeys(V2_RESULT_FIELDS)
-            loaded += [{**absent, **result, SOURCE_KEY: source} for result in doc["results"]]
+        if doc["schema_version"] < SCHEMA_VERSION:
+            absent = dict.fromkeys(V3_RESULT_FIELDS + (V2_RESULT_FIELDS if doc["schema_version"] == 1 else ()))
+            no_device = dict.fromkeys(V3_DEVICE_FIELDS)
+            loaded += [{**absent, **result, "device": {**no_device, **result["device"]}, SOURCE_KEY: source}
+                       for result in doc["results"]]
         else:
             loaded += [{**result, SOURCE_KEY: source} for result in doc["results"]]
         del doc

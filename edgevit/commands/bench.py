@@ -13,23 +13,35 @@ from edgevit.commands.output import console, fmt_ms, fmt_number, print_table, pr
 
 
 def _rate(r: dict) -> str:
-    """Achieved GFLOP/s and its percent of the host's GEMM peak, or 'not measured'."""
+    """Achieved GFLOP/s and its percent of the CPU's physical peak ('?' where withheld), or 'not measured'."""
     if r.get("gflop_per_s") is None:
         return "not measured"
-    peak = f" ({r['percent_of_peak']:.0f}%)" if r.get("percent_of_peak") is not None else ""
-    return f"{r['gflop_per_s']:.1f}{peak}"
+    if r.get("percent_of_peak") is not None:
+        return f"{r['gflop_per_s']:.1f} ({r['percent_of_peak']:.0f}%)"
+    return f"{r['gflop_per_s']:.1f} (?)" if r.get("peak_note") else f"{r['gflop_per_s']:.1f}"
 
 
-NARROW = ("model", "batch", "form", "median", "p90", "GFLOP/s (% peak)", "vs original eager", "vs onnxruntime")
+def fair_ratio(paired: dict | None) -> str | None:
+    """The fair protocol's ratio with its interval, e.g. '1.12x [1.05-1.19]'; 'too short' without one."""
+    if not paired:
+        return None
+    if paired.get("ratio") is None:
+        return "too short"
+    if paired.get("ci_low") is None:  # a version-2 file: single-iteration alternation, no interval
+        return f"{paired['ratio']:.2f}x (i)"
+    return f"{paired['ratio']:.2f}x [{paired['ci_low']:.2f}-{paired['ci_high']:.2f}]"
+
+
+NARROW = ("model", "batch", "form", "median", "p90", "GFLOP/s (% peak)", "vs eager", "vs onnxruntime")
 WIDE = ("model", "batch", "form", "runtime/backend", "median", "trimmed mean", "p90", "load ms", "peak MB",
-        "GFLOP/s (% peak)", "vs original eager", "vs onnxruntime")
+        "GFLOP/s (% peak)", "vs eager", "vs onnxruntime")
 
 
 def bench_table(document: dict, wide: bool = False) -> tuple[Table, list[str]]:
     """The results as a table (120 columns; ``wide``: trimmed mean, load time, memory, runtime/backend too),
     plus one note per row that was not measured (and why)."""
     columns = WIDE if wide else NARROW
-    table = Table(title="host benchmark (ms; ratios are median speed-ups)")
+    table = Table(title="host benchmark (ms; vs eager: speed-up over the original eager model)")
     for col in columns:
         table.add_column(col, justify="left" if col in ("model", "form", "runtime/backend") else "right")
     results = document["results"]
@@ -48,15 +60,46 @@ def bench_table(document: dict, wide: bool = False) -> tuple[Table, list[str]]:
             ok = ref and ref["status"] == "ok" and ref["median_ms"] and r["median_ms"]
             ratios.append(f"{ref['median_ms'] / r['median_ms']:.2f}x" if ok else "-")
         paired = r.get("interleaved")
-        if paired and paired["against"] == "onnx":  # measured alternately: the ratio to trust
-            ratios[1] = f"{paired['ratio']:.2f}x (i)"
+        if paired and paired["against"] == "onnx":  # the fair protocol: the ratio to trust
+            ratios[1] = fair_ratio(paired)
+            if paired.get("note"):
+                notes.append(f"{r['model']} batch {r['batch']} {r['form']} vs {paired['against']}: {paired['note']}")
+        if r.get("peak_note"):
+            notes.append(f"{r['model']} batch {r['batch']} {r['form']}: {r['peak_note']}")
         cells = {"model": r["model"], "batch": str(r["batch"]), "form": r["form"],
                  "runtime/backend": f"{r['runtime']}/{r['backend']}", "median": fmt_ms(r["median_ms"]),
                  "trimmed mean": fmt_ms(r["trimmed_mean_ms"]), "p90": fmt_ms(r["p90_ms"]),
                  "load ms": fmt_number(r["load_time_ms"], 4), "peak MB": fmt_number(r["peak_memory_mb"], 4),
-                 "GFLOP/s (% peak)": _rate(r), "vs original eager": ratios[0], "vs onnxruntime": ratios[1]}
+                 "GFLOP/s (% peak)": _rate(r), "vs eager": ratios[0], "vs onnxruntime": ratios[1]}
         table.add_row(*[cells[col] for col in columns])
     return table, sorted(set(notes))
+
+
+def peak_lines(peak: dict | None) -> list[str]:
+    """The ceiling under the table: the physical peak and how it was derived, each runtime's best GEMM, notes."""
+    if peak is None:
+        return []
+    physical = peak["physical"]
+    lines = []
+    if physical is not None:
+        lines.append(f"physical fp32 peak: {physical['gflop_per_s']:.1f} GFLOP/s = {physical['derivation']}")
+    gemm = peak["runtime_gemm_gflop_per_s"]
+    percent = peak.get("runtime_gemm_percent_of_peak") or {}
+    cells = [f"{name} {fmt_number(rate, 4)}" + (f" ({percent[name]:.0f}%)" if percent.get(name) is not None else "")
+             for name, rate in gemm.items()]
+    lines.append("best dense GEMM here, GFLOP/s: " + ", ".join(cells))
+    return lines + [f"note: {note}" for note in peak["notes"]]
+
+
+def published_lines(results: list[dict]) -> list[str]:
+    """The phone latency each benched model's paper published, on its own lines: a device figure, never a host one."""
+    from edgevit.models.catalog import published_latency
+
+    published = published_latency()
+    models = sorted({r["model"] for r in results} & set(published))
+    return [f"published by its paper (a phone; not comparable with the host figures above): {m} "
+            f"{published[m]['ms']:.1f} ms on {published[m]['device']}, {published[m]['compute_unit']} "
+            f"[{published[m]['source']}]" for m in models]
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -73,12 +116,15 @@ def run_bench(args: argparse.Namespace) -> int:
         console.print(f"  {note}")
     console.print(f"measured on {document['results'][0]['device']['cpu']}" if document["results"] else "no results")
     if any(r.get("interleaved") for r in document["results"]):
-        console.print("(i): .pte and .onnx timed alternately in one loop, median of per-iteration ratios; "
-                      "above 1x the .pte is faster")
+        console.print("vs onnxruntime: the fair protocol (blocks alternated in random order, first of each dropped, "
+                      "the other runtime quiet): ratio of block medians [95% bootstrap interval]; above 1x the .pte "
+                      "is faster")
     threads = sorted({r["threads"] for r in document["results"] if r["threads"] is not None})
-    peak = document["gemm_peak_gflop_per_s"]
-    console.print(f"threads: {', '.join(map(str, threads)) or 'not set'}; fp32 GEMM peak here: "
-                  f"{fmt_number(peak, 4)} GFLOP/s (best of torch.mm and onnxruntime MatMul)")
+    console.print(f"threads: {', '.join(map(str, threads)) or 'not set'}")
+    for line in peak_lines(document.get("peak")):
+        console.print(line)
+    for line in published_lines(document["results"]):
+        console.print(line)
     if args.out:
         console.print(f"[green]wrote[/] {args.out}")
     return 0

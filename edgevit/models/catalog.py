@@ -30,9 +30,21 @@ FASTVIT_TOP1 = {"t8": 76.2, "t12": 79.3, "s12": 79.9, "sa12": 80.9, "sa24": 82.7
 # The paper's ImageNet table reports the same models to within a few tenths (e.g. SA24 82.6).
 FASTVIT_TOP1_SOURCE = "apple/ml-fastvit README, table 'Models trained on ImageNet-1K' (256x256, no distillation)"
 
+# Latency each paper published on a phone (batch 1, CoreML): device figures, never comparable with this host's.
+# TurboViT and Hiera-T are left out: neither paper publishes a phone latency (TurboViT reports GPU throughput,
+# Hiera A100 images/s).
+SWIFTFORMER_LATENCY_MS = {"xs": 0.7, "s": 0.8, "l1": 1.1, "l3": 1.9}
+SWIFTFORMER_LATENCY = {"device": "iPhone 14", "compute_unit": "Neural Engine",
+                       "source": "SwiftFormer paper (arXiv:2303.15446), Table 2, CoreML on iPhone 14"}
+FASTVIT_LATENCY_MS = {"t8": 0.8, "t12": 1.2, "s12": 1.4, "sa12": 1.6, "sa24": 2.6, "sa36": 3.5, "ma36": 4.6}
+FASTVIT_LATENCY = {"device": "iPhone 12 Pro", "compute_unit": "CoreML",
+                   "source": "FastViT paper (arXiv:2303.14189) as its authors' apple/ml-fastvit README tabulates it, "
+                             "iPhone 12 Pro, ModelBench app"}
+
 
 def _spec(name: str, timm_name: str, family: str, paper: str, top1: float | None, source: str,
-          converter: str = "generic", checkpoint_filter: Callable[[dict, nn.Module], dict] | None = None):
+          converter: str = "generic", checkpoint_filter: Callable[[dict, nn.Module], dict] | None = None,
+          latency: dict | None = None):
     """The registry's timm spec of ``timm_name`` (preprocessing from timm's config) under a curated name."""
     import dataclasses
 
@@ -41,7 +53,7 @@ def _spec(name: str, timm_name: str, family: str, paper: str, top1: float | None
     base = timm_spec(timm_name)
     return dataclasses.replace(base, name=name, converter=converter, family=family, paper=paper,
                                published_top1=top1, top1_source=source,
-                               checkpoint_filter=checkpoint_filter or base.checkpoint_filter)
+                               checkpoint_filter=checkpoint_filter or base.checkpoint_filter, published_latency=latency)
 
 
 def fastvit_specs() -> list:
@@ -50,7 +62,8 @@ def fastvit_specs() -> list:
 
     return [
         _spec(f"fastvit-{v}", f"fastvit_{v}", "fastvit", FASTVIT_PAPER, FASTVIT_TOP1[v], FASTVIT_TOP1_SOURCE,
-              converter="fastvit", checkpoint_filter=fastvit_checkpoint_filter)
+              converter="fastvit", checkpoint_filter=fastvit_checkpoint_filter,
+              latency={"ms": FASTVIT_LATENCY_MS[v], **FASTVIT_LATENCY})
         for v in FASTVIT_VARIANTS
     ]
 
@@ -145,3 +158,10 @@ def published_top1() -> dict[str, float]:
     table |= {f"fastvit-{v}": top1 for v, top1 in FASTVIT_TOP1.items()}
     table |= {name: top1 for name, _t, _f, _p, top1, _s in _ZOO if top1 is not None}
     return table | {"hiera-t": HIERA_T_TOP1}
+
+
+def published_latency() -> dict[str, dict]:
+    """Registry name -> the phone latency its paper published ({"ms", "device", "compute_unit", "source"}), read
+    without importing torch or timm (as published_top1); the registry's specs carry the same (a test checks)."""
+    table = {f"swiftformer-{v}": {"ms": ms, **SWIFTFORMER_LATENCY} for v, ms in SWIFTFORMER_LATENCY_MS.items()}
+    return table | {f"fastvit-{v}": {"ms": ms, **FASTVIT_LATENCY} for v, ms in FASTVIT_LATENCY_MS.items()}

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 
 from edgevit.base.errors import UnknownModelError
-from edgevit.models.catalog import HIERA_T_TOP1, SWIFTFORMER_TOP1
+from edgevit.models.catalog import HIERA_T_TOP1, SWIFTFORMER_LATENCY, SWIFTFORMER_LATENCY_MS, SWIFTFORMER_TOP1
 from edgevit.models.spec import ModelSpec, timm_spec
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -47,6 +47,7 @@ def _swiftformer_specs() -> None:
                 paper=paper,
                 published_top1=top1,
                 top1_source="SwiftFormer paper, Table 2",
+                published_latency={"ms": SWIFTFORMER_LATENCY_MS[variant], **SWIFTFORMER_LATENCY},
                 options={"attention_form": ATTENTION_FORMS},
                 checkpoint_filter=checkpoint_filter_fn,
             )

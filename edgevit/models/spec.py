@@ -35,6 +35,8 @@ class ModelSpec:
     paper: str = ""
     published_top1: float | None = None
     top1_source: str = ""
+    # the phone latency the paper published: {"ms", "device", "compute_unit", "source"} (catalog.py); None if none
+    published_latency: dict | None = None
     options: dict[str, tuple[str, ...]] = field(default_factory=dict)  # option -> allowed values (first: default)
     checkpoint_filter: Callable[[dict, nn.Module], dict] | None = None
 

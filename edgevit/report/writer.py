@@ -12,6 +12,7 @@ from edgevit.base.errors import OutputError
 from edgevit.report.csv_files import results_csv, speedups_csv
 from edgevit.report.document import Block, to_html, to_markdown
 from edgevit.report.plot import render_plot
+from edgevit.report.published import published_latency_blocks
 from edgevit.report.sections import pareto_blocks, results_blocks, speedup_blocks, summary_blocks
 from edgevit.report.series import XAxis, pareto_data
 from edgevit.report.speedups import speedup_pairs
@@ -43,11 +44,14 @@ def _prepare_out_dir(out_dir: Path) -> None:
 
 
 def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_top1: Mapping[str, float],
-                 title: str = DEFAULT_TITLE, x_axis: XAxis = "latency") -> ReportPaths:
+                 title: str = DEFAULT_TITLE, x_axis: XAxis = "latency",
+                 published_latency: Mapping[str, Mapping[str, Any]] | None = None) -> ReportPaths:
     """Write report.md, a self-contained report.html (plot inlined), pareto.png, results.csv and speedups.csv.
 
     `results` are schema.json result dicts (as returned by load_results); `published_top1` maps model name to
-    the paper's ImageNet top-1 in percent; `x_axis` is "latency" (median ms) or "throughput" (images/s).
+    the paper's ImageNet top-1 in percent; `x_axis` is "latency" (median ms) or "throughput" (images/s);
+    `published_latency` maps model name to the phone latency its paper published (edgevit.models.catalog), shown
+    in its own section beside device-harness results.
     """
     if x_axis not in ("latency", "throughput"):
         raise ValueError(f"x_axis must be 'latency' or 'throughput', got {x_axis!r}")
@@ -58,7 +62,8 @@ def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_
     blocks = [Block("h1", title), *summary_blocks(results, sources)]
     if results:
         blocks += [*pareto_blocks(pareto, x_axis), *speedup_blocks(pairs),
-                   *results_blocks(results, published_top1, pareto, sources)]
+                   *results_blocks(results, published_top1, pareto, sources),
+                   *published_latency_blocks(results, published_latency or {})]
     else:
         blocks += [Block("p", "No results were given."), Block("figure", "empty Pareto plot")]
     png = render_plot(pareto, x_axis)

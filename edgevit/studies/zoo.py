@@ -186,15 +186,16 @@ def write_zoo_json(rows: Sequence[dict], path: str | Path, kind: str = "edgevit-
 
 
 def paired_latency(a: Callable[[], object], b: Callable[[], object], iterations: int = 20,
-                   warmup: int = 3) -> tuple[float, float]:
-    """Median ms of ``a`` and of ``b``, timed alternately (a, b, a, b, ...) so that load from other processes
-    on a shared machine hits both alike; a sequential A-then-B timing can invert a real difference."""
+                   warmup: int = 3) -> tuple[float, float, dict]:
+    """Median ms of ``a`` and of ``b`` and the comparison (ratio b/a with its interval), timed against each other
+    by the fair protocol (edgevit.bench.fair): a sequential A-then-B timing can invert a real difference, and a
+    single-iteration alternation charges each form for the other's leftovers."""
     from statistics import median
 
-    from edgevit.bench.host import time_alternately
+    from edgevit.bench.fair import Contender, Protocol, compare
 
-    ta, tb = time_alternately((a, b), warmup, iterations)
-    return median(ta), median(tb)
+    result = compare(Contender("a", a), Contender("b", b), Protocol.for_iterations(iterations, warmup=warmup))
+    return median(result.a_samples), median(result.b_samples), result.to_json()
 
 
 def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, warmup: int = 3,
@@ -204,9 +205,10 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
 
     Forms: original (unfused) eager, prepared eager, ``.pte`` (XNNPACK) and ONNX of the prepared model, timed by
     the host harness (``latency_ms``, medians of results-schema records). Fused vs unfused is also timed pairwise and
-    interleaved (``paired_ms``): eager original vs eager prepared, and with ``unfused_pte`` a ``.pte`` of the
-    unfused original vs the prepared one in the ExecuTorch runtime. Random exercised weights (timing does not
-    depend on their values).
+    interleaved (``paired_ms``) by the fair protocol (edgevit.bench.fair; ``paired_ratio``: unfused / fused time with
+    its interval): eager original vs eager prepared, and with ``unfused_pte`` a ``.pte`` of the unfused original vs
+    the prepared one in the ExecuTorch runtime. ``iterations`` (at least 18) is per form. Random exercised weights
+    (timing does not depend on their values).
     """
     import tempfile
     from functools import partial
@@ -215,16 +217,19 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
 
     from converters import get_converter
     from converters.fastvit import unfused_modules
-    from edgevit.api import export_for_timing
+    from edgevit.bench.fair import Protocol
+    from edgevit.bench.forms import export_for_timing
     from edgevit.bench.host import Plan, bench_artifact, bench_eager
     from edgevit.export.mil_inspect import inspect_mil
     from edgevit.models.build import build_model
     from edgevit.models.complexity import count_flops
     from edgevit.models.registry import get_spec
     from edgevit.validate.runtimes import open_runner
+    from edgevit.validate.threads import default_threads, reset_executorch_threads
 
     say = progress or (lambda _m: None)
     plan = Plan(warmup=warmup, iterations=iterations)
+    Protocol.for_iterations(iterations)  # too few for an interval: refused (saying how many) before any work
     rows = []
     for name in names or [s.name for s in fastvit_specs()]:
         spec = get_spec(name)
@@ -253,8 +258,9 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
         records = [bench_eager(spec.name, "original-eager", original, example, plan),
                    bench_eager(spec.name, "prepared-eager", prepared, example, plan)]
         paired: dict[str, float | None] = {}
+        ratios: dict[str, dict] = {}
         with torch.inference_mode():
-            paired["eager-unfused"], paired["eager-fused"] = paired_latency(
+            paired["eager-unfused"], paired["eager-fused"], ratios["eager"] = paired_latency(
                 partial(original, example), partial(prepared, example), iterations, warmup)
         with tempfile.TemporaryDirectory(prefix="edgevit-fastvit-") as tmp:
             # each artifact exported once: timed alone (results schema) and reused for the interleaved pair
@@ -267,11 +273,14 @@ def fastvit_report(names: Sequence[str] | None = None, iterations: int = 20, war
                 unfused = export_for_timing(spec, original, "executorch", example, folder / "unfused")
                 rec = bench_artifact(spec.name, *unfused, example, plan)
                 latency["executorch-unfused"] = rec["median_ms"] if rec["status"] == "ok" else None
+                reset_executorch_threads(default_threads())  # a fresh pool for this pair, before both load
                 runners = [open_runner(*artifact) for artifact in (unfused, exported["executorch"])]
-                paired["pte-unfused"], paired["pte-fused"] = paired_latency(
+                paired["pte-unfused"], paired["pte-fused"], ratios["pte"] = paired_latency(
                     partial(runners[0].run, example), partial(runners[1].run, example), iterations, warmup)
+                del runners
         row["latency_ms"] = latency
         row["paired_ms"] = paired
+        row["paired_ratio"] = ratios
         row["iterations"] = iterations
         rows.append(row)
     return rows

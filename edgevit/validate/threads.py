@@ -42,6 +42,17 @@ def check_threads(threads: object) -> int:
     return threads
 
 
+def oversubscription(threads: int) -> str | None:
+    """What to tell the user when ``threads`` exceeds the CPUs this process may use (the runtimes' threads then
+    take turns on fewer cores: slower, noisier, and not what the count says), else None."""
+    cpus = available_cpus()
+    if threads <= cpus:
+        return None
+    return (f"--threads {threads} is above the {cpus} CPU(s) this process may use: the runtimes' {threads} threads "
+            f"share {cpus} core(s), so these times are not {threads}-core times and vary more; the physical peak "
+            f"counts {cpus} core(s)")
+
+
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """torch's intra-op pool at ``n`` threads for the block, restored after (eager forms and the GEMM peak)."""
@@ -66,6 +77,21 @@ def set_executorch_threads(n: int) -> None:
             _unsafe_reset_threadpool(n)
 
 
+def reset_executorch_threads(n: int) -> None:
+    """A fresh ExecuTorch pthreadpool of ``n`` threads, whatever its size was: the fair comparison starts each
+    form's methods on a pool no other form's work has touched. Only while no loaded method holds the old pool
+    (XNNPACK keeps the pointer it took at init): the caller loads its methods after this."""
+    import gc
+
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+    from edgevit.base.native_output import native_stderr_to_log
+
+    gc.collect()  # methods of earlier, dropped runners release the pool before it is replaced
+    with native_stderr_to_log():
+        _unsafe_reset_threadpool(n)
+
+
 def executorch_threads() -> int:
     """The thread count of ExecuTorch's pool now (what a loaded method runs with)."""
     from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
@@ -76,11 +102,17 @@ def executorch_threads() -> int:
         return int(_threadpool_get_thread_count())
 
 
-def onnxruntime_options(n: int, options=None):
-    """SessionOptions with ``n`` intra-op threads and one inter-op thread (ViT graphs are one chain of nodes)."""
+def onnxruntime_options(n: int, options=None, *, spinning: bool = True):
+    """SessionOptions with ``n`` intra-op threads and one inter-op thread (ViT graphs are one chain of nodes).
+
+    ``spinning=False`` sets ``session.intra_op.allow_spinning`` to "0": onnxruntime's workers then sleep instead of
+    spin-waiting between parallel sections, which a session that stays open while another runtime in the same
+    process is timed needs (its spinning workers otherwise take that runtime's cores)."""
     import onnxruntime as ort
 
     options = options or ort.SessionOptions()
     options.intra_op_num_threads = n
     options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options

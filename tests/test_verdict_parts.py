@@ -137,14 +137,15 @@ def test_an_fp32_program_renamed_int8_with_a_floor_of_its_own_fails(xs_artifacts
 
     from edgevit.api import validate
     from edgevit.base.digest import sha256_of
+    from edgevit.base.naming import manifest_path
 
     src = xs_artifacts["onnx"]
     dst = tmp_path / src.name.replace(".fp32.onnx", ".int8.onnx")
     shutil.copy2(src, dst)
-    manifest = json.loads(src.with_name(src.name.replace(".onnx", "") + ".json").read_text())
+    manifest = json.loads(manifest_path(src).read_text())
     manifest.update(artifact=dst.name, precision="int8", sha256=sha256_of(dst),
                     quantization={"scheme": "int8", "min_psnr_db": -1000})
-    dst.with_name(dst.name.replace(".onnx", "") + ".json").write_text(json.dumps(manifest))
+    manifest_path(dst).write_text(json.dumps(manifest))
     result = validate(dst)
     assert result.status == "fail" and result.failed_part == "manifest" and result.precision == "fp32"
     assert "the manifest says int8, but the program stores fp32" in result.reason

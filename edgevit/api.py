@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_int, check_path, progress_or_quiet
+from edgevit.base.arguments import (
+    CALIBRATED_COMPRESS,
+    ConvertArgs,
+    check_bench,
+    check_convert,
+    check_int,
+    check_path,
+    progress_or_quiet,
+)
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.digest import sha256_of
 from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
@@ -128,12 +136,16 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
         result.mil_layout = mil_layout_report(original, prepared.module, spec)
     example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(args.seed))
     output_shape = tuple(original(example).shape)
-    calibration = None
-    if args.quantize:
+    calibration = calibrate = None
+    if args.quantize or args.compress in CALIBRATED_COMPRESS:
         from edgevit.validate.calibration import calibration_set
 
         calibration = calibration_set(spec, args.calibration)
         say(f"calibrating on {calibration.describe()}")
+        if args.compress in CALIBRATED_COMPRESS:
+            from edgevit.mil.ranges import coreml_calibrator
+
+            calibrate = coreml_calibrator(calibration.images, calibration.tensors, progress=say)
     for plan in args.targets:
         name = artifact_name(spec.name, plan.target, plan.precision, plan.backend)
         staged, final = stage / name, args.out / name
@@ -146,7 +158,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
         info = _export(plan.target, module, spec, staged, example, plan.precision, plan.backend,
                        args.deployment_target, args.tensor_input, winfo,
                        calibration=calibration.tensors if calibration else None,
-                       compute_precision=plan.compute_precision)
+                       compute_precision=plan.compute_precision, calibrate=calibrate)
         seconds = time.perf_counter() - start
         write_bundle(inputs, bundle_path(staged), output_shape)
         manifest = artifact_manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo,
@@ -175,7 +187,7 @@ def _quantization_record(plan, info: dict, calibration, args: ConvertArgs, winfo
     record = {"scheme": q.pop("scheme", plan.precision), "name": plan.precision,
               "float_precision": plan.compute_precision,
               "min_psnr_db": args.min_psnr if args.min_psnr is not None else QUANTIZED_MIN_PSNR_DB,
-              "calibration": calibration.to_json() if calibration and plan.target != "coreml" else None, **q}
+              "calibration": calibration.to_json() if calibration else None, **q}
     if "delegation" in info:
         record["delegated_nodes"] = info["delegation"]["delegated_nodes"]
     if winfo.sha256 is None:
@@ -213,14 +225,14 @@ def _check_finite_original(reference: torch.Tensor, spec: ModelSpec, winfo) -> N
 
 def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: str, backend: str | None,
             deployment_target: str, tensor_input: bool, winfo, *, calibration=None,
-            compute_precision: str | None = None) -> dict:
+            compute_precision: str | None = None, calibrate=None) -> dict:
     if tgt == "coreml":
         from edgevit.export.coreml import coreml_metadata, export_coreml
 
         compress = precision if compute_precision is not None else None
         return export_coreml(module, spec, path, precision=compute_precision or precision,
                              deployment_target=deployment_target, tensor_input=tensor_input,
-                             metadata=coreml_metadata(spec, winfo, VERSION), compress=compress)
+                             metadata=coreml_metadata(spec, winfo, VERSION), compress=compress, calibrate=calibrate)
     if tgt == "executorch":
         from edgevit.export.executorch import export_executorch
 

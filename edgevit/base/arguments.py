@@ -25,8 +25,10 @@ MAX_BATCH = 1024
 MAX_ITERATIONS = 100_000
 # post-training quantization (--quantize) per target, and CoreML weight compression (--compress)
 QUANTIZE_SCHEMES = ("int8", "int8-dynamic")
-COMPRESS_SCHEMES = ("w8", "w4", "palette6", "palette4")
+COMPRESS_SCHEMES = ("w8", "w4", "palette6", "palette4", "w8a8")
 IOS18_COMPRESS = {"w4": "per-block int4 weights (constexpr_blockwise_shift_scale)"}
+IOS17_COMPRESS = {"w8a8": "the activation quantize/dequantize ops (MIL iOS17 opset)"}
+CALIBRATED_COMPRESS = ("w8a8",)  # compression schemes that calibrate activation ranges
 DEFAULT_MIN_PSNR_DB = 30.0
 MIN_CALIBRATION_IMAGES = 8
 MAX_CALIBRATION_IMAGES = 1000
@@ -146,6 +148,10 @@ def quantized_plans(targets: Sequence[str], precision: str | None, backend: str 
                 raise UsageError(f"--compress {compress} needs --deployment-target iOS18 or macOS15: "
                                  f"{IOS18_COMPRESS[compress]} exist only from iOS18, not {dt}")
             dt = dt or "iOS18"
+        if compress in IOS17_COMPRESS and dt is not None and _OS_ORDER[dt] < 17:
+            raise UsageError(f"--compress {compress} needs --deployment-target iOS17 or later (or macOS14 or "
+                             f"later): {IOS17_COMPRESS[compress]} exist only from iOS17, not {dt}. Use --compress "
+                             "w8 for int8 weights alone on iOS16")
         return [TargetPlan("coreml", None, compress, precision or "fp16")], dt
     if "coreml" in targets:
         raise UsageError(f"--quantize {quantize} does not apply to --target coreml; CoreML compresses weights instead: "
@@ -245,15 +251,15 @@ def check_convert(model: object, target: object, out: object, *, weights: object
     psnr = check_min_psnr(min_psnr)
     if quant is None and comp is None:
         if calibration is not None:
-            raise UsageError("--calibration applies only to --quantize int8 (static quantization calibrates "
-                             "activation ranges); nothing else uses it")
+            raise UsageError("--calibration applies only to --quantize int8 and --compress w8a8 (static quantization "
+                             "calibrates activation ranges); nothing else uses it")
         if psnr is not None:
             raise UsageError("--min-psnr applies only to quantized or compressed artifacts (--quantize, --compress); "
                              "fp32/fp16 artifacts have their own fixed thresholds")
         plans = target_plans(targets, prec, be)
     else:
         plans, needed_dt = quantized_plans(targets, prec, be, quant, comp, dt)
-        if comp is not None and calibration is not None:
+        if comp is not None and comp not in CALIBRATED_COMPRESS and calibration is not None:
             raise UsageError(f"--calibration does not apply to --compress {comp}: CoreML weight compression needs no "
                              "activation calibration")
         if needed_dt is not None and dt is None:

@@ -85,19 +85,23 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
             tensor_input: bool = False, init: str = "exercised", seed: int = 0, validate: bool = True,
             mil_report: bool = True, progress: Progress | None = None, quantize: str | None = None,
             compress: str | None = None, calibration: str | Path | None = None,
-            min_psnr: float | None = None) -> ConvertResult:
+            min_psnr: float | None = None, keep_float: str | Sequence[str] | None = None,
+            scan_budget: float = 600.0) -> ConvertResult:
     """Build, prepare, export to each target, validate each artifact; publish each with its manifest.
 
     ``backend`` is the ExecuTorch delegate (default xnnpack) and ``deployment_target`` the CoreML minimum OS
     (default iOS17); each is refused for targets it does not apply to. ``quantize="int8"`` makes static int8
     ExecuTorch/ONNX artifacts calibrated on ``calibration`` (a folder of JPEG/PNG; default: the bundled photos,
     cropped and flipped); ``compress`` (w8, w4, palette6, palette4) compresses CoreML weights. Quantized
-    artifacts pass at PSNR >= ``min_psnr`` (default 30 dB) on the photos. Every argument is checked before any work.
+    artifacts pass at PSNR >= ``min_psnr`` (default 30 dB) on the photos. ``keep_float`` (int8 .pte): "auto" keeps
+    the fewest layers in float that reach ``min_psnr`` (default 35 dB) on logits, by a sensitivity scan of at most
+    ``scan_budget`` seconds, or names the layers (module paths). Every argument is checked before any work.
     """
     args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
                          deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
                          validate=validate, mil_report=mil_report, progress=progress, quantize=quantize,
-                         compress=compress, calibration=calibration, min_psnr=min_psnr)
+                         compress=compress, calibration=calibration, min_psnr=min_psnr, keep_float=keep_float,
+                         scan_budget=scan_budget)
     say = progress_or_quiet(progress)
     from edgevit.models.registry import get_spec
 
@@ -158,7 +162,8 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
         info = _export(plan.target, module, spec, staged, example, plan.precision, plan.backend,
                        args.deployment_target, args.tensor_input, winfo,
                        calibration=calibration.tensors if calibration else None,
-                       compute_precision=plan.compute_precision, calibrate=calibrate)
+                       compute_precision=plan.compute_precision, calibrate=calibrate,
+                       quantization=_pt2e_options(args, inputs), progress=say)
         seconds = time.perf_counter() - start
         write_bundle(inputs, bundle_path(staged), output_shape)
         manifest = artifact_manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo,
@@ -177,6 +182,20 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress) -> 
         manifest_file = publish(staged, final, manifest)
         result.artifacts.append(ArtifactResult(final, manifest_file, plan.target, parity, info, seconds))
     return result
+
+
+def _pt2e_options(args: ConvertArgs, inputs) -> dict | None:
+    """--keep-float for quantize_pt2e: the layers by hand, or the sensitivity scan's inputs (the photos), goal
+    (--min-psnr, else 35 dB on logits) and time budget."""
+    from edgevit.base.arguments import KEEP_FLOAT_MIN_PSNR_DB
+
+    if args.keep_float is None:
+        return None
+    if args.keep_float != "auto":
+        return {"keep_float": list(args.keep_float)}
+    photos = [item.tensor for item in inputs if item.image is not None]
+    return {"auto_keep_float": {"inputs": photos, "budget_s": args.scan_budget,
+                                "goal_db": args.min_psnr if args.min_psnr is not None else KEEP_FLOAT_MIN_PSNR_DB}}
 
 
 def _quantization_record(plan, info: dict, calibration, args: ConvertArgs, winfo) -> dict:
@@ -225,7 +244,8 @@ def _check_finite_original(reference: torch.Tensor, spec: ModelSpec, winfo) -> N
 
 def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: str, backend: str | None,
             deployment_target: str, tensor_input: bool, winfo, *, calibration=None,
-            compute_precision: str | None = None, calibrate=None) -> dict:
+            compute_precision: str | None = None, calibrate=None, quantization: dict | None = None,
+            progress: Progress | None = None) -> dict:
     if tgt == "coreml":
         from edgevit.export.coreml import coreml_metadata, export_coreml
 
@@ -237,7 +257,8 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
         from edgevit.export.executorch import export_executorch
 
         return export_executorch(module, example, path, backend=backend or "xnnpack", precision=precision,
-                                 deployment_target=deployment_target, calibration=calibration)
+                                 deployment_target=deployment_target, calibration=calibration,
+                                 quantization=quantization if precision == "int8" else None, progress=progress)
     from edgevit.export.onnx import export_onnx
 
     if precision != "int8":

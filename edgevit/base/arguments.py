@@ -30,6 +30,8 @@ IOS18_COMPRESS = {"w4": "per-block int4 weights (constexpr_blockwise_shift_scale
 IOS17_COMPRESS = {"w8a8": "the activation quantize/dequantize ops (MIL iOS17 opset)"}
 CALIBRATED_COMPRESS = ("w8a8",)  # compression schemes that calibrate activation ranges
 DEFAULT_MIN_PSNR_DB = 30.0
+KEEP_FLOAT_MIN_PSNR_DB = 35.0  # the goal of --keep-float auto, on logits, unless --min-psnr says otherwise
+DEFAULT_SCAN_BUDGET_S = 600.0
 MIN_CALIBRATION_IMAGES = 8
 MAX_CALIBRATION_IMAGES = 1000
 CALIBRATION_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -226,6 +228,8 @@ class ConvertArgs:
     compress: str | None = None
     calibration: list[Path] | None = None  # the user's images; None: the bundled photos, cropped and flipped
     min_psnr: float | None = None
+    keep_float: list[str] | str | None = None  # "auto" or module paths kept in float (--quantize int8, .pte)
+    scan_budget: float = DEFAULT_SCAN_BUDGET_S
 
 
 def check_convert(model: object, target: object, out: object, *, weights: object = None, options: object = None,
@@ -233,7 +237,8 @@ def check_convert(model: object, target: object, out: object, *, weights: object
                   tensor_input: object = False, init: object = "exercised", seed: object = 0,
                   validate: object = True, mil_report: object = True,
                   progress: object = None, quantize: object = None, compress: object = None,
-                  calibration: object = None, min_psnr: object = None) -> ConvertArgs:
+                  calibration: object = None, min_psnr: object = None, keep_float: object = None,
+                  scan_budget: object = DEFAULT_SCAN_BUDGET_S) -> ConvertArgs:
     """Every convert argument and their combinations; raises UsageError (or WeightsError) before any work."""
     if not isinstance(model, str) or not model.strip():
         raise UsageError(f"model must be a model name (str, see `edgevit list`), got {_type_name(model)} {model!r}")
@@ -272,13 +277,32 @@ def check_convert(model: object, target: object, out: object, *, weights: object
         raise UsageError("--tensor-input applies only to --target coreml (the other targets always take tensors)")
     if progress is not None and not callable(progress):
         raise UsageError(f"progress must be a callable taking a str, got {_type_name(progress)}")
+    keep = check_keep_float(keep_float, quant, targets)
+    if isinstance(scan_budget, bool) or not isinstance(scan_budget, int | float) or not 0 < scan_budget <= 86400:
+        raise UsageError(f"scan_budget must be a number of seconds in (0, 86400], got {scan_budget!r}")
     return ConvertArgs(
         model=model, targets=plans, out=out_path, weights=check_weights(weights), options=check_options(options),
         deployment_target=dt or DEFAULT_DEPLOYMENT_TARGET, tensor_input=tensor,
         init=check_choice("init", init, INITS), seed=check_int("seed", seed, 0, MAX_SEED),
         validate=check_bool("validate", validate), mil_report=check_bool("mil_report", mil_report),
         quantize=quant, compress=comp, calibration=check_calibration(calibration), min_psnr=psnr,
+        keep_float=keep, scan_budget=float(scan_budget),
     )
+
+
+def check_keep_float(value: object, quantize: str | None, targets: Sequence[str]) -> list[str] | str | None:
+    """``auto``, or layer names (a list, or one comma-separated str); only for the int8 .pte (layer names are
+    the prepared model's module paths, which only the PT2E graph carries). Names are checked against the
+    model's quantized layers once it is built (edgevit.export.sensitivity.check_layer_names)."""
+    if value is None:
+        return None
+    if quantize != "int8" or list(targets) != ["executorch"]:
+        raise UsageError("--keep-float applies to --target executorch --quantize int8 (the layers are the prepared "
+                         "model's modules in the PT2E graph); convert ONNX or CoreML separately")
+    if value == "auto":
+        return "auto"
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+    return check_names("keep_float", [n for n in names if n] if isinstance(names, list | tuple) else names)
 
 
 def check_batches(value: object) -> list[int]:

@@ -20,7 +20,7 @@ def run_convert(args: argparse.Namespace) -> int:
         backend=args.backend, deployment_target=args.deployment_target, tensor_input=args.tensor_input,
         init=args.init, seed=args.seed, validate=not args.no_validate, mil_report=not args.no_mil_report,
         progress=progress_printer(args.quiet), quantize=args.quantize, compress=args.compress,
-        calibration=args.calibration, min_psnr=args.min_psnr,
+        calibration=args.calibration, min_psnr=args.min_psnr, keep_float=args.keep_float, scan_budget=args.scan_budget,
     )
     console.print(f"[bold]{result.model}[/]: {result.weights}")
     console.print("rewrites: " + "; ".join(result.rewrites))

@@ -273,8 +273,10 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
             quantized = quantize_onnx_static(fp32, tmp, info["input"]["name"], calibration)
     finally:
         fp32.unlink(missing_ok=True)
-    return {**info, "quantization": {"scheme": "int8 static QDQ (onnxruntime quantize_static, MinMax, weights per "
-                                               "channel, activations per tensor)", **quantized}}
+    config = quantized["config"]
+    return {**info, "quantization": {"scheme": f"int8 static QDQ (onnxruntime quantize_static, "
+                                               f"{config['calibration_method']}, {config['activation_type']} "
+                                               "activations per tensor, weights per channel)", **quantized}}
 
 
 def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,

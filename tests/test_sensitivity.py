@@ -15,7 +15,6 @@ from edgevit.base.errors import UsageError
 from edgevit.export import sensitivity
 from edgevit.export.quantize import observe_pt2e, quantize_pt2e
 
-
 GOAL = 28.0  # measured: all-int8 24.8 dB, with spiky in float 29.7 dB
 
 

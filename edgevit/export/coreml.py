@@ -171,7 +171,9 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None)
     constexpr = {t: ops.count(t) for t in sorted(set(ops)) if t.startswith("constexpr_")}
     float_consts = sum(1 for f in compressed._mil_program.functions.values() for o in f.operations
                        if o.op_type == "const" and o.outputs[0].val is not None
-                       and getattr(o.outputs[0].val, "size", 0) >= 2048)
+                       and getattr(o.outputs[0].val, "size", 0) >= 2048
+                       and getattr(o.outputs[0].val, "dtype", None) is not None
+                       and o.outputs[0].val.dtype.kind == "f")  # the compressed data consts are int/uint
     function, scheme, minimum = COMPRESSION[compress]
     return compressed, {"scheme": f"{compress}: {scheme} (coremltools.optimize.coreml.{function})",
                         "minimum_deployment_target": minimum, "compressed_weight_ops": constexpr,

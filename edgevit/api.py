@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_int, check_path, progress_or_quiet
+from edgevit.base.arguments import (
+    CALIBRATED_COMPRESS,
+    ConvertArgs,
+    check_bench,
+    check_convert,
+    check_int,
+    check_path,
+    progress_or_quiet,
+)
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
 from edgevit.base.manifest import artifact_manifest, read_manifest
@@ -77,7 +85,8 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
             mil_report: bool = True, progress: Progress | None = None, quantize: str | None = None,
             compress: str | None = None, calibration: str | Path | None = None,
             min_psnr: float | None = None, pretrained: str | bool | None = None,
-            revision: str | None = None) -> ConvertResult:
+            revision: str | None = None, keep_float: str | Sequence[str] | None = None,
+            scan_budget: float = 600.0) -> ConvertResult:
     """Build, prepare, export to each target, validate each artifact; publish each with its manifest.
 
     ``backend`` is the ExecuTorch delegate (default xnnpack) and ``deployment_target`` the CoreML minimum OS
@@ -89,12 +98,14 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
     cache, downloading them first if needed (``revision``: a branch, tag or commit; the manifest records the commit
     and the file's sha256). Every argument is checked before any work, and the weights are fetched before anything
     is written to ``out``.
+    ``keep_float`` (int8 .pte): "auto" keeps the fewest layers in float that reach ``min_psnr`` (default 35 dB) on
+    logits, by a sensitivity scan of at most ``scan_budget`` seconds, or names the layers (module paths).
     """
     args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
                          deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
                          validate=validate, mil_report=mil_report, progress=progress, quantize=quantize,
                          compress=compress, calibration=calibration, min_psnr=min_psnr, pretrained=pretrained,
-                         revision=revision)
+                         revision=revision, keep_float=keep_float, scan_budget=scan_budget)
     say = progress_or_quiet(progress)
     from edgevit.models.registry import get_spec
 
@@ -139,12 +150,16 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub
         result.mil_layout = mil_layout_report(original, prepared.module, spec)
     example = torch.randn((1, *spec.input_size), generator=torch.Generator().manual_seed(args.seed))
     output_shape = tuple(original(example).shape)
-    calibration = None
-    if args.quantize:
+    calibration = calibrate = None
+    if args.quantize or args.compress in CALIBRATED_COMPRESS:
         from edgevit.validate.calibration import calibration_set
 
         calibration = calibration_set(spec, args.calibration)
         say(f"calibrating on {calibration.describe()}")
+        if args.compress in CALIBRATED_COMPRESS:
+            from edgevit.mil.ranges import coreml_calibrator
+
+            calibrate = coreml_calibrator(calibration.images, calibration.tensors, progress=say)
     subject = Subject(original, prepared.module, spec, inputs, min_psnr=args.min_psnr, calibration=calibration,
                       trained=winfo.source != "random-init")
     for plan in args.targets:
@@ -159,7 +174,8 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub
         info = _export(plan.target, module, spec, staged, example, plan.precision, plan.backend,
                        args.deployment_target, args.tensor_input, winfo,
                        calibration=calibration.tensors if calibration else None,
-                       compute_precision=plan.compute_precision)
+                       compute_precision=plan.compute_precision, calibrate=calibrate,
+                       quantization=_pt2e_options(args, inputs), progress=say)
         seconds = time.perf_counter() - start
         write_bundle(inputs, bundle_path(staged), output_shape)
         manifest = artifact_manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo,
@@ -180,6 +196,21 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub
     return result
 
 
+def _pt2e_options(args: ConvertArgs, inputs) -> dict | None:
+    """--keep-float for quantize_pt2e: the layers by hand, or the sensitivity scan's inputs (the photos), goal
+    (--min-psnr, else 35 dB on logits) and time budget."""
+    from edgevit.base.arguments import KEEP_FLOAT_MIN_PSNR_DB
+
+    if args.keep_float is None:
+        return None
+    if args.keep_float != "auto":
+        return {"keep_float": list(args.keep_float)}
+    # the whole photos (not their halves): one emulated pass per layer per input is the cost of the scan
+    photos = [item.tensor for item in inputs if item.image is not None and not item.name.endswith(("-left", "-right"))]
+    return {"auto_keep_float": {"inputs": photos, "budget_s": args.scan_budget,
+                                "goal_db": args.min_psnr if args.min_psnr is not None else KEEP_FLOAT_MIN_PSNR_DB}}
+
+
 def _quantization_record(plan, info: dict, calibration, args: ConvertArgs, winfo) -> dict:
     """What the manifest says of a quantized/compressed artifact: scheme, calibration set, layers left in float."""
     from edgevit.validate.parity import RANDOM_INIT_QUANT_NOTE
@@ -189,7 +220,7 @@ def _quantization_record(plan, info: dict, calibration, args: ConvertArgs, winfo
     record = {"scheme": q.pop("scheme", plan.precision), "name": plan.precision,
               "float_precision": plan.compute_precision,
               "min_psnr_db": floor_for(plan.precision, args.min_psnr)[0],
-              "calibration": calibration.to_json() if calibration and plan.target != "coreml" else None, **q}
+              "calibration": calibration.to_json() if calibration else None, **q}
     if "delegation" in info:
         record["delegated_nodes"] = info["delegation"]["delegated_nodes"]
     if winfo.sha256 is None:
@@ -227,19 +258,21 @@ def _check_finite_original(reference: torch.Tensor, spec: ModelSpec, winfo) -> N
 
 def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: str, backend: str | None,
             deployment_target: str, tensor_input: bool, winfo, *, calibration=None,
-            compute_precision: str | None = None) -> dict:
+            compute_precision: str | None = None, calibrate=None, quantization: dict | None = None,
+            progress: Progress | None = None) -> dict:
     if tgt == "coreml":
         from edgevit.export.coreml import coreml_metadata, export_coreml
 
         compress = precision if compute_precision is not None else None
         return export_coreml(module, spec, path, precision=compute_precision or precision,
                              deployment_target=deployment_target, tensor_input=tensor_input,
-                             metadata=coreml_metadata(spec, winfo, VERSION), compress=compress)
+                             metadata=coreml_metadata(spec, winfo, VERSION), compress=compress, calibrate=calibrate)
     if tgt == "executorch":
         from edgevit.export.executorch import export_executorch
 
         return export_executorch(module, example, path, backend=backend or "xnnpack", precision=precision,
-                                 deployment_target=deployment_target, calibration=calibration)
+                                 deployment_target=deployment_target, calibration=calibration,
+                                 quantization=quantization if precision == "int8" else None, progress=progress)
     from edgevit.export.onnx import export_onnx, export_onnx_int8
 
     if precision != "int8":

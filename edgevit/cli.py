@@ -90,10 +90,17 @@ def _parser() -> argparse.ArgumentParser:
                     "calibrated (--calibration); int8-dynamic is refused with the reason")
     cv.add_argument("--compress", choices=COMPRESS_SCHEMES,
                     help="CoreML only: w8 (int8 per channel), w4 (int4 per block; iOS18), palette6/palette4 "
-                    "(k-means palettes)")
+                    "(k-means palettes), w8a8 (int8 activations, ranges calibrated through the MIL interpreter, "
+                    "plus int8 weights; iOS17+)")
     cv.add_argument("--calibration", metavar="DIR",
-                    help="--quantize int8: a folder of JPEG/PNG images (at least 8) run through the model's "
-                    "preprocessing; default: the bundled validation photos, cropped and flipped")
+                    help="--quantize int8, --compress w8a8: a folder of JPEG/PNG images (at least 8) run through "
+                    "the model's preprocessing; default: the bundled validation photos, cropped and flipped")
+    cv.add_argument("--keep-float", metavar="auto|LAYER,...",
+                    help="--target executorch --quantize int8: keep layers in float. auto: rank every quantized layer "
+                    "by its effect on logits PSNR (leave one out, on an emulation), print the ranking and keep the "
+                    "fewest that reach --min-psnr (default 35 dB); or name the layers (module paths)")
+    cv.add_argument("--scan-budget", type=float, default=600.0, metavar="SECONDS",
+                    help="--keep-float auto: refuse (with the estimate) a sensitivity scan longer than this")
     cv.add_argument("--wide", action="store_true",
                     help="every parity column (max abs, cosine, top-5, photos top-1) and reasons inline; the default "
                     "table fits 120 columns")

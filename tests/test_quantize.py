@@ -124,6 +124,9 @@ def test_int8_onnx_has_qdq_and_runs_in_onnxruntime(xs_int8_onnx):
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
     q = read_manifest(art.path)["quantization"]
     assert q["qdq_pairs"] > 20 and q["calibration"]["images"] >= 36
+    config = q["config"]  # what the verdict reads: op types, activation type, calibration method
+    assert config["calibration_method"] in q["scheme"] and config["activation_type"] in q["scheme"]
+    assert "Conv" in config["op_types"] and config["onnxruntime"]
     # measured: 29.8 dB on the photos (random-init weights), just under the default 30 dB floor, so the verdict
     # is a failed check, not a pass; the number is int8-sized, the verdict follows the floor
     photos = art.parity.photos

@@ -25,9 +25,13 @@ MAX_BATCH = 1024
 MAX_ITERATIONS = 100_000
 # post-training quantization (--quantize) per target, and CoreML weight compression (--compress)
 QUANTIZE_SCHEMES = ("int8", "int8-dynamic")
-COMPRESS_SCHEMES = ("w8", "w4", "palette6", "palette4")
+COMPRESS_SCHEMES = ("w8", "w4", "palette6", "palette4", "w8a8")
 IOS18_COMPRESS = {"w4": "per-block int4 weights (constexpr_blockwise_shift_scale)"}
+IOS17_COMPRESS = {"w8a8": "the activation quantize/dequantize ops (MIL iOS17 opset)"}
+CALIBRATED_COMPRESS = ("w8a8",)  # compression schemes that calibrate activation ranges
 DEFAULT_MIN_PSNR_DB = 30.0
+KEEP_FLOAT_MIN_PSNR_DB = 35.0  # the goal of --keep-float auto, on logits, unless --min-psnr says otherwise
+DEFAULT_SCAN_BUDGET_S = 600.0
 MIN_CALIBRATION_IMAGES = 8
 MAX_CALIBRATION_IMAGES = 1000
 CALIBRATION_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -146,6 +150,10 @@ def quantized_plans(targets: Sequence[str], precision: str | None, backend: str 
                 raise UsageError(f"--compress {compress} needs --deployment-target iOS18 or macOS15: "
                                  f"{IOS18_COMPRESS[compress]} exist only from iOS18, not {dt}")
             dt = dt or "iOS18"
+        if compress in IOS17_COMPRESS and dt is not None and _OS_ORDER[dt] < 17:
+            raise UsageError(f"--compress {compress} needs --deployment-target iOS17 or later (or macOS14 or "
+                             f"later): {IOS17_COMPRESS[compress]} exist only from iOS17, not {dt}. Use --compress "
+                             "w8 for int8 weights alone on iOS16")
         return [TargetPlan("coreml", None, compress, precision or "fp16")], dt
     if "coreml" in targets:
         raise UsageError(f"--quantize {quantize} does not apply to --target coreml; CoreML compresses weights instead: "
@@ -222,6 +230,8 @@ class ConvertArgs:
     min_psnr: float | None = None
     pretrained: str | bool | None = None  # True: timm's default tag; a str: that tag (edgevit.models.pretrained)
     revision: str | None = None  # the hub revision (branch, tag or commit) of --pretrained
+    keep_float: list[str] | str | None = None  # "auto" or module paths kept in float (--quantize int8, .pte)
+    scan_budget: float = DEFAULT_SCAN_BUDGET_S
 
 
 def check_pretrained(pretrained: object, revision: object, weights: object) -> tuple[str | bool | None, str | None]:
@@ -250,7 +260,8 @@ def check_convert(model: object, target: object, out: object, *, weights: object
                   validate: object = True, mil_report: object = True,
                   progress: object = None, quantize: object = None, compress: object = None,
                   calibration: object = None, min_psnr: object = None, pretrained: object = None,
-                  revision: object = None) -> ConvertArgs:
+                  revision: object = None, keep_float: object = None,
+                  scan_budget: object = DEFAULT_SCAN_BUDGET_S) -> ConvertArgs:
     """Every convert argument and their combinations; raises UsageError (or WeightsError) before any work."""
     if not isinstance(model, str) or not model.strip():
         raise UsageError(f"model must be a model name (str, see `edgevit list`), got {_type_name(model)} {model!r}")
@@ -268,12 +279,12 @@ def check_convert(model: object, target: object, out: object, *, weights: object
     psnr = check_min_psnr(min_psnr)
     if quant is None and comp is None:
         if calibration is not None:
-            raise UsageError("--calibration applies only to --quantize int8 (static quantization calibrates "
-                             "activation ranges); nothing else uses it")
+            raise UsageError("--calibration applies only to --quantize int8 and --compress w8a8 (static quantization "
+                             "calibrates activation ranges); nothing else uses it")
         plans = target_plans(targets, prec, be)
     else:
         plans, needed_dt = quantized_plans(targets, prec, be, quant, comp, dt)
-        if comp is not None and calibration is not None:
+        if comp is not None and comp not in CALIBRATED_COMPRESS and calibration is not None:
             raise UsageError(f"--calibration does not apply to --compress {comp}: CoreML weight compression needs no "
                              "activation calibration")
         if needed_dt is not None and dt is None:
@@ -287,6 +298,9 @@ def check_convert(model: object, target: object, out: object, *, weights: object
     if progress is not None and not callable(progress):
         raise UsageError(f"progress must be a callable taking a str, got {_type_name(progress)}")
     hub_tag, hub_revision = check_pretrained(pretrained, revision, weights)
+    keep = check_keep_float(keep_float, quant, targets)
+    if isinstance(scan_budget, bool) or not isinstance(scan_budget, int | float) or not 0 < scan_budget <= 86400:
+        raise UsageError(f"scan_budget must be a number of seconds in (0, 86400], got {scan_budget!r}")
     return ConvertArgs(
         model=model, targets=plans, out=out_path, weights=check_weights(weights), options=check_options(options),
         deployment_target=dt or DEFAULT_DEPLOYMENT_TARGET, tensor_input=tensor,
@@ -294,7 +308,23 @@ def check_convert(model: object, target: object, out: object, *, weights: object
         validate=check_bool("validate", validate), mil_report=check_bool("mil_report", mil_report),
         quantize=quant, compress=comp, calibration=check_calibration(calibration), min_psnr=psnr,
         pretrained=hub_tag, revision=hub_revision,
+        keep_float=keep, scan_budget=float(scan_budget),
     )
+
+
+def check_keep_float(value: object, quantize: str | None, targets: Sequence[str]) -> list[str] | str | None:
+    """``auto``, or layer names (a list, or one comma-separated str); only for the int8 .pte (layer names are
+    the prepared model's module paths, which only the PT2E graph carries). Names are checked against the
+    model's quantized layers once it is built (edgevit.export.sensitivity.check_layer_names)."""
+    if value is None:
+        return None
+    if quantize != "int8" or list(targets) != ["executorch"]:
+        raise UsageError("--keep-float applies to --target executorch --quantize int8 (the layers are the prepared "
+                         "model's modules in the PT2E graph); convert ONNX or CoreML separately")
+    if value == "auto":
+        return "auto"
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+    return check_names("keep_float", [n for n in names if n] if isinstance(names, list | tuple) else names)
 
 
 def check_batches(value: object) -> list[int]:

@@ -41,6 +41,8 @@ def bench_table(document: dict, wide: bool = False) -> tuple[Table, list[str]]:
     """The results as a table (120 columns; ``wide``: trimmed mean, load time, memory, runtime/backend too),
     plus one note per row that was not measured (and why)."""
     columns = WIDE if wide else NARROW
+    if len({r.get("precision") for r in document["results"]}) > 1:  # fp32 beside int8, w8a8...: say which is which
+        columns = tuple(c for col in columns for c in ((col, "precision") if col == "form" else (col,)))
     table = Table(title="host benchmark (ms; vs eager: speed-up over the original eager model)")
     for col in columns:
         table.add_column(col, justify="left" if col in ("model", "form", "runtime/backend") else "right")
@@ -51,7 +53,7 @@ def bench_table(document: dict, wide: bool = False) -> tuple[Table, list[str]]:
         if r["status"] != "ok":
             notes.append(f"{r['model']} batch {r['batch']} {r['form']}: not measured: {r['error']}")
             cells = {"model": r["model"], "batch": str(r["batch"]), "form": r["form"],
-                     "runtime/backend": r["runtime"], "median": "not measured"}
+                     "precision": r.get("precision", ""), "runtime/backend": r["runtime"], "median": "not measured"}
             table.add_row(*[cells.get(col, "") for col in columns])
             continue
         ratios = []
@@ -66,7 +68,7 @@ def bench_table(document: dict, wide: bool = False) -> tuple[Table, list[str]]:
                 notes.append(f"{r['model']} batch {r['batch']} {r['form']} vs {paired['against']}: {paired['note']}")
         if r.get("peak_note"):
             notes.append(f"{r['model']} batch {r['batch']} {r['form']}: {r['peak_note']}")
-        cells = {"model": r["model"], "batch": str(r["batch"]), "form": r["form"],
+        cells = {"model": r["model"], "batch": str(r["batch"]), "form": r["form"], "precision": r.get("precision", ""),
                  "runtime/backend": f"{r['runtime']}/{r['backend']}", "median": fmt_ms(r["median_ms"]),
                  "trimmed mean": fmt_ms(r["trimmed_mean_ms"]), "p90": fmt_ms(r["p90_ms"]),
                  "load ms": fmt_number(r["load_time_ms"], 4), "peak MB": fmt_number(r["peak_memory_mb"], 4),

@@ -21,6 +21,7 @@ def run_convert(args: argparse.Namespace) -> int:
         init=args.init, seed=args.seed, validate=not args.no_validate, mil_report=not args.no_mil_report,
         progress=None if args.quiet else progress_printer(False), quantize=args.quantize, compress=args.compress,
         calibration=args.calibration, min_psnr=args.min_psnr, pretrained=args.pretrained, revision=args.revision,
+        keep_float=args.keep_float, scan_budget=args.scan_budget,
     )
     console.print(f"[bold]{result.model}[/]: {result.weights}")
     console.print("rewrites: " + "; ".join(result.rewrites))

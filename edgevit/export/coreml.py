@@ -9,14 +9,16 @@ description metadata. ``tensor_input=True`` gives a raw float tensor input and l
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from edgevit.base.arguments import DEPLOYMENT_TARGETS
 from edgevit.base.atomic import atomic_path
-from edgevit.base.errors import ExportError
+from edgevit.base.errors import EdgevitError, ExportError
 from edgevit.export.failures import export_error
 from edgevit.export.mil_inspect import stats_of_program, to_exported_program
 from edgevit.models.registry import ModelSpec
@@ -48,16 +50,120 @@ COMPRESSION = {
     "w4": ("linear_quantize_weights", "int4 weights, symmetric, per block of 32 input channels", "iOS18"),
     "palette6": ("palettize_weights", "6-bit k-means palette (64 values) per tensor", "iOS16"),
     "palette4": ("palettize_weights", "4-bit k-means palette (16 values) per tensor", "iOS16"),
+    "w8a8": ("linear_quantize_activations + linear_quantize_weights",
+             "int8 activations (per tensor, symmetric, calibrated ranges) and int8 weights (symmetric, per output "
+             "channel)", "iOS17"),
 }
+# w8a8's calibration: the converted MLModel -> (coremltools activation_stats, what the manifest records of them)
+Calibrate = Callable[[Any], tuple[dict[str, dict[str, float]], dict]]
 
 
-def compress_mlmodel(mlmodel, compress: str):
-    """The model with its weights compressed (coremltools.optimize.coreml); returns (model, summary)."""
+def quantize_activations(mlmodel, activation_stats: dict[str, dict[str, float]], keep_float: tuple[str, ...] = ()):
+    """coremltools' own activation quantization (its insert_prefix/insert_suffix quantize-dequantize passes and
+    dequantize-quantize pair elimination) fed ranges gathered elsewhere.
+
+    ``linear_quantize_activations`` gathers its ranges with ``MLModel.predict`` (macOS only) inside the private
+    ``_get_activation_calibration_stats``; everything else it does is platform-neutral. Replacing just that one
+    step for the duration of the call keeps the rest (input-name checks, passes, their options, iOS17 spec
+    version) exactly coremltools' code, so the package is the one it would write given these ranges.
+    ``keep_float`` names ops (MIL op names) whose activations stay in float (op_name_configs set to None).
+    """
+    from unittest import mock
+
+    import coremltools.optimize.coreml as cto
+    from coremltools.optimize.coreml import _post_training_quantization as ptq
+
+    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
+                                    op_name_configs=dict.fromkeys(keep_float))
+    with mock.patch.object(ptq, "_get_activation_calibration_stats", lambda *_args, **_kw: activation_stats):
+        return ptq.linear_quantize_activations(mlmodel, config, sample_data=[])
+
+
+def quantized_activation_ops(program) -> dict[str, dict[str, Any]]:
+    """Each ``quantize`` op of a pymil program: the var it quantizes, its scale and zero point (what it carries)."""
+    import numpy as np
+
+    found = {}
+    for function in program.functions.values():
+        for op in function.operations:
+            if op.op_type == "quantize":
+                zero = op.inputs.get("zero_point")
+                found[op.name] = {"input": op.inputs["input"].name,
+                                  "scale": np.asarray(op.inputs["scale"].val, dtype=np.float32),
+                                  "zero_point": None if zero is None else np.asarray(zero.val)}
+    return found
+
+
+def expected_scale(rmin: float, rmax: float) -> float:
+    """The scale coremltools' symmetric int8 activation quantization derives from a range: the range is held in
+    fp16 (get_min_and_max_values), then max|r| / 127 (int8 linear_symmetric spans [-127, 127])."""
+    import numpy as np
+
+    low, high = np.float16(rmin), np.float16(rmax)
+    return float(max(abs(float(low)), abs(float(high))) / 127.0)
+
+
+def _binary_normaliser(var) -> float:
+    """The factor coremltools' ``distributive_quantized_binary_op_scale_normalization`` divided a quantize scale by.
+
+    For ``dequantize(x) + dequantize(y) [-> activation] -> quantize`` that pass sets y's dequantize scale to 1 and
+    divides x's dequantize scale and the output quantize scale by s_y (the same function, one fewer multiply on
+    device); s_y stays on the quantize op that feeds y's dequantize."""
+    import numpy as np
+
+    op = var.op
+    if op is not None and op.op_type not in ("add", "sub") and "x" in op.inputs and len(op.inputs) <= 3:
+        op = op.inputs["x"].op  # an activation fused into the pattern (relu, ...)
+    if op is None or op.op_type not in ("add", "sub"):
+        return 1.0
+    deq = op.inputs["y"].op
+    if deq is None or deq.op_type != "dequantize" or not np.all(np.asarray(deq.inputs["scale"].val) == 1):
+        return 1.0
+    quant = deq.inputs["input"].op
+    if quant is None or quant.op_type != "quantize":
+        return 1.0
+    return float(np.asarray(quant.inputs["scale"].val).reshape(-1)[0])
+
+
+def ranges_not_carried(program, activation_stats: dict[str, dict[str, float]], rtol: float = 2e-3) -> list[str]:
+    """Quantize ops whose scale is not the one their input's recorded range gives (empty: every op carries its
+    range); an op quantizing a tensor with no recorded range is listed too. A scale coremltools' binary-op
+    normalisation divided (see _binary_normaliser) is compared multiplied back."""
+    bad = []
+    normalisers = {op.name: _binary_normaliser(op.inputs["input"])
+                   for f in program.functions.values() for op in f.operations if op.op_type == "quantize"}
+    for name, op in quantized_activation_ops(program).items():
+        stats = activation_stats.get(op["input"])
+        if stats is None:
+            bad.append(f"{name}: no recorded range for {op['input']!r}")
+            continue
+        want = expected_scale(stats["rmin"], stats["rmax"])
+        got = float(op["scale"].reshape(-1)[0]) * normalisers[name]
+        if op["zero_point"] is not None and bool((op["zero_point"] != 0).any()) or abs(got - want) > rtol * want:
+            bad.append(f"{name}: scale {got:.6g} for {op['input']!r}, its range gives {want:.6g}")
+    return bad
+
+
+def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None):
+    """The model with its weights compressed (coremltools.optimize.coreml); returns (model, summary).
+
+    ``w8a8`` first quantizes activations with ranges from ``calibrate(mlmodel)``, then weights (int8,
+    symmetric, per channel): coremltools' W8A8 recipe."""
     import coremltools.optimize.coreml as cto
 
-    if compress in ("w8", "w4"):
+    ranges_record = None
+    if compress == "w8a8":
+        if calibrate is None:
+            raise ExportError("--compress w8a8 needs calibration inputs for the activation ranges")
+        stats, ranges_record = calibrate(mlmodel)
+        mlmodel = quantize_activations(mlmodel, stats)
+        wrong = ranges_not_carried(mlmodel._mil_program, stats)
+        if wrong:
+            raise ExportError(f"--compress w8a8: {len(wrong)} activation quantize op(s) do not carry the calibrated "
+                              f"range of their input (first: {wrong[0]}); the package was not written")
+    if compress in ("w8", "w4", "w8a8"):
         op = (cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
-              if compress == "w8" else
+              if compress in ("w8", "w8a8") else
               cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int4", granularity="per_block",
                                           block_size=32))
         compressed = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=op))
@@ -69,11 +175,15 @@ def compress_mlmodel(mlmodel, compress: str):
     constexpr = {t: ops.count(t) for t in sorted(set(ops)) if t.startswith("constexpr_")}
     float_consts = sum(1 for f in compressed._mil_program.functions.values() for o in f.operations
                        if o.op_type == "const" and o.outputs[0].val is not None
-                       and getattr(o.outputs[0].val, "size", 0) >= 2048)
+                       and getattr(o.outputs[0].val, "size", 0) >= 2048
+                       and getattr(o.outputs[0].val, "dtype", None) is not None
+                       and o.outputs[0].val.dtype.kind == "f")  # the compressed data consts are int/uint
     function, scheme, minimum = COMPRESSION[compress]
     return compressed, {"scheme": f"{compress}: {scheme} (coremltools.optimize.coreml.{function})",
                         "minimum_deployment_target": minimum, "compressed_weight_ops": constexpr,
                         "float_weights_left": float_consts,
+                        **({"activation_quantize_ops": ops.count("quantize"), "activation_ranges": ranges_record}
+                           if ranges_record is not None else {}),
                         "note": "weights under 2048 elements (biases, norms, small kernels) stay in float "
                                 "(coremltools' weight_threshold)"}
 
@@ -93,10 +203,11 @@ def coreml_metadata(spec: ModelSpec, winfo, version: str) -> dict[str, str]:
 def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision: str = "fp16",
                   deployment_target: str = "iOS17", tensor_input: bool = False,
                   metadata: dict[str, str] | None = None, num_classes: int = 1000,
-                  compress: str | None = None) -> dict:
+                  compress: str | None = None, calibrate: Calibrate | None = None) -> dict:
     """Convert and save atomically; returns what the manifest records (input/output spec, MIL stats).
 
-    ``compress`` (w8, w4, palette6, palette4) compresses the weights after conversion (compress_mlmodel).
+    ``compress`` (w8, w4, palette6, palette4) compresses the weights after conversion (compress_mlmodel);
+    w8a8 also quantizes activations, with ranges from ``calibrate`` (the MIL interpreter on calibration images).
     """
     import coremltools as ct
 
@@ -133,7 +244,9 @@ def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                mlmodel, compression = compress_mlmodel(mlmodel, compress)
+                mlmodel, compression = compress_mlmodel(mlmodel, compress, calibrate)
+        except EdgevitError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"CoreML weight compression --compress {compress} failed: "
                               f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}") from None

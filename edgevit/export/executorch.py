@@ -7,6 +7,7 @@ on ExecuTorch's portable kernels, which is usually where the time goes.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -91,16 +92,20 @@ def isolate_softmax_after_conv(program: torch.export.ExportedProgram,
 
 def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, backend: str = "xnnpack",
                       precision: str = "fp32", deployment_target: str = "iOS17",
-                      calibration: list[torch.Tensor] | None = None) -> dict:
+                      calibration: list[torch.Tensor] | None = None, quantization: dict | None = None,
+                      progress=None) -> dict:
     """Lower and save atomically; returns the delegation summary for the manifest.
 
     ``precision="int8"`` (XNNPACK only) quantizes first, statically, on ``calibration`` (edgevit.export.quantize);
-    the summary then also lists the layers left in float.
+    the summary then also lists the layers left in float. ``quantization`` passes options through to
+    ``quantize_pt2e`` (``keep_float``, ``auto_keep_float``, ``activation_observer``); the seconds of each stage
+    (export, prepare, calibration, sensitivity, convert, lowering, serialisation) go into the summary.
     """
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
     partitioner = _partitioner(backend, precision, deployment_target)
+    stages: dict[str, float] = {}
     program = None
     rewritten = 0
     quantized = None
@@ -109,18 +114,29 @@ def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, 
 
         if backend != "xnnpack" or not calibration:
             raise ExportError("int8 .pte: XNNPACK only, and it needs calibration images")
-        converted, float_ops = quantize_pt2e(prepared, example, calibration)
+        options = dict(quantization or {})
+        observer = options.pop("activation_observer", "minmax")
+        converted, float_ops, mixed = quantize_pt2e(prepared, example, calibration, activation_observer=observer,
+                                                    stages=stages, progress=progress, **options)
         quantized = {"scheme": "int8 static (PT2E, XNNPACKQuantizer, symmetric, weights per channel, activations "
-                               "per tensor)", "float_layers": summarise_float_layers(float_ops)}
+                               f"per tensor, {observer} activation observer)",
+                     "activation_observer": observer, "float_layers": summarise_float_layers(float_ops),
+                     **({"mixed_precision": mixed} if mixed else {})}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            clock = time.perf_counter()
             program = torch.export.export(converted if quantized else in_eval(prepared), (example,))
             if backend == "xnnpack":
                 program, rewritten = isolate_softmax_after_conv(program, example)
+            stages["export_for_lowering_s"] = time.perf_counter() - clock
+            clock = time.perf_counter()
             edge = to_edge_transform_and_lower(program, partitioner=[partitioner])
+            stages["to_edge_transform_and_lower_s"] = time.perf_counter() - clock
             info = get_delegation_info(edge.exported_program().graph_module)
+            clock = time.perf_counter()
             buffer = edge.to_executorch().buffer
+            stages["to_executorch_s"] = time.perf_counter() - clock
     except ExportError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -144,5 +160,6 @@ def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, 
         },
     }
     if quantized:
+        quantized["stage_seconds"] = {k: round(v, 1) for k, v in stages.items()}
         result["quantization"] = quantized
     return result

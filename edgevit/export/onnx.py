@@ -36,18 +36,23 @@ def export_onnx(prepared: nn.Module, example: torch.Tensor, out: Path) -> dict:
     }
 
 
-def export_onnx_int8(prepared: nn.Module, example: torch.Tensor, out: Path, calibration: list[torch.Tensor]) -> dict:
-    """The fp32 export, statically quantized (edgevit.export.quantize.quantize_onnx_static), saved atomically.
+def export_onnx_int8(prepared: nn.Module, example: torch.Tensor, out: Path, calibration: list[torch.Tensor],
+                     config: str | None = None, method: str | None = None) -> dict:
+    """The fp32 export, statically quantized (edgevit.export.quantize.quantize_onnx_static: ``config`` and ``method``
+    default to its defaults), saved atomically.
 
     The same function rebuilds the quantized reference an int8 ``.onnx`` is validated against."""
-    from edgevit.export.quantize import quantize_onnx_static
+    from edgevit.export.quantize import DEFAULT_ONNX_CONFIG, DEFAULT_ONNX_METHOD, quantize_onnx_static
 
     fp32 = out.with_name(out.name.replace(".onnx", "") + ".fp32-for-int8.onnx")
     try:
         info = export_onnx(prepared, example, fp32)
         with atomic_path(out) as tmp:
-            quantized = quantize_onnx_static(fp32, tmp, info["input"]["name"], calibration)
+            quantized = quantize_onnx_static(fp32, tmp, info["input"]["name"], calibration,
+                                             config=config or DEFAULT_ONNX_CONFIG, method=method or DEFAULT_ONNX_METHOD)
     finally:
         fp32.unlink(missing_ok=True)
-    return {**info, "quantization": {"scheme": "int8 static QDQ (onnxruntime quantize_static, MinMax, weights per "
-                                               "channel, activations per tensor)", **quantized}}
+    recorded = quantized["config"]
+    return {**info, "quantization": {"scheme": f"int8 static QDQ (onnxruntime quantize_static, "
+                                               f"{recorded['calibration_method']}, {recorded['activation_type']} "
+                                               "activations per tensor, weights per channel)", **quantized}}

@@ -9,13 +9,14 @@ stay in float; they are listed (op and module) in the manifest.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections import Counter
 
 import torch
 from torch import nn
 
-from edgevit.base.errors import ExportError
+from edgevit.base.errors import ExportError, UsageError
 from edgevit.export.mil_inspect import in_eval
 
 _QDQ_NAMES = ("quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel",
@@ -64,47 +65,165 @@ def summarise_float_layers(layers: list[dict]) -> dict:
             "layers": [f"{item['module']}: {item['op']}" for item in layers]}
 
 
-def quantize_pt2e(prepared: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor]):
-    """The int8 (converted) graph module and its float layers; ExportError naming the op and module on failure."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+ACTIVATION_OBSERVERS = ("minmax", "histogram")
+DEFAULT_ACTIVATION_OBSERVER = "minmax"
 
+
+def quantization_config(activation_observer: str = DEFAULT_ACTIVATION_OBSERVER):
+    """XNNPACKQuantizer's symmetric config (int8 weights per output channel, int8 activations per tensor), with
+    the activation observer chosen: ``histogram`` is ExecuTorch's default (HistogramObserver, an L2 search for
+    the clipping range at convert), ``minmax`` the plain range. Measured on swiftformer-l1 (README), the histogram
+    observer made calibration and convert most of the 476 s of an int8 .pte for no PSNR it could show."""
+    from dataclasses import replace
+
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+    from torchao.quantization.pt2e import MinMaxObserver
+
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    if activation_observer == "histogram":
+        return config
+    spec = replace(config.input_activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+    return replace(config, input_activation=spec, output_activation=spec)
+
+
+def _weight_observers(observed: torch.fx.GraphModule) -> list[nn.Module]:
+    """Observers of constants (weights): one calibration pass sees all they ever will."""
+    found = []
+    for node in observed.graph.nodes:
+        if node.op == "call_module" and node.args and isinstance(node.args[0], torch.fx.Node) \
+                and node.args[0].op == "get_attr":
+            module = observed.get_submodule(str(node.target))
+            if hasattr(module, "calculate_qparams"):
+                found.append(module)
+    return found
+
+
+def calibrate(observed: torch.fx.GraphModule, calibration: list[torch.Tensor]) -> None:
+    """Run the calibration images through the observed graph; weight observers observe the first pass only (the
+    weights do not change, and per-channel min/max of every weight on every image was a third of the time)."""
+    frozen = []
+    with torch.no_grad():
+        for i, tensor in enumerate(calibration):
+            observed(tensor)
+            if i == 0:
+                for module in _weight_observers(observed):
+                    module.forward = _pass_through  # instance attribute: shadows the observer's forward
+                    frozen.append(module)
+    for module in frozen:
+        del module.forward
+
+
+def _pass_through(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def observe_pt2e(prepared: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor], *,
+                 activation_observer: str = DEFAULT_ACTIVATION_OBSERVER, stages: dict[str, float] | None = None):
+    """torch.export -> prepare_pt2e (XNNPACKQuantizer) -> calibration: the observed graph, ready to convert."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    times = stages if stages is not None else {}
+    clock = time.perf_counter()
+    program = torch.export.export(in_eval(prepared), (example,))
+    times["export_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    observed = prepare_pt2e(program.module(), XNNPACKQuantizer().set_global(quantization_config(activation_observer)))
+    times["prepare_pt2e_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    calibrate(observed, calibration)
+    times["calibration_s"] = time.perf_counter() - clock
+    return observed, program
+
+
+def quantize_pt2e(prepared: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor], *,
+                  activation_observer: str = DEFAULT_ACTIVATION_OBSERVER, keep_float: list[str] | None = None,
+                  auto_keep_float: dict | None = None, stages: dict[str, float] | None = None,
+                  progress=None):
+    """The int8 (converted) graph module, its float layers and the mixed-precision record (None without
+    ``keep_float``/``auto_keep_float``); ExportError naming the op and module on failure.
+
+    ``keep_float``: module paths whose ops stay float. ``auto_keep_float``: {"inputs": tensors, "goal_db": dB,
+    "budget_s": s} - the sensitivity scan (edgevit.export.sensitivity) picks them.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    from edgevit.export import sensitivity
     from edgevit.export.failures import export_error
 
+    times = stages if stages is not None else {}
     program = None
+    mixed = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(in_eval(prepared), (example,))
-            quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-            observed = prepare_pt2e(program.module(), quantizer)
-            with torch.no_grad():
-                for tensor in calibration:
-                    observed(tensor)
+            observed, program = observe_pt2e(prepared, example, calibration, activation_observer=activation_observer,
+                                             stages=times)
+            layers = sensitivity.quantized_layers(observed)
+            if keep_float:
+                sensitivity.check_layer_names(keep_float, layers)
+                mixed = {"keep_float": list(keep_float), "chosen_by": "--keep-float (by hand)"}
+            elif auto_keep_float is not None:
+                clock = time.perf_counter()
+                scanned = sensitivity.scan(observed, prepared, auto_keep_float["inputs"],
+                                           budget_s=auto_keep_float.get("budget_s", sensitivity.DEFAULT_BUDGET_S),
+                                           progress=progress)
+                kept, reached = sensitivity.choose(observed, scanned, auto_keep_float["goal_db"], progress)
+                times["sensitivity_s"] = time.perf_counter() - clock
+                mixed = {"keep_float": kept, "chosen_by": "--keep-float auto (sensitivity scan)",
+                         "goal_psnr_db": auto_keep_float["goal_db"], "emulated_psnr_db": round(reached, 2),
+                         "goal_reached": reached >= auto_keep_float["goal_db"], "sensitivity": scanned.to_json()}
+            if mixed:
+                mixed["edges_kept_float"] = sensitivity.keep_layers_float(observed, mixed["keep_float"])
+                mixed["quantized_layers"] = len(layers)
+            clock = time.perf_counter()
             converted = convert_pt2e(observed)
-    except ExportError:
+            times["convert_pt2e_s"] = time.perf_counter() - clock
+    except (ExportError, UsageError):
         raise
     except Exception as exc:  # noqa: BLE001
         raise export_error("int8 quantization (PT2E, XNNPACKQuantizer)", exc, program) from None
-    return converted, float_layers(converted)
+    return converted, float_layers(converted), mixed
 
 
 ONNX_QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+# onnxruntime's CPU provider runs these in int8 from QDQ (QLinearAdd/Mul/AveragePool/GlobalAveragePool/Sigmoid/
+# Concat, com.microsoft contrib ops on x86); anything else between them stays float
+ONNX_INT8_KERNEL_OPS = ONNX_QUANTIZED_OPS + ("Add", "Mul", "AveragePool", "GlobalAveragePool", "MaxPool", "Sigmoid",
+                                             "Concat", "Relu", "Clip")
+# name -> (op types quantized, activation type); weights always QInt8 symmetric per output channel
+ONNX_CONFIGS = {"weights-s8": (ONNX_QUANTIZED_OPS, "QInt8"), "weights-u8": (ONNX_QUANTIZED_OPS, "QUInt8"),
+                "kernels-s8": (ONNX_INT8_KERNEL_OPS, "QInt8"), "kernels-u8": (ONNX_INT8_KERNEL_OPS, "QUInt8")}
+ONNX_METHODS = ("MinMax", "Percentile", "Entropy")
+# measured (docs/onnx_int8_sweep.py, swiftformer-l1, 1 thread, AMD EPYC with AVX-512 VNNI, under load): QUInt8
+# activations 2.00x faster than fp32 against 1.27x for QInt8 at the same 43.5 dB on logits (onnxruntime's x86
+# int8 GEMM is u8 x s8, VNNI's vpdpbusd); quantizing Add/Mul/pools as well gained neither speed nor PSNR
+DEFAULT_ONNX_CONFIG, DEFAULT_ONNX_METHOD = "weights-u8", "MinMax"
 
 
-def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list[torch.Tensor]) -> dict:
-    """onnxruntime static QDQ int8 (weights per channel, activations per tensor, MinMax over the calibration set).
+def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list[torch.Tensor], *,
+                         config: str = DEFAULT_ONNX_CONFIG, method: str = DEFAULT_ONNX_METHOD) -> dict:
+    """onnxruntime static QDQ int8 (weights symmetric per channel, activations per tensor, calibrated by
+    ``method``) of the op types of ``config`` (ONNX_CONFIGS); returns what the manifest records of it.
 
-    Only the weight layers (Conv, MatMul, Gemm) are quantized: with every elementwise op in QDQ as well
-    (onnxruntime's default) swiftformer-xs measured 29.9 dB on the photos, under the 30 dB floor, against 42 dB for
-    the XNNPACK .pte, whose quantizer also leaves most elementwise ops in float.
+    The default quantizes only the weight layers (Conv, MatMul, Gemm) with uint8 activations (see
+    DEFAULT_ONNX_CONFIG for the measurement behind it).
     """
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    import onnxruntime
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if config not in ONNX_CONFIGS or method not in ONNX_METHODS:
+        raise ExportError(f"unknown ONNX int8 configuration {config!r}/{method!r}; choose one of "
+                          f"{', '.join(ONNX_CONFIGS)} and {', '.join(ONNX_METHODS)}")
+    op_types, activation = ONNX_CONFIGS[config]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -118,8 +237,9 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
     try:
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=list(ONNX_QUANTIZED_OPS))
+                        activation_type=getattr(QuantType, activation), weight_type=QuantType.QInt8,
+                        op_types_to_quantize=list(op_types), calibrate_method=getattr(CalibrationMethod, method),
+                        extra_options={"WeightSymmetric": True})
     except Exception as exc:  # noqa: BLE001
         raise ExportError("ONNX int8 quantization (onnxruntime quantize_static) failed: "
                           f"{type(exc).__name__}: {exc}") from None
@@ -136,5 +256,8 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
         fed = [producers.get(i) for i in n.input if i in producers]
         if not any(p is not None and p.op_type == "DequantizeLinear" for p in fed):
             float_ops.append({"op": n.op_type, "module": n.name})
-    return {"qdq_pairs": ops.get("QuantizeLinear", 0), "float_layers": summarise_float_layers(float_ops),
+    return {"config": {"name": config, "op_types": list(op_types), "activation_type": activation,
+                       "weight_type": "QInt8 symmetric per channel", "calibration_method": method,
+                       "onnxruntime": onnxruntime.__version__},
+            "qdq_pairs": ops.get("QuantizeLinear", 0), "float_layers": summarise_float_layers(float_ops),
             "op_histogram": dict(ops.most_common())}

@@ -75,9 +75,9 @@ def judge_int8(subject, artifact: Path, manifest: dict):
     reference = original_logits(subject.original, inputs)
     example = torch.randn((1, *subject.spec.input_size), generator=torch.Generator().manual_seed(0))
     if target_of(artifact) == "onnx":
-        fidelity, quantized = _onnx_fidelity(subject, artifact, calibration, example, actual)
+        fidelity, quantized = _onnx_fidelity(subject, artifact, manifest, calibration, example, actual)
     else:
-        fidelity, quantized = _pte_fidelity(subject, artifact, calibration, example, actual)
+        fidelity, quantized = _pte_fidelity(subject, artifact, manifest, calibration, example, actual)
     from edgevit.validate.parity import _photo_psnr
 
     expected = {"quantizer's reference (int8 weights and activations, float compute)":
@@ -87,16 +87,18 @@ def judge_int8(subject, artifact: Path, manifest: dict):
 
 # ----------------------------------------------------------------------------------------------------------- ONNX
 
-def _onnx_fidelity(subject, artifact: Path, calibration, example, actual: np.ndarray):
+def _onnx_fidelity(subject, artifact: Path, manifest: dict, calibration, example, actual: np.ndarray):
     import onnx
 
     from edgevit.export.onnx import export_onnx_int8
 
-    key = ("onnx-int8", calibration.sha256)
+    config = (manifest.get("quantization") or {}).get("config") or {}  # which of edgevit's configurations
+    key = ("onnx-int8", calibration.sha256, config.get("name"), config.get("calibration_method"))
     if key not in subject.cache:  # one re-quantization per subject, however many artifacts are checked against it
         with tempfile.TemporaryDirectory(prefix="edgevit-int8-reference-") as tmp:
             reference_path = Path(tmp) / "reference.int8.onnx"
-            export_onnx_int8(subject.prepared, example, reference_path, calibration.tensors)
+            export_onnx_int8(subject.prepared, example, reference_path, calibration.tensors,
+                             config=config.get("name"), method=config.get("calibration_method"))
             subject.cache[key] = (onnx.load(str(reference_path)),
                                   _run_onnx(reference_path, subject.inputs, optimize=False))
     rebuilt, quantized = subject.cache[key]
@@ -162,12 +164,16 @@ def _compare_onnx(stored, rebuilt) -> dict:
 
 # ------------------------------------------------------------------------------------------------------------ PTE
 
-def _pte_fidelity(subject, artifact: Path, calibration, example, actual: np.ndarray):
-    from edgevit.export.quantize import quantize_pt2e
+def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example, actual: np.ndarray):
+    from edgevit.export.quantize import DEFAULT_ACTIVATION_OBSERVER, quantize_pt2e
 
-    key = ("pt2e-int8", calibration.sha256)
-    if key not in subject.cache:  # one PT2E quantization per subject
-        converted, _ = quantize_pt2e(subject.prepared, example, calibration.tensors)
+    recorded = manifest.get("quantization") or {}
+    observer = recorded.get("activation_observer") or DEFAULT_ACTIVATION_OBSERVER
+    kept = list((recorded.get("mixed_precision") or {}).get("keep_float") or []) or None  # the layers left float
+    key = ("pt2e-int8", calibration.sha256, observer, tuple(kept or ()))
+    if key not in subject.cache:  # one PT2E quantization per subject and configuration
+        converted, _, _ = quantize_pt2e(subject.prepared, example, calibration.tensors,
+                                        activation_observer=observer, keep_float=kept)
         with torch.no_grad():
             outputs = [converted(item.tensor).numpy() for item in subject.inputs]
         subject.cache[key] = (np.concatenate(outputs).astype(np.float32), _reference_hashes(converted),

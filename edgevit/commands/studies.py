@@ -15,12 +15,19 @@ def run_report(args: argparse.Namespace) -> int:
     from edgevit.models.catalog import published_top1
     from edgevit.report import DEFAULT_TITLE, write_report
 
-    results = load_results([Path(p) for p in args.results])
+    results = load_results([_results_file(Path(p)) for p in args.results])
     paths = write_report(results, Path(args.out), published_top1(), title=args.title or DEFAULT_TITLE,
                          x_axis=args.x_axis)
     for path in (paths.markdown, paths.html, paths.png, paths.results_csv, paths.speedups_csv):
         console.print(f"[green]wrote[/] {path}")
     return 0
+
+
+def _results_file(path: Path) -> Path:
+    """A sweep folder stands for the results file it streams (edgevit sweep's OUT/results.json)."""
+    from edgevit.studies.sweep.document import RESULTS_FILE
+
+    return path / RESULTS_FILE if path.is_dir() and (path / RESULTS_FILE).is_file() else path
 
 
 def run_zoo(args: argparse.Namespace) -> int:

@@ -12,13 +12,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgevit.base.atomic import ensure_writable_dir
 from edgevit.studies.sweep.document import ARTIFACTS_DIR, SweepDocument
-from edgevit.studies.sweep.engines import Job, Outcome, RayEngine, SerialEngine, ray_available, run_jobs
+from edgevit.studies.sweep.engines import (
+    Job,
+    Outcome,
+    RayEngine,
+    SerialEngine,
+    check_reachable,
+    ray_available,
+    run_jobs,
+)
 from edgevit.studies.sweep.plan import SweepPlan
 
 ENGINES = ("auto", "ray", "serial")
@@ -58,6 +67,8 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
     from edgevit.studies.sweep.tasks import cell_key
 
     events = events or SweepEvents()
+    if engine != "serial" and engine_instance is None and (address or os.environ.get("RAY_ADDRESS")):
+        check_reachable(address or os.environ["RAY_ADDRESS"])  # before any work, not after the cache pass
     out = Path(out).resolve()  # workers do not share this process's working directory
     artifacts = ensure_writable_dir(out / ARTIFACTS_DIR)
     cache = ArtifactCache(Path(cache_dir).resolve() if cache_dir is not None else None)
@@ -124,6 +135,7 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
             row["bench"] = "ok" if ok else records[0]["status"] if records else "no result"
             row["bench_median_ms"] = ok[0]["median_ms"] if ok else None
             row["bench_error"] = None if ok else (records[0]["error"] if records else None)
+            row["bench_worker"] = {k: outcome.value[k] for k in ("host", "pid", "node")}
             update(f"timed {row['artifact']}")
         elif final:
             row["bench"], row["bench_error"] = "failed", outcome.reason
@@ -160,8 +172,8 @@ def _converted(row: dict, outcome: Outcome, final: bool, cache, artifacts: Path,
         row["status"], row["error"] = "failed", f"the converted artifact's cache entry did not verify: {problem}"
         return
     _finish(row, cache.materialize(entry, artifacts), out, value["parity"], "converted")
-    row.update(convert_s=value["convert_s"], peak_rss_mb=value["peak_rss_mb"], worker=f"{value['host']}:"
-               f"{value['pid']}")
+    row.update(convert_s=value["convert_s"], peak_rss_mb=value["peak_rss_mb"],
+               worker={k: value[k] for k in ("host", "pid", "node")})
 
 
 def _finish(row: dict, path: Path, out: Path, parity: dict | None, status: str) -> None:

@@ -135,6 +135,8 @@ class RayEngine:
                 # the workers import the same edgevit as this process
                 kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(_import_roots()),
                                                       "TQDM_DISABLE": "1"}}
+            if address is not None:
+                check_reachable(address)
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
@@ -223,6 +225,23 @@ class RayEngine:
         self._refs.clear()
         if self._started:
             self.ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A host:port (or ray://host:port) address must accept a TCP connection within ``timeout_s``: ray.init
+    itself retries an unreachable address for minutes."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # "auto" (a cluster started here) and other forms: ray.init reports them itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EngineError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (no answer within "
+                          f"{timeout_s:g} s). Check --address / RAY_ADDRESS (the head's address, e.g. "
+                          "ray://head:10001 or head:6379), or leave both unset for a local cluster.") from None
 
 
 def _import_roots() -> list[str]:

@@ -97,8 +97,7 @@ def convert_task(cell: dict, key: str, key_inputs: dict, cache_root: str, seed: 
     art = result.artifacts[0]
     cache.record(key, key_inputs, art.path)
     return {"artifact": art.path.name, "parity": art.parity.to_json() if art.parity is not None else None,
-            "convert_s": round(time.perf_counter() - start, 2), "peak_rss_mb": rss.mib, "pid": os.getpid(),
-            "host": os.uname().nodename}
+            "convert_s": round(time.perf_counter() - start, 2), "peak_rss_mb": rss.mib, **_where()}
 
 
 def bench_task(artifact: str, iterations: int, warmup: int) -> dict:
@@ -108,5 +107,17 @@ def bench_task(artifact: str, iterations: int, warmup: int) -> dict:
     from edgevit.bench.plan import Plan
 
     doc = bench([artifact], plan=Plan(warmup=warmup, iterations=iterations))
-    return {"results": doc["results"], "gemm_peak_gflop_per_s": doc["gemm_peak_gflop_per_s"],
-            "host": os.uname().nodename}
+    return {"results": doc["results"], "gemm_peak_gflop_per_s": doc["gemm_peak_gflop_per_s"], **_where()}
+
+
+def _where() -> dict:
+    """The host, process and (on Ray) node a task ran on."""
+    node = None
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    return {"host": os.uname().nodename, "pid": os.getpid(), "node": node}

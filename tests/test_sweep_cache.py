@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.cli import ENV
 
 from edgevit.base.digest import sha256_of
 from edgevit.base.errors import OutputError
@@ -22,7 +23,6 @@ from edgevit.cli import main
 from edgevit.export.cache import ArtifactCache, artifact_key
 from edgevit.studies.sweep import SweepEvents, build_plan, run_sweep
 from edgevit.studies.sweep.document import RESULTS_FILE, SWEEP_FILE
-from support.cli import ENV
 
 MODEL = "timm:test_vit"
 PLAN = {"models": [MODEL], "targets": ["onnx"]}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from edgevit.base.errors import WeightsError
+from edgevit.cli import main
 from edgevit.studies.sweep.plan import PlanError, build_plan, plan_from_file
 from edgevit.studies.sweep.presets import PRESETS, SEEDS, WTF_ARCHITECTURES, wtf_mapping_markdown
-from edgevit.cli import main
 
 
 def test_cross_product_keeps_what_exists_and_says_what_it_left_out():

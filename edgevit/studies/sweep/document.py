@@ -29,7 +29,8 @@ FINAL = (*DONE, "failed", "unschedulable")
 def new_row(cell: Cell) -> dict:
     return {**cell.to_json(), "key": None, "status": "pending", "cache": None, "parity": None,
             "parity_reason": None, "parity_runtime": None, "error": None, "attempts": [], "convert_s": None,
-            "peak_rss_mb": None, "worker": None, "bench": None, "bench_median_ms": None, "bench_error": None, "bench_worker": None}
+            "peak_rss_mb": None, "worker": None, "bench": None, "bench_median_ms": None, "bench_error": None,
+            "bench_worker": None}
 
 
 class SweepDocument:

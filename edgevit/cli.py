@@ -173,6 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     zo.add_argument("--no-mil-report", action="store_true",
                     help="skip converting the original models to count their MIL reshape/transpose ops")
     zo.add_argument("--fastvit", action="store_true", help="the per-variant FastViT report instead of the sweep")
+    zo.add_argument("--engine", choices=["serial", "ray"], default="serial",
+                    help="serial (default): one model x target after the other in this process; ray: as tasks on a "
+                    "local Ray cluster (or RAY_ADDRESS), .pte timings then share the machine with conversions")
 
     _sweep_parsers(sub)
 
@@ -234,6 +237,8 @@ def _sweep_parsers(sub) -> None:
                     help="auto (default): Ray when installed, else this process; serial: this process")
     sw.add_argument("--address", help="an existing Ray cluster (ray://head:10001, or auto); default: RAY_ADDRESS, "
                     "else a local cluster")
+    sw.add_argument("--ray-cpus", type=int, metavar="N",
+                    help="CPUs of the local Ray cluster the sweep starts (default: all); each conversion takes one")
     sw.add_argument("--bench-resource", default="bench_host", metavar="NAME",
                     help="the Ray resource a timing needs (default bench_host, one per machine); a device "
                     "harness's, e.g. iphone15, to time on the node a phone is attached to")

@@ -92,6 +92,19 @@ def test_key_covers_what_determines_the_artifact(first_run):
     assert artifact_key(changed) != doc.rows[0]["key"]
 
 
+def test_changing_one_weights_file_changes_only_its_cells_keys(tmp_path):
+    from edgevit.studies.sweep.tasks import cell_key
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"first")
+    plan = build_plan([MODEL, {"name": "timm:test_convnext", "weights": str(weights)}], targets=["onnx", "executorch"])
+    before = [cell_key(c)[0] for c in plan.cells]
+    weights.write_bytes(b"second")
+    after = [cell_key(c)[0] for c in plan.cells]
+    assert [b == a for b, a in zip(before, after, strict=True)] == [True, True, False, False]
+    assert len(set(before)) == 4  # every cell its own key
+
+
 def test_corrupted_entry_is_detected_and_rebuilt(first_run, tmp_path):
     doc, _out, cache, _seen = first_run
     copy = tmp_path / "cache"

@@ -41,8 +41,17 @@ def run_zoo(args: argparse.Namespace) -> int:
         get_spec(name)  # an unknown name stops here, with the closest names, before any conversion
     _check_outputs(args, args.out)
     warnings.filterwarnings("ignore")
-    rows = sweep(args.models or None, targets=args.target, out_dir=args.out, iterations=args.iterations,
-                 mil_report=not args.no_mil_report, progress=progress_printer(args.quiet))
+    engine = None
+    if args.engine == "ray":
+        from edgevit.studies.sweep.engines import RayEngine
+
+        engine = RayEngine()
+    try:
+        rows = sweep(args.models or None, targets=args.target, out_dir=args.out, iterations=args.iterations,
+                     mil_report=not args.no_mil_report, progress=progress_printer(args.quiet), engine=engine)
+    finally:
+        if engine is not None:
+            engine.shutdown()
     markdown = zoo_table_markdown(rows)
     console.print(Markdown(markdown))
     _write_outputs(args, rows, markdown, write_zoo_json)

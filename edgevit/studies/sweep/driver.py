@@ -97,6 +97,8 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
         if problem is not None:
             cache.evict(key)
             row["cache"] = f"rebuilt: the entry was corrupt ({problem})"
+            events.update(dict(doc.counts()), f"cache entry of {cell.label} is corrupt ({problem}): evicted, "
+                          "it will be rebuilt")
         if entry is not None:
             cache.touch(key)
             _finish(row, cache.materialize(entry, artifacts), out, entry.manifest.get("parity"), "cached")

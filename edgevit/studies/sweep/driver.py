@@ -31,8 +31,8 @@ from edgevit.studies.sweep.engines import (
 from edgevit.studies.sweep.plan import SweepPlan
 
 ENGINES = ("auto", "ray", "serial")
-# A conversion's memory request: peak RSS of one coremltools conversion of a seed model measured at 2.3 GiB
-# (README, "Sweeps"), plus headroom.
+# A conversion's memory request: one conversion + validation of a seed model peaked at 1.5 GiB resident
+# (swiftformer-l1 -> CoreML, /usr/bin/time -v; README, "Sweeps"); twice that leaves room for the larger seeds.
 DEFAULT_CONVERT_MEMORY_GB = 3.0
 
 

@@ -124,3 +124,17 @@ def test_sweep_on_the_two_node_cluster_times_on_the_device_node(cluster, tmp_pat
                     unschedulable_after=2)
     assert doc.rows[0]["status"] == "cached" and doc.rows[0]["bench"] == "failed"
     assert "unschedulable: no node of the cluster has {'iphone15': 1}" in doc.rows[0]["bench_error"]
+
+
+def test_zoo_rows_on_the_cluster(cluster, tmp_path):
+    """`edgevit zoo --engine ray`: the zoo's task runs in a worker of the 2-node cluster and returns its row."""
+    from edgevit.studies.zoo import run_zoo
+
+    engine = RayEngine(cluster[0].address)
+    try:
+        rows = run_zoo([MODEL], targets=("onnx",), out_dir=tmp_path / "zoo", mil_report=False, engine=engine)
+    finally:
+        engine.shutdown()
+    (row,) = rows
+    assert row["model"] == MODEL and row["status"] == "converted" and row["parity"] == "pass"
+    assert Path(row["artifact"]).is_absolute() and Path(row["artifact"]).exists()

@@ -35,6 +35,7 @@ class Job:
     function: str  # "module:function", imported where the job runs
     kwargs: dict
     resources: dict[str, float] = field(default_factory=dict)  # CPU, memory (bytes), custom resources
+    fresh_process: bool = False  # Ray: a worker process of its own, ended after the job (memory never accumulates)
     attempts: list[str] = field(default_factory=list)  # why each earlier attempt failed
     submitted: float = 0.0
 
@@ -52,6 +53,11 @@ def call(function: str, kwargs: dict) -> Any:
     """Run ``module:function(**kwargs)``: what a worker executes."""
     module, _, name = function.partition(":")
     return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def call_in_fresh_process(function: str, kwargs: dict) -> Any:
+    """``call`` for jobs that get a worker of their own (Ray's max_calls=1 is set on this function)."""
+    return call(function, kwargs)
 
 
 def _reason(exc: BaseException) -> str:
@@ -79,6 +85,9 @@ class SerialEngine:
 
     def describe(self) -> str:
         return "in-process (serial)"
+
+    def largest(self, resource: str) -> float:
+        return self.resources.get(resource, 0.0)
 
     def submit(self, job: Job) -> None:
         job.submitted = time.monotonic()
@@ -146,6 +155,7 @@ class RayEngine:
                                   "leave both unset for a local cluster.") from None
             self._started = True
         self._remote = ray.remote(max_retries=0)(call)
+        self._remote_fresh = ray.remote(max_retries=0, max_calls=1)(call_in_fresh_process)
         self._refs: dict[Any, Job] = {}
 
     def describe(self) -> str:
@@ -153,6 +163,10 @@ class RayEngine:
         cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
         where = self.address or "local"
         return f"ray ({where}: {len(nodes)} node(s), {cpus:g} CPUs)"
+
+    def largest(self, resource: str) -> float:
+        """The most of ``resource`` any alive node has (0 if none)."""
+        return max((n.get(resource, 0.0) for n in self._node_resources()), default=0.0)
 
     def _node_resources(self) -> list[dict[str, float]]:
         return [n["Resources"] for n in self.ray.nodes() if n.get("Alive")]
@@ -165,7 +179,8 @@ class RayEngine:
             options["memory"] = int(res.pop("memory"))
         if res:
             options["resources"] = res
-        ref = self._remote.options(**options).remote(job.function, job.kwargs)
+        remote = self._remote_fresh if job.fresh_process else self._remote
+        ref = remote.options(**options).remote(job.function, job.kwargs)
         self._refs[ref] = job
 
     @property

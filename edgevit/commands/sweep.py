@@ -48,7 +48,7 @@ class SweepProgress:
     def update(self, counts: dict, message: str) -> None:
         total = sum(counts.values())
         done = sum(counts.get(s, 0) for s in ("converted", "cached", "failed", "unschedulable"))
-        text = (f"done {counts.get('converted', 0)} · cached {counts.get('cached', 0)} · failed "
+        text = (f"converted {counts.get('converted', 0)} · cached {counts.get('cached', 0)} · failed "
                 f"{counts.get('failed', 0) + counts.get('unschedulable', 0)} · running "
                 f"{counts.get('running', 0) + counts.get('retrying', 0)}")
         if self.bar is not None:

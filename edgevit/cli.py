@@ -31,6 +31,9 @@ EPILOG = """examples:
   edgevit bench artifacts/*.pte --device android --out phone.json    (a phone on adb)
   edgevit zoo --json reports/zoo.json                 (the curated efficient-ViT zoo, both targets)
   edgevit zoo --fastvit --json reports/fastvit.json   (FastViT T8..MA36: FLOPs, MIL ops, fused vs unfused)
+  edgevit sweep swiftformer-xs fastvit-t8 --target executorch onnx --quantize none int8 --out sweeps/a
+  edgevit sweep --preset seeds --out sweeps/seeds      (on Ray when installed; re-runs come from the cache)
+  edgevit cache ls
 """
 
 
@@ -214,6 +217,11 @@ def _parser() -> argparse.ArgumentParser:
     zo.add_argument("--no-mil-report", action="store_true",
                     help="skip converting the original models to count their MIL reshape/transpose ops")
     zo.add_argument("--fastvit", action="store_true", help="the per-variant FastViT report instead of the sweep")
+    zo.add_argument("--engine", choices=["serial", "ray"], default="serial",
+                    help="serial (default): one model x target after the other in this process; ray: as tasks on a "
+                    "local Ray cluster (or RAY_ADDRESS), .pte timings then share the machine with conversions")
+
+    _sweep_parsers(sub)
 
     ha = sub.add_parser("harness", help="stage a device harness with your artifacts")
     hsub = ha.add_subparsers(dest="platform", required=True, metavar="PLATFORM")
@@ -233,6 +241,78 @@ def _parser() -> argparse.ArgumentParser:
     for a in (cv, va, be, zo):
         a.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     return p
+
+
+def _sweep_parsers(sub) -> None:
+    from edgevit.studies.sweep.plan import VARIANTS
+    from edgevit.studies.sweep.presets import PRESETS
+
+    sw = sub.add_parser(
+        "sweep", help="convert, validate and time models x targets x precisions, on Ray or in this process",
+        description="Each (model, target, precision) cell is one task: convert -> validate -> bench. Every cell is "
+        "checked before any work. Tasks run on Ray (a local cluster unless --address / RAY_ADDRESS names one; "
+        "`pip install 'edgevit[sweep]'`) or, without Ray, in this process. Artifacts come from a content-addressed "
+        "cache when nothing that determines them changed (a re-run converts nothing and says 'N cached'). A failed "
+        "task is recorded with its reason and retried --retries times; it never stops the sweep. OUT/sweep.json "
+        "and OUT/results.json are rewritten as tasks finish: `edgevit report OUT` works on a partial sweep.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="plan file (TOML or YAML):\n" + _PLAN_EXAMPLE,
+    )
+    sw.add_argument("models", nargs="*", metavar="MODEL", help="registry names or timm:<name>")
+    sw.add_argument("--target", nargs="+", choices=["coreml", "executorch", "onnx"],
+                    help="default: coreml executorch onnx")
+    sw.add_argument("--quantize", nargs="+", choices=["none", "fp16", "fp32", "int8"], metavar="SCHEME",
+                    help="variants per target: none (the target's float default), fp16, fp32, int8 (.pte/.onnx); "
+                    "combinations a target cannot make are left out, and said")
+    sw.add_argument("--compress", nargs="+", choices=[v for v in VARIANTS if v not in ("fp16", "fp32", "int8")],
+                    metavar="SCHEME", help="CoreML weight compression variants: w8 w4 palette6 palette4")
+    sw.add_argument("--preset", choices=sorted(PRESETS),
+                    help="seeds: the Makefile's BENCH_MODELS; wtf: every model of 'Which Transformer to Favor' that "
+                    "timm provides (README, Sweeps). Without --target/--quantize: float artifacts of all three "
+                    "targets plus the int8 .pte")
+    sw.add_argument("--plan", metavar="FILE", help="a .toml/.yaml plan instead of the flags above")
+    sw.add_argument("--out", default="sweeps/latest", help="output folder (default: sweeps/latest)")
+    sw.add_argument("--cache", metavar="DIR", help="artifact cache (default: $EDGEVIT_CACHE, else "
+                    "$XDG_CACHE_HOME/edgevit or ~/.cache/edgevit)")
+    sw.add_argument("--no-bench", action="store_true", help="convert and validate only")
+    sw.add_argument("--iterations", type=int, help="timed iterations per artifact (default 10)")
+    sw.add_argument("--retries", type=int, help="retries of a task that raised or whose worker died (default 1)")
+    sw.add_argument("--engine", choices=["auto", "ray", "serial"], default="auto",
+                    help="auto (default): Ray when installed, else this process; serial: this process")
+    sw.add_argument("--address", help="an existing Ray cluster (ray://head:10001, or auto); default: RAY_ADDRESS, "
+                    "else a local cluster")
+    sw.add_argument("--ray-cpus", type=int, metavar="N",
+                    help="CPUs of the local Ray cluster the sweep starts (default: all); each conversion takes one")
+    sw.add_argument("--bench-resource", default="bench_host", metavar="NAME",
+                    help="the Ray resource a timing needs (default bench_host, one per machine); a device "
+                    "harness's, e.g. iphone15, to time on the node a phone is attached to")
+    sw.add_argument("--unschedulable-after", type=float, default=120.0, metavar="S",
+                    help="a task whose resources no node has is reported unschedulable after S seconds (default 120)")
+    sw.add_argument("--markdown", metavar="FILE", help="also write the status table as Markdown here")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+    ca = sub.add_parser("cache", help="list, prune or clear the content-addressed artifact cache",
+                        description="ls: every entry (artifact, size, created, and whether its bytes still match "
+                        "its recorded sha256); prune: remove corrupt/incomplete entries and, with --older-than, "
+                        "entries unused for that many days; clear: remove every entry.")
+    ca.add_argument("action", choices=["ls", "prune", "clear"])
+    ca.add_argument("--cache", metavar="DIR", help="the cache (default as edgevit sweep)")
+    ca.add_argument("--older-than", type=float, metavar="DAYS", help="prune: also entries unused for DAYS days")
+
+
+_PLAN_EXAMPLE = """  models = ["swiftformer-xs", {name = "fastvit-t8", weights = "fastvit_t8.safetensors"}]
+  targets = ["executorch", "onnx"]
+  variants = ["none", "int8"]
+  retries = 1
+  [bench]
+  enabled = true
+  iterations = 10
+  resource = "bench_host"
+  [[cells]]
+  model = "swiftformer-xs"
+  target = "coreml"
+  variant = "w8"
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,6 +369,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return out.run_profile(args)
     if args.command == "zoo":
         return out.run_fastvit_report(args) if args.fastvit else out.run_zoo(args)
+    if args.command == "sweep":
+        return out.run_sweep(args)
+    if args.command == "cache":
+        return out.run_cache(args)
     if args.command == "harness":
         return out.run_harness_ios(args)
     raise AssertionError(args.command)

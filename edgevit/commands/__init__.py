@@ -10,9 +10,10 @@ from edgevit.commands.models import show_models, show_turbovit_comparison, show_
 from edgevit.commands.output import TABLE_WIDTH, console
 from edgevit.commands.parity import parity_table, print_parity
 from edgevit.commands.studies import run_fastvit_report, run_report, run_zoo
+from edgevit.commands.sweep import run_cache, run_sweep
 
 __all__ = [
     "TABLE_WIDTH", "bench_table", "console", "parity_table", "print_parity", "profile_tables", "run_android_bench",
-    "run_bench", "run_bisect", "run_convert", "run_fastvit_report", "run_harness_ios", "run_profile", "run_report",
-    "run_validate", "run_zoo", "show_models", "show_turbovit_comparison", "show_weights",
+    "run_bench", "run_bisect", "run_cache", "run_convert", "run_fastvit_report", "run_harness_ios", "run_profile",
+    "run_report", "run_sweep", "run_validate", "run_zoo", "show_models", "show_turbovit_comparison", "show_weights",
 ]

@@ -15,12 +15,19 @@ def run_report(args: argparse.Namespace) -> int:
     from edgevit.models.catalog import published_latency, published_top1
     from edgevit.report import DEFAULT_TITLE, write_report
 
-    results = load_results([Path(p) for p in args.results])
+    results = load_results([_results_file(Path(p)) for p in args.results])
     paths = write_report(results, Path(args.out), published_top1(), title=args.title or DEFAULT_TITLE,
                          x_axis=args.x_axis, published_latency=published_latency())
     for path in (paths.markdown, paths.html, paths.png, paths.results_csv, paths.speedups_csv):
         console.print(f"[green]wrote[/] {path}")
     return 0
+
+
+def _results_file(path: Path) -> Path:
+    """A sweep folder stands for the results file it streams (edgevit sweep's OUT/results.json)."""
+    from edgevit.studies.sweep.document import RESULTS_FILE
+
+    return path / RESULTS_FILE if path.is_dir() and (path / RESULTS_FILE).is_file() else path
 
 
 def run_zoo(args: argparse.Namespace) -> int:
@@ -34,8 +41,17 @@ def run_zoo(args: argparse.Namespace) -> int:
         get_spec(name)  # an unknown name stops here, with the closest names, before any conversion
     _check_outputs(args, args.out)
     warnings.filterwarnings("ignore")
-    rows = sweep(args.models or None, targets=args.target, out_dir=args.out, iterations=args.iterations,
-                 mil_report=not args.no_mil_report, progress=progress_printer(args.quiet))
+    engine = None
+    if args.engine == "ray":
+        from edgevit.studies.sweep.engines import RayEngine
+
+        engine = RayEngine()
+    try:
+        rows = sweep(args.models or None, targets=args.target, out_dir=args.out, iterations=args.iterations,
+                     mil_report=not args.no_mil_report, progress=progress_printer(args.quiet), engine=engine)
+    finally:
+        if engine is not None:
+            engine.shutdown()
     markdown = zoo_table_markdown(rows)
     console.print(Markdown(markdown))
     _write_outputs(args, rows, markdown, write_zoo_json)

@@ -37,22 +37,27 @@ def _row(spec: ModelSpec, target: str) -> dict:
 
 def run_zoo(names: Sequence[str] | None = None, targets: Sequence[str] = ("coreml", "executorch"),
             out_dir: str | Path = "artifacts/zoo", iterations: int = 20, warmup: int = 3, mil_report: bool = True,
-            progress: Callable[[str], None] | None = None) -> list[dict]:
+            progress: Callable[[str], None] | None = None, engine=None) -> list[dict]:
     """Convert each model to each target, validate, time each ``.pte``; one row per model x target.
 
     A model that fails to export gets a row that says where (op and module, from the ``ExportError``); any
     other failure (building, preparing) is recorded the same way, so one model never stops the sweep.
     CoreML rows count reshape/transpose ops in the exported MIL program; with ``mil_report`` also in the
     original model's (one more CoreML conversion per model, plus one per attention block).
+
+    Each model x target is one task of the sweep engine (edgevit.studies.sweep.engines): ``engine`` None runs
+    them in this process, in order; a ``RayEngine`` runs them on Ray (a worker that dies is recorded as the
+    row's failure, and each .pte is then timed while other conversions may share the machine).
     """
-    from edgevit.api import bench, convert
-    from edgevit.base.errors import EdgevitError, ExportError
-    from edgevit.bench.host import Plan
+    from edgevit.base.errors import EdgevitError
     from edgevit.models.registry import get_spec
+    from edgevit.studies.sweep.engines import Job, SerialEngine, run_jobs
 
     say = progress or (lambda _m: None)
-    out = Path(out_dir)
+    runner = engine or SerialEngine()
+    in_process = isinstance(runner, SerialEngine)
     rows: list[dict] = []
+    jobs: list[Job] = []
     for name in names or zoo_names():
         try:
             spec = get_spec(name)
@@ -60,51 +65,81 @@ def run_zoo(names: Sequence[str] | None = None, targets: Sequence[str] = ("corem
             rows.append({"model": name, "target": None, "status": "failed: unknown model", "error": str(exc)})
             continue
         for target in targets:
-            row = _row(spec, target)
-            rows.append(row)
-            say(f"{spec.name} -> {target}")
-            start = time.perf_counter()
-            try:
-                result = convert(spec.name, target, out, mil_report=mil_report and target == "coreml")
-            except ExportError as exc:
-                op, module = exc.op, exc.module
-                where = " in ".join(x for x in (op and f"op {op}", module) if x) or "see error"
-                row.update(status=f"failed: {where}", error=str(exc), failing_op=op, failing_module=module)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a sweep records every failure and goes on
-                row.update(status=f"failed: {type(exc).__name__}", error=f"{type(exc).__name__}: {exc}"[:600])
-                continue
-            finally:
-                row["export_s"] = round(time.perf_counter() - start, 1)
-            art = result.artifacts[0]
-            row.update(status="converted", artifact=str(art.path), prepared_rel_l2=result.prepared_rel_l2)
-            if art.parity is not None:
-                row.update(parity=art.parity.status, parity_runtime=art.parity.runtime,
-                           parity_reason=art.parity.reason or None)
-                if art.parity.overall is not None:
-                    o = art.parity.overall
-                    row.update(rel_l2=o.rel_l2, psnr_db=o.psnr_db, top1_agreement=o.top1_agreement)
-                if art.parity.original_fp32_vs_fp64 is not None:
-                    row["original_fp32_vs_fp64_rel_l2"] = art.parity.original_fp32_vs_fp64.rel_l2
-            if result.mil_layout is not None:
-                row.update(layout_ops_before=result.mil_layout["model"]["before"],
-                           layout_ops_after=result.mil_layout["model"]["after"])
-            elif "mil" in art.export_info:  # the exported program itself (prepared model + image preprocessing)
-                row["layout_ops_after"] = art.export_info["mil"]["layout_ops"]
-            delegation = art.export_info.get("delegation")
-            if delegation:
-                row.update(xnnpack_subgraphs=delegation["delegated_subgraphs"],
-                           non_delegated_ops=delegation["non_delegated_ops"])
-            if target == "executorch":
-                say(f"timing {art.path.name}")
-                doc = bench([str(art.path)], plan=Plan(warmup=warmup, iterations=iterations))
-                rec = doc["results"][0]
-                if rec["status"] == "ok":
-                    row.update(pte_latency_ms=rec["median_ms"], pte_latency_p90_ms=rec["p90_ms"],
-                               latency_iterations=rec["iterations"])
-                else:
-                    row["pte_latency_ms"] = None
+            jobs.append(Job(str(len(rows)), "edgevit.studies.zoo:zoo_cell", {
+                "name": spec.name, "target": target,
+                "out_dir": str(out_dir if in_process else Path(out_dir).resolve()),
+                "iterations": iterations, "warmup": warmup, "mil_report": mil_report,
+                "progress": progress if in_process else None}, {"CPU": 1}))
+            rows.append(_row(spec, target))
+
+    def on_outcome(outcome, _final: bool) -> None:
+        row = rows[int(outcome.job.id)]
+        if outcome.ok:
+            rows[int(outcome.job.id)] = outcome.value
+        else:
+            row.update(status=f"failed: {outcome.kind}", error=outcome.reason)
+        if not in_process:
+            say(f"{row['model']} -> {row['target']}: {rows[int(outcome.job.id)]['status']}")
+
+    run_jobs(runner, jobs, retries=0, on_outcome=on_outcome)
     return rows
+
+
+def zoo_cell(name: str, target: str, out_dir: str, iterations: int, warmup: int, mil_report: bool,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """One zoo row: convert ``name`` to ``target`` (validated), time a ``.pte``; failures recorded in the row."""
+    from edgevit.api import bench, convert
+    from edgevit.base.errors import ExportError
+    from edgevit.bench.host import Plan
+    from edgevit.models.registry import get_spec
+
+    say = progress or (lambda _m: None)
+    spec = get_spec(name)
+    out = Path(out_dir)
+    row = _row(spec, target)
+    say(f"{spec.name} -> {target}")
+    start = time.perf_counter()
+    try:
+        result = convert(spec.name, target, out, mil_report=mil_report and target == "coreml")
+    except ExportError as exc:
+        op, module = exc.op, exc.module
+        where = " in ".join(x for x in (op and f"op {op}", module) if x) or "see error"
+        row.update(status=f"failed: {where}", error=str(exc), failing_op=op, failing_module=module)
+        return row
+    except Exception as exc:  # noqa: BLE001 - a sweep records every failure and goes on
+        row.update(status=f"failed: {type(exc).__name__}", error=f"{type(exc).__name__}: {exc}"[:600])
+        return row
+    finally:
+        row["export_s"] = round(time.perf_counter() - start, 1)
+    art = result.artifacts[0]
+    row.update(status="converted", artifact=str(art.path), prepared_rel_l2=result.prepared_rel_l2)
+    if art.parity is not None:
+        row.update(parity=art.parity.status, parity_runtime=art.parity.runtime,
+                   parity_reason=art.parity.reason or None)
+        if art.parity.overall is not None:
+            o = art.parity.overall
+            row.update(rel_l2=o.rel_l2, psnr_db=o.psnr_db, top1_agreement=o.top1_agreement)
+        if art.parity.original_fp32_vs_fp64 is not None:
+            row["original_fp32_vs_fp64_rel_l2"] = art.parity.original_fp32_vs_fp64.rel_l2
+    if result.mil_layout is not None:
+        row.update(layout_ops_before=result.mil_layout["model"]["before"],
+                   layout_ops_after=result.mil_layout["model"]["after"])
+    elif "mil" in art.export_info:  # the exported program itself (prepared model + image preprocessing)
+        row["layout_ops_after"] = art.export_info["mil"]["layout_ops"]
+    delegation = art.export_info.get("delegation")
+    if delegation:
+        row.update(xnnpack_subgraphs=delegation["delegated_subgraphs"],
+                   non_delegated_ops=delegation["non_delegated_ops"])
+    if target == "executorch":
+        say(f"timing {art.path.name}")
+        doc = bench([str(art.path)], plan=Plan(warmup=warmup, iterations=iterations))
+        rec = doc["results"][0]
+        if rec["status"] == "ok":
+            row.update(pte_latency_ms=rec["median_ms"], pte_latency_p90_ms=rec["p90_ms"],
+                       latency_iterations=rec["iterations"])
+        else:
+            row["pte_latency_ms"] = None
+    return row
 
 
 def _fmt(value, spec: str = "") -> str:

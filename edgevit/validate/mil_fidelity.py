@@ -20,6 +20,15 @@ from edgevit.validate.stored_values import ValueCheck, check_stored, read_stored
 MIL_DERIVATION = ("fp32 summation order (interpreter vs torch) plus constants coremltools folds before storing them "
                   "(input normalisation as batch_norm); measured 1.4e-5 on swiftformer-xs fp16, w8, palette6, palette4")
 MIL_COMPARED = "edgevit's MIL interpreter at fp32 vs the prepared model carrying the program's stored values"
+# A W8A8 program quantizes its activations with the stored scales (quantize/dequantize ops the interpreter executes
+# as stored) where the reference computes them in float: their difference is the activations' rounding, one int8
+# step per quantized tensor, compounding (measured 4.9% on swiftformer-xs logits). Its stored weights are still
+# checked one by one; its activation scales are not re-derived here (they are checked against the interpreter's
+# ranges when the package is written: edgevit.export.coreml), so this bound is the one loose part of the check.
+ACTIVATION_QUANTIZED_BOUND = 0.15
+ACTIVATION_QUANTIZED_DERIVATION = ("activation quantization in the program (quantize/dequantize with the stored "
+                                   "scales) vs float activations in the reference: one int8 step per quantized "
+                                   "tensor, compounding; measured 4.9% on swiftformer-xs")
 
 
 def logits_var(function) -> str:
@@ -37,6 +46,11 @@ def logits_var(function) -> str:
             op = producers.get(source.name) if source is not None else None
             seen += 1
     return outputs[0].name
+
+
+def quantizes_activations(functions: Sequence) -> bool:
+    """Whether a program quantizes activations (W8A8: ``quantize``/``dequantize`` ops that are not constexpr)."""
+    return any(op.op_type in ("quantize", "dequantize") for function in functions for op in function.operations)
 
 
 def stores_fp16(stored) -> bool:
@@ -62,7 +76,11 @@ def mil_fidelity(functions: Sequence, reference: nn.Module, inputs: list[Validat
     with torch.no_grad():
         expected = np.concatenate([run_reference(carrying, item).numpy() for item in inputs])
     actual = np.concatenate([run_artifact(item) for item in inputs])
-    fidelity = judge_outputs(expected, actual, MIL_BOUND, MIL_COMPARED, MIL_DERIVATION)
+    if quantizes_activations(functions):
+        fidelity = judge_outputs(expected, actual, ACTIVATION_QUANTIZED_BOUND, MIL_COMPARED,
+                                 ACTIVATION_QUANTIZED_DERIVATION, require_top1=False)
+    else:
+        fidelity = judge_outputs(expected, actual, MIL_BOUND, MIL_COMPARED, MIL_DERIVATION)
     fidelity.values = check.to_json()
     if not check.ok:
         fidelity.status = "fail"

@@ -151,6 +151,9 @@ def _broken(tensor: StoredTensor, original: np.ndarray) -> dict | None:
     elif tensor.kind == "affine":
         allowed = tensor.step / 2 + np.abs(stored) * 2.0**-10 + _ulp(original, "fp16")
         error = np.abs(stored - original)
+        scale = _grid_scale_error(tensor, original)
+        if scale is not None:
+            return scale
     else:
         palette = np.unique(tensor.palette)
         nearest = np.min(np.abs(original.reshape(-1, 1) - palette.reshape(1, -1)), axis=1).reshape(original.shape)
@@ -161,6 +164,32 @@ def _broken(tensor: StoredTensor, original: np.ndarray) -> dict | None:
         return None
     worst = float(np.max(np.where(bad, error / np.maximum(allowed, np.finfo(np.float32).tiny), 0)))
     return {"rule": tensor.kind, "bad": int(bad.sum()), "of": int(bad.size), "worst": worst}
+
+
+def _grid_scale_error(tensor: StoredTensor, original: np.ndarray) -> dict | None:
+    """The symmetric grid's own rule: each block's scale is its largest |weight| over the largest level, so the
+    largest stored value of a block equals the block's largest original value (up to the scale's fp16 rounding,
+    2^-10 relative). A rescaled grid breaks it by the rescaling (2% off for a scale times 1.02), while the
+    nearest-point rule above allows half a step, which on an int4 grid (levels up to 7) hides a 7% change."""
+    channels = original.shape[0] if original.ndim else 1
+    step = np.broadcast_to(tensor.step, original.shape).reshape(channels, -1)
+    stored = np.abs(tensor.dense).reshape(channels, -1)
+    wanted = np.abs(original).reshape(channels, -1)
+    worst, bad, blocks = 0.0, 0, 0
+    for c in range(channels):
+        for value in np.unique(step[c]):
+            members = step[c] == value
+            peak = float(wanted[c][members].max())
+            if peak == 0:
+                continue
+            blocks += 1
+            off = abs(float(stored[c][members].max()) - peak) / (peak * 2.0**-9)
+            if off > 1:
+                bad += 1
+                worst = max(worst, off)
+    if not bad:
+        return None
+    return {"rule": "affine grid scale", "bad": bad, "of": blocks, "worst": worst}
 
 
 def _ulp(values: np.ndarray, kind: str) -> np.ndarray:

@@ -47,6 +47,7 @@ KINDS = (
     Kind("coreml w4", "coreml", {"compress": "w4", "deployment_target": "iOS18"}),
     Kind("coreml palette6", "coreml", {"compress": "palette6"}),
     Kind("coreml palette4", "coreml", {"compress": "palette4"}),
+    Kind("coreml w8a8", "coreml", {"compress": "w8a8"}),
     Kind(".pte fp32", "executorch", {}),
     Kind(".pte int8", "executorch", {"quantize": "int8"}),
     Kind(".pte coreml fp16", "executorch", {"backend": "coreml"}),
@@ -82,7 +83,7 @@ def _plan(kind: Kind, tensors: list[Stored]) -> dict[str, tuple[list[Stored], Ca
         weight = _pick(tensors, lambda t: _is_conv(t) and _float(t) and t.role == "weight")
         plan = {"negate conv": (weight, negate), "swap channels": (weight, swap_channels), "zero bias": (bias, zero),
                 "scale 1.02": (weight, scale_by(1.02)), "quant scale +5%": na}
-    elif compress == "w8":
+    elif compress in ("w8", "w8a8"):
         data = _pick(tensors, lambda t: _is_conv(t) and t.array.dtype == np.int8)
         scales = _pick(tensors, lambda t: t.role == "scale" and _float(t) and t.array.size > 1)
         plan = {"negate conv": (data, negate), "swap channels": (data, swap_channels), "zero bias": (bias, zero),

@@ -63,8 +63,8 @@ class ValueCheck:
         first = self.broken[0]
         more = f" (and {len(self.broken) - 1} more tensors)" if len(self.broken) > 1 else ""
         return (f"stored tensor {first['tensor']} is not {first['parameter']} under its {first['rule']} rule: "
-                f"{first['bad']} of {first['of']} values off, worst by {first['worst']:.3g}× the allowed "
-                f"difference{more}")
+                f"{first['bad']} of {first['of']} values off, the worst {first['worst']:.3g}× its rounding slack "
+                f"outside the rule{more}")
 
     def to_json(self) -> dict:
         return {"checked": self.checked, "unmatched": self.unmatched[:MAX_LISTED],
@@ -142,28 +142,31 @@ def check_stored(stored: list[StoredTensor], state: dict[str, np.ndarray]) -> tu
 
 
 def _broken(tensor: StoredTensor, original: np.ndarray) -> dict | None:
-    """None when every stored value is what its rule makes of the original; else how far off and how often."""
+    """None when every stored value is what its rule makes of the original; else how often and how far off.
+
+    Each rule is ``|stored - original| <= exact + slack``: ``exact`` what the format itself allows (0 for a float,
+    half a step on a grid, the distance to the nearest entry of a palette) and ``slack`` the rounding of the
+    format's own numbers (fp16 ulps). ``worst`` is how many slacks the worst value lies outside its rule."""
     stored = tensor.dense
+    error = np.abs(stored - original)
     if tensor.kind in ("fp32", "fp16"):
         expected = original.astype(np.float16).astype(np.float32) if tensor.kind == "fp16" else original
-        allowed = _ulp(expected, tensor.kind)
         error = np.abs(stored - expected)
+        exact, slack = np.zeros_like(error), _ulp(expected, tensor.kind)
     elif tensor.kind == "affine":
-        allowed = tensor.step / 2 + np.abs(stored) * 2.0**-10 + _ulp(original, "fp16")
-        error = np.abs(stored - original)
         scale = _grid_scale_error(tensor, original)
         if scale is not None:
             return scale
+        exact, slack = tensor.step / 2, np.abs(stored) * 2.0**-10 + _ulp(original, "fp16")
     else:
         palette = np.unique(tensor.palette)
-        nearest = np.min(np.abs(original.reshape(-1, 1) - palette.reshape(1, -1)), axis=1).reshape(original.shape)
-        allowed = nearest + 2 * _ulp(np.array(np.max(np.abs(palette))), "fp16")
-        error = np.abs(stored - original)
-    bad = error > allowed
+        exact = np.min(np.abs(original.reshape(-1, 1) - palette.reshape(1, -1)), axis=1).reshape(original.shape)
+        slack = np.broadcast_to(2 * _ulp(np.array(np.max(np.abs(palette))), "fp16"), error.shape)
+    bad = error > exact + slack
     if not bad.any():
         return None
-    worst = float(np.max(np.where(bad, error / np.maximum(allowed, np.finfo(np.float32).tiny), 0)))
-    return {"rule": tensor.kind, "bad": int(bad.sum()), "of": int(bad.size), "worst": worst}
+    outside = (error - exact) / np.maximum(slack, np.finfo(np.float32).tiny)
+    return {"rule": tensor.kind, "bad": int(bad.sum()), "of": int(bad.size), "worst": float(np.max(outside[bad]))}
 
 
 def _grid_scale_error(tensor: StoredTensor, original: np.ndarray) -> dict | None:

@@ -41,7 +41,7 @@ from edgevit.bench.device.android import (
     parse_devices,
     plan_android_bench,
 )
-from edgevit.bench.results import load_schema, validate_document
+from edgevit.bench.results import schema_path_for, validate_document
 from edgevit.validate.device_outputs import DEVICE_OUTPUTS_FORMAT, DEVICE_OUTPUTS_KEYS, device_parity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +145,11 @@ def _emitted_keys(source: Path, marker: str = "schema fields") -> list[str]:
 
 
 def test_java_result_fields_are_the_schema_fields():
-    schema = load_schema()
+    """The Java core writes results schema v2 (ResultJson.SCHEMA_VERSION), which edgevit still reads: its fields
+    are v2's, field for field (v3 added host-only facts: the physical peak, the CPU's ISA)."""
+    declared = int(re.search(r"SCHEMA_VERSION = (\d+);", (CORE / "ResultJson.java").read_text()).group(1))
+    schema = json.loads(schema_path_for({"schema_version": declared}).read_text())
+    assert schema["properties"]["schema_version"]["const"] == declared
     assert _emitted_keys(CORE / "BenchResult.java") == schema["$defs"]["result"]["required"]
     assert set(schema["$defs"]["result"]["properties"]) == set(schema["$defs"]["result"]["required"])
     assert _emitted_keys(CORE / "DeviceInfo.java") == schema["$defs"]["device"]["required"]

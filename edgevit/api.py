@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgevit.base.arguments import ConvertArgs, check_bench, check_convert, check_int, check_path, progress_or_quiet
+from edgevit.base.artifact_folder import check_artifact
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.digest import sha256_of
 from edgevit.base.errors import ArtifactError, EdgevitError, UsageError, WeightsError
@@ -28,7 +29,7 @@ from edgevit.base.naming import EXTENSIONS, artifact_name, bundle_path
 from edgevit.base.version import VERSION
 from edgevit.bench.plan import Plan, default_plan
 from edgevit.export.publish import output_folder, publish, reading, staging_area
-from edgevit.export.verify import check_hash, check_identity, check_input_spec, verify_artifact
+from edgevit.export.verify import check_against_spec, check_hash, check_identity, check_input_spec, verify_artifact
 
 if TYPE_CHECKING:
     import torch
@@ -245,7 +246,7 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
 
 
 def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
-             runtime: str | None = None) -> ParityResult:
+             runtime: str | None = None, weights: str | Path | None = None) -> ParityResult:
     """Re-check an artifact against its original model (rebuilt from the manifest) on its saved inputs.
 
     ``runtime`` picks what runs a ``.mlpackage``: "coreml" (macOS only) or "mil-reference" (edgevit's MIL
@@ -253,12 +254,15 @@ def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
 
     The manifest, the validation bundle and the artifact's identity, hash and input are checked before the model is
     rebuilt, all under a shared lock on the folder, so a conversion publishing there meanwhile is never half seen.
+    ``weights`` replaces the checkpoint path the manifest records (it must be that very file: same sha256).
     """
     artifact = check_path("artifact", artifact)
     device = check_path("device_outputs", device_outputs, optional=True)
+    weights_path = check_path("weights", weights, optional=True)
     with reading(artifact):
         manifest = read_manifest(artifact)
         check_identity(artifact, manifest)
+        check_against_spec(artifact, manifest)
         if device is None:
             check_hash(artifact, manifest)
             check_input_spec(artifact, manifest)
@@ -272,7 +276,7 @@ def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,
         from edgevit.models.registry import get_spec
         from edgevit.validate.parity import device_parity, run_parity
 
-        original = rebuild_from_manifest(get_spec(manifest["model"]), manifest)
+        original = rebuild_from_manifest(get_spec(manifest["model"]), manifest, weights_path)
         if device is not None:
             return device_parity(original, manifest, inputs, device)
         return run_parity(original, artifact, manifest, inputs, runtime)
@@ -340,8 +344,9 @@ def profile(artifact: str | Path, *, threads: int | None = None, iterations: int
     from edgevit.validate.threads import check_threads
 
     path = check_path("artifact", artifact)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise ArtifactError(f"artifact not found: {path}")
+    check_artifact(path)  # not a link, a regular file within the limit (edgevit.base.artifact_folder)
     if path.suffix not in (".pte", ".onnx") or not path.is_file():
         raise ArtifactError(f"{path} is not a .pte or .onnx artifact; `edgevit profile` times the ops of an "
                             "ExecuTorch program or an ONNX model")

@@ -102,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
                     "(any OS; not the CoreML runtime: it proves the saved program computes the original function). "
                     "Default: coreml on macOS, mil-reference elsewhere")
 
+    va.add_argument("--weights", metavar="FILE", help="the checkpoint the artifact was converted from, in place of "
+                    "the path its manifest records (it must be that very file: same sha256)")
     va.add_argument("--wide", action="store_true", help="every parity column and the reason inline "
                     "(the default table fits 120 columns)")
     va.add_argument("--json", metavar="FILE", help="also write every parity field as JSON here")
@@ -188,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
 
     for a in (cv, va, be, zo):
         a.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    for a in (va, be, pf, ios):
+        a.add_argument("--follow-symlinks-inside", action="store_true",
+                       help="follow symlinks inside an artifact folder that resolve inside it (default: any symlink "
+                       "in an artifact is refused, so nothing outside the folder is read or copied)")
     return p
 
 
@@ -195,10 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars drown the output
     _quiet_library_loggers()
+    from edgevit.base.artifact_folder import following_symlinks_inside
     from edgevit.base.errors import EdgevitError
 
     try:
-        return _dispatch(args)
+        with following_symlinks_inside(getattr(args, "follow_symlinks_inside", False)):
+            return _dispatch(args)
     except EdgevitError as exc:
         from rich.console import Console
 
@@ -231,7 +239,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return out.run_convert(args)
     if args.command == "validate":
         return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet, args.runtime,
-                                wide=args.wide, json_path=args.json)
+                                wide=args.wide, json_path=args.json, weights=args.weights)
     if args.command == "bench":
         return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
     if args.command == "report":

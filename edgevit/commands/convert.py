@@ -113,12 +113,12 @@ def _say_quantized_parity(artifacts) -> None:
 
 
 def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtime: str | None = None, *,
-                 wide: bool = False, json_path: str | None = None) -> int:
+                 wide: bool = False, json_path: str | None = None, weights: str | None = None) -> int:
     from edgevit.api import validate
 
     warnings.filterwarnings("ignore")
     progress_printer(quiet)(f"validating {artifact}")
-    result = validate(artifact, device_outputs, runtime=runtime)
+    result = validate(artifact, device_outputs, runtime=runtime, weights=weights)
     print_parity([result], wide, json_path)
     from edgevit.base.manifest import read_manifest
 

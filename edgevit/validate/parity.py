@@ -272,7 +272,7 @@ def run_parity(original: nn.Module, artifact: Path, manifest: dict, inputs: list
     try:
         runner = open_runner(artifact, manifest, runtime)
         usable = [item for item in inputs if manifest["input"]["kind"] == "tensor" or item.image is not None]
-        actual = np.concatenate([runner.run(item.tensor, item.image) for item in usable])
+        actual = np.concatenate([runner.checked_run(item.tensor, item.image) for item in usable])
     except RuntimeUnavailable as exc:
         return ParityResult(artifact.name, label, precision, "not run", str(exc), thresholds=thresholds_for(precision))
     except MilInterpreterError as exc:
@@ -312,10 +312,10 @@ def read_device_outputs(device_file: Path) -> dict:
     their missing keys filled in. Each output's values become a float32 array under ``"array"``. Raises
     ArtifactError saying which key of which file is wrong.
     """
-    try:
-        data = json.loads(Path(device_file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"cannot read device outputs {device_file}: {exc}") from None
+    from edgevit.base.artifact_folder import MiB, parse_json, read_regular_file
+
+    raw = read_regular_file(Path(device_file), "device-outputs file", 64 * MiB)  # a regular file, bounded, no FIFO
+    data = parse_json(raw, f"device outputs {device_file}", advice="re-run the harness that wrote it")
     if not isinstance(data, dict):
         raise ArtifactError(f"{device_file} must hold a JSON object (an {DEVICE_OUTPUTS_FORMAT} file)")
     fmt = data.get("format")

@@ -144,8 +144,8 @@ def _open_regular(path: Path, what: str, limit: int, error: type[EdgevitError], 
                     "regular files (a pipe or device could block or never end).")
     if info.st_size > limit:
         os.close(fd)
-        raise error(f"{what} {path} is {info.st_size:,} bytes, over the {limit:,}-byte limit for {what}s: not a "
-                    "file edgevit wrote. Re-create it (edgevit convert / the harness that wrote it).")
+        raise error(f"{what} {path} is {info.st_size:,} bytes, over the {limit:,}-byte limit for a {what}: refused "
+                    "unread (edgevit never writes one this large; re-create it with the tool that made it).")
     os.set_blocking(fd, True)
     return fd, info.st_size
 

@@ -77,7 +77,7 @@ def rebuild_from_manifest(spec: ModelSpec, manifest: dict, weights: Path | None 
     limit = min(size, CHECKPOINT_LIMIT) if isinstance(size, int) and size > 0 else CHECKPOINT_LIMIT
     if weights is not None:
         path = Path(weights)
-        data = read_checkpoint(path, limit)
+        data = read_checkpoint(path)  # the user's own file: the recorded size is compared through the hash
         if sha256_hex(data) != info["sha256"]:
             raise WeightsError(f"--weights {path} is not the checkpoint this artifact was converted from (its sha256 "
                                f"differs from the manifest's {info['sha256'][:12]}...): pass that very file.")

@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
 
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         return exc.exit_code
+    except MemoryError:
+        print("error: out of memory: an input, artifact or results file asks for more than this host can give; "
+              "nothing partial was published", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         # True by construction: an artifact is published with its manifest and inputs in one step (export/publish.py),
         # and results files are written only when complete.

@@ -323,6 +323,17 @@ def test_a_link_inside_an_mlpackage_is_refused_before_hashing(coreml_art, case):
         check_hash(coreml_art, manifest_of(coreml_art))
 
 
+def test_an_mlpackage_manifest_item_may_not_leave_the_package(coreml_art, case):
+    from edgevit.base.artifact_folder import check_artifact
+
+    package_manifest = coreml_art / "Manifest.json"
+    doc = json.loads(package_manifest.read_text())
+    next(iter(doc["itemInfoEntries"].values()))["path"] = "../../outside/secret.txt"
+    package_manifest.write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match="not a path inside"):
+        check_artifact(coreml_art)
+
+
 def test_manifest_linked_to_dev_zero_or_huge_is_refused_unread(onnx_art):
     from edgevit.base.manifest import read_manifest
 

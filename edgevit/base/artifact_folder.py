@@ -174,7 +174,7 @@ def read_regular_file(path: Path, what: str, limit: int, *, exact: int | None = 
     fd, size = _open_regular(path, what, limit, error, follow=follow_top_link)
     try:
         if exact is not None and size != exact:
-            raise error(f"{what} {path} has {size:,} bytes, not the {exact:,} its declaration implies: truncated "
+            raise error(f"{what} {path} has {size} bytes, not {exact} (what its declared shape implies): truncated "
                         "or replaced")
         return _read_fd(fd, size, limit, path, what, error)
     finally:
@@ -271,11 +271,29 @@ def check_artifact(artifact: Path, error: type[EdgevitError] = ArtifactError) ->
         raise error(f"cannot read artifact {artifact}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(info.st_mode):
         package_files(path, error)
+        if (path / "Manifest.json").is_file():
+            _check_package_manifest(path, error)
     elif not stat.S_ISREG(info.st_mode):
         raise error(f"artifact {artifact} is {_kind(info.st_mode)}, not a regular file or an .mlpackage folder")
     elif info.st_size > ARTIFACT_FILE_LIMIT:
         raise error(f"artifact {artifact} is {info.st_size:,} bytes, over the {ARTIFACT_FILE_LIMIT:,}-byte limit")
     return artifact
+
+
+def _check_package_manifest(package: Path, error: type[EdgevitError]) -> None:
+    """An ``.mlpackage``'s own Manifest.json names its items by path: each must stay inside the package's Data/."""
+    data = read_regular_file(package / "Manifest.json", "package manifest", INDEX_LIMIT, error=error,
+                             follow_top_link=_FOLLOW_INSIDE.get())
+    manifest = parse_json(data, f"{package.name}/Manifest.json", error, advice="re-run edgevit convert")
+    entries = manifest.get("itemInfoEntries") if isinstance(manifest, dict) else None
+    if not isinstance(entries, dict):
+        raise error(f"{package.name}/Manifest.json has no itemInfoEntries: not an .mlpackage; re-run edgevit convert")
+    data_folder = ArtifactFolder(package / "Data", error)
+    for item in entries.values():
+        relative = item.get("path") if isinstance(item, dict) else None
+        if not isinstance(relative, str):
+            raise error(f"{package.name}/Manifest.json has an item without a path; re-run edgevit convert")
+        data_folder.path(relative, scope=package)
 
 
 def artifact_sha256(artifact: Path, error: type[EdgevitError] = ArtifactError) -> str:

@@ -31,7 +31,7 @@ V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak", "inter
 # What one report reads: a results file of at most RESULTS_FILE_LIMIT bytes (about 120,000 results of ~1 KB; refused
 # unread above it) and at most MAX_REPORT_RESULTS results in all (50,000 take under a minute: test_report_scale.py).
 RESULTS_FILE_LIMIT = 128 * MiB
-MAX_REPORT_RESULTS = 100_000
+MAX_REPORT_RESULTS = 50_000
 
 # Each loaded result carries where it came from under this key (not a schema field, so it cannot clash):
 # {"file": str, "harness": "host" | "ios" | "android", "created": str}.

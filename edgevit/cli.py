@@ -209,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             return _dispatch(args)
     except EdgevitError as exc:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # escaped: a message quotes file names and manifest values, which may hold "[...]" (rich markup) by accident
+        # or by design; printed as written, never parsed
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False,
+                                   soft_wrap=True)
         return exc.exit_code
     except MemoryError:
         print("error: out of memory: an input, artifact or results file asks for more than this host can give; "

@@ -234,8 +234,8 @@ def test_manifest_input_that_does_not_match_the_program(good):
                        "its manifest says pixels [1, 3, 224, 224]")
     manifest["input"]["shape"] = [1, 3, 256, 256]  # not the model's input size: refused before the program is read
     _write_manifest(good, manifest)
-    assert_refused(edgevit("bench", str(good)), "input.shape is [1, 3, 256, 256]", "swiftformer-xs takes (batch, 3, "
-                   "224, 224)")
+    assert_refused(edgevit("bench", str(good)), "input.shape is [1, 3, 256, 256]", "swiftformer-xs takes [batch, 3, "
+                   "224, 224]")
 
 
 @pytest.mark.parametrize("damage", ["no index", "truncated tensor"])

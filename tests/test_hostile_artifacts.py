@@ -506,6 +506,16 @@ def test_an_output_of_the_wrong_shape_is_one_paragraph(onnx_art):
         validate(onnx_art)
 
 
+def test_error_messages_print_names_as_written(tmp_path, capsys):
+    """A file name is quoted in the message; rich markup in it ("[/]") must neither vanish nor break the printing."""
+    from edgevit.cli import main
+
+    name = tmp_path / "x[/]y[bold].onnx"
+    assert main(["profile", str(name)]) == 2
+    err = capsys.readouterr().err
+    assert "artifact not found" in err and "x[/]y[bold].onnx" in err and "Traceback" not in err
+
+
 def test_runtime_memory_errors_become_one_paragraph():
     from edgevit.validate.runtimes import RuntimeFailure, runtime_errors
 

@@ -41,8 +41,8 @@ def check_against_spec(artifact: Path, manifest: dict) -> None:
     expected = list(spec.input_size)
     if not (len(shape) == len(expected) + 1 and shape[1:] == expected and 1 <= shape[0] <= ARTIFACT_MAX_BATCH):
         raise ArtifactError(
-            f"{manifest_path(artifact).name}: input.shape is {shape}, but {spec.name} takes (batch, "
-            f"{', '.join(map(str, expected))}) with batch between 1 and {ARTIFACT_MAX_BATCH}: refused before anything "
+            f"{manifest_path(artifact).name}: input.shape is {shape}, but {spec.name} takes [batch, "
+            f"{', '.join(map(str, expected))}] with batch between 1 and {ARTIFACT_MAX_BATCH}: refused before anything "
             "is allocated. Re-run edgevit convert.")
     if manifest.get("labels") != spec.labels:
         raise ArtifactError(f"{manifest_path(artifact).name}: labels is {manifest.get('labels')!r}, but {spec.name} "

@@ -81,11 +81,10 @@ def _onnx_input(artifact: Path) -> tuple[str | None, list[int | None]]:
 
 
 def _pte_input(artifact: Path) -> tuple[str | None, list[int | None]]:
-    from executorch.runtime import Runtime
-
     from edgevit.export.pte_check import check_pte
 
     check_pte(artifact)  # ExecuTorch aborts on some malformed files: checked (in a child process) before it loads here
+    from executorch.runtime import Runtime
 
     with contextlib.redirect_stderr(io.StringIO()):
         meta = Runtime.get().load_program(str(artifact)).metadata("forward")

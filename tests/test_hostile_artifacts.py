@@ -431,6 +431,15 @@ def test_report_refuses_a_results_file_over_its_stated_limit(case):
     assert not (case / "rep").exists()
 
 
+def test_a_results_file_linked_to_dev_zero_is_refused_unread(tmp_path):
+    from edgevit.bench.results import load_results
+
+    link = tmp_path / "results.json"
+    link.symlink_to("/dev/zero")  # a file the user names: their link is followed, the device is not read
+    with pytest.raises(SchemaError, match="character device"):
+        load_results([link])
+
+
 def test_report_refuses_more_results_than_its_limit(tmp_path, monkeypatch):
     from edgevit.bench import results as results_module
 
@@ -482,7 +491,23 @@ def test_onnxruntime_errors_are_one_paragraph(onnx_art, case):
     from edgevit.api import validate
     from edgevit.validate.runtimes import RuntimeFailure
 
-    with pytest.raises(RuntimeFailure, match="onnxruntime failed"):  # validate: the same paragraph (in-process)
+    with pytest.raises(RuntimeFailure, match="onnxruntime failed loading"):  # validate: the same (in-process)
+        validate(onnx_art)
+
+    def gather_out_of_bounds(helper, inp):  # loads (the index is data-dependent), fails when it runs
+        import onnx
+
+        big = helper.make_tensor("big", onnx.TensorProto.FLOAT, [], [1e9])
+        out = helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, None)
+        nodes = [helper.make_node("ReduceMax", ["input"], ["m"], keepdims=0),
+                 helper.make_node("Mul", ["m", "big"], ["scaled"]),
+                 helper.make_node("Cast", ["scaled"], ["index"], to=onnx.TensorProto.INT64),
+                 helper.make_node("Flatten", ["input"], ["flat"]),
+                 helper.make_node("Gather", ["flat", "index"], ["output"], axis=1)]
+        return helper.make_graph(nodes, "gather", [inp], [out], initializer=[big])
+
+    forge_onnx(onnx_art, gather_out_of_bounds)
+    with pytest.raises(RuntimeFailure, match="onnxruntime failed running"):
         validate(onnx_art)
 
 

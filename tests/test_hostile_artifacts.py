@@ -356,6 +356,16 @@ def test_an_mlpackage_manifest_item_may_not_leave_the_package(coreml_art, case):
         check_artifact(coreml_art)
 
 
+def test_a_symlink_cycle_inside_a_package_is_refused_even_when_links_inside_are_allowed(coreml_art):
+    from edgevit.base.artifact_folder import check_artifact
+
+    (coreml_art / "Data" / "loop").symlink_to("..")
+    with pytest.raises(ArtifactError, match="symlink"):
+        check_artifact(coreml_art)
+    with following_symlinks_inside(), pytest.raises(ArtifactError, match="symlink cycle"):
+        check_artifact(coreml_art)
+
+
 def test_manifest_linked_to_dev_zero_or_huge_is_refused_unread(onnx_art):
     from edgevit.base.manifest import read_manifest
 

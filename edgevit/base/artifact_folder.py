@@ -227,8 +227,13 @@ def package_files(package: Path, error: type[EdgevitError] = ArtifactError,
     leave it, FIFOs/devices/sockets, files over ``file_limit`` and more than PACKAGE_FILE_COUNT_LIMIT files."""
     package = Path(package)
     files: list[Path] = []
+    seen: set[tuple[int, int]] = set()  # folders walked (a link allowed inside could point back up: no cycles)
 
     def walk(folder: Path) -> None:
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            raise error(f"{folder} leads back to a folder already read (a symlink cycle); an artifact is a tree")
+        seen.add((info.st_dev, info.st_ino))
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
@@ -329,7 +334,7 @@ def copy_artifact_part(src: Path, dst: Path, error: type[EdgevitError] = Artifac
 
 
 def _copy_file(src: Path, dst: Path, error: type[EdgevitError]) -> None:
-    fd, _ = _open_regular(src, "artifact file", ARTIFACT_FILE_LIMIT, error, follow=False)
+    fd, _ = _open_regular(src, "artifact file", ARTIFACT_FILE_LIMIT, error, follow=_FOLLOW_INSIDE.get())
     try:
         out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:

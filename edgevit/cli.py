@@ -147,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="run the artifact value by value against the original and print the first value that "
                     "diverges beyond the fidelity bound (op, PyTorch module, error) and the ten worst; .mlpackage "
                     "and .onnx")
+    va.add_argument("--weights", metavar="FILE", help="the checkpoint the artifact was converted from, in place of "
+                    "the path its manifest records (it must be that very file: same sha256)")
     va.add_argument("--wide", action="store_true", help="every parity column and the reason inline "
                     "(the default table fits 120 columns)")
     va.add_argument("--json", metavar="FILE", help="also write every parity field as JSON here")
@@ -240,6 +242,10 @@ def _parser() -> argparse.ArgumentParser:
 
     for a in (cv, va, be, zo):
         a.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    for a in (va, be, pf, ios):
+        a.add_argument("--follow-symlinks-inside", action="store_true",
+                       help="follow symlinks inside an artifact folder that resolve inside it (default: any symlink "
+                       "in an artifact is refused, so nothing outside the folder is read or copied)")
     return p
 
 
@@ -319,15 +325,25 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars drown the output
     _quiet_library_loggers()
+    from edgevit.base.artifact_folder import following_symlinks_inside
     from edgevit.base.errors import EdgevitError
 
     try:
-        return _dispatch(args)
+        with following_symlinks_inside(getattr(args, "follow_symlinks_inside", False)):
+            return _dispatch(args)
     except EdgevitError as exc:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # escaped: a message quotes file names and manifest values, which may hold "[...]" (rich markup) by accident
+        # or by design; printed as written, never parsed
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False,
+                                   soft_wrap=True)
         return exc.exit_code
+    except MemoryError:
+        print("error: out of memory: an input, artifact or results file asks for more than this host can give; "
+              "nothing partial was published", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         # True by construction: an artifact is published with its manifest and inputs in one step (export/publish.py),
         # and results files are written only when complete.
@@ -360,7 +376,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return out.run_bisect(Path(args.artifact), args.quiet, calibration=args.calibration, json_path=args.json)
         return out.run_validate(Path(args.artifact), args.device_outputs, args.quiet, args.runtime,
                                 wide=args.wide, json_path=args.json, min_psnr=args.min_psnr,
-                                calibration=args.calibration)
+                                calibration=args.calibration, weights=args.weights)
     if args.command == "bench":
         return out.run_android_bench(args) if args.device != "host" else out.run_bench(args)
     if args.command == "report":

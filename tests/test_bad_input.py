@@ -227,11 +227,15 @@ def test_modified_artifact_is_refused_by_validate_and_bench(good):
 
 def test_manifest_input_that_does_not_match_the_program(good):
     manifest = _manifest(good)
-    manifest["input"]["shape"] = [1, 3, 256, 256]
+    manifest["input"]["name"] = "pixels"
     _write_manifest(good, manifest)
     for command in ("validate", "bench"):
         assert_refused(edgevit(command, str(good)), "the program's input is input [1, 3, 224, 224]",
-                       "its manifest says input [1, 3, 256, 256]")
+                       "its manifest says pixels [1, 3, 224, 224]")
+    manifest["input"]["shape"] = [1, 3, 256, 256]  # not the model's input size: refused before the program is read
+    _write_manifest(good, manifest)
+    assert_refused(edgevit("bench", str(good)), "input.shape is [1, 3, 256, 256]", "swiftformer-xs takes [batch, 3, "
+                   "224, 224]")
 
 
 @pytest.mark.parametrize("damage", ["no index", "truncated tensor"])

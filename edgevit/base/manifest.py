@@ -7,6 +7,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from edgevit.base.artifact_folder import MANIFEST_LIMIT, ArtifactFolder, check_artifact, parse_json, read_artifact_file
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.clock import utc_now_iso
 from edgevit.base.digest import sha256_of
@@ -50,16 +51,18 @@ def write_manifest(artifact: Path, manifest: dict) -> Path:
 
 def load_manifest(artifact: Path) -> dict:
     """The artifact's manifest as a JSON object, not checked against the schema: for readers that need only
-    a few keys of it (the iOS staging) and for ``read_manifest``, so both fail with the same messages."""
+    a few keys of it (the iOS staging) and for ``read_manifest``, so both fail with the same messages.
+
+    Read through the closed world (edgevit.base.artifact_folder): the manifest must be a regular file in the
+    artifact's folder, not a link, at most MANIFEST_LIMIT bytes and at most JSON_MAX_DEPTH deep.
+    """
+    folder = ArtifactFolder.of(Path(artifact))
     path = manifest_path(Path(artifact))
-    if not path.exists():
+    checked = folder.child(path)
+    if not checked.exists() and not checked.is_symlink():
         raise ArtifactError(f"{artifact} has no manifest ({path.name}); was it made by `edgevit convert`?")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"manifest {path} is not valid JSON ({exc}); re-run edgevit convert") from None
-    except OSError as exc:
-        raise ArtifactError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+    data = read_artifact_file(folder, path.name, "manifest", MANIFEST_LIMIT)
+    manifest = parse_json(data, f"manifest {path}", advice="re-run edgevit convert")
     if not isinstance(manifest, dict):
         raise ArtifactError(f"manifest {path} is not a JSON object (found {type(manifest).__name__}); "
                             "re-run edgevit convert")
@@ -69,8 +72,9 @@ def load_manifest(artifact: Path) -> dict:
 def read_manifest(artifact: Path) -> dict:
     """The artifact's manifest, checked against manifest_schema.json; refuses one whose publication is pending."""
     artifact = Path(artifact)
-    if not artifact.exists():
+    if not artifact.exists() and not artifact.is_symlink():
         raise ArtifactError(f"artifact not found: {artifact}")
+    check_artifact(artifact)
     manifest = load_manifest(artifact)
     check_manifest(manifest, manifest_path(artifact))
     return manifest

@@ -18,6 +18,7 @@ Times are means per iteration over the timed runs (warm-ups dropped); percents a
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 import warnings
@@ -29,6 +30,8 @@ import numpy as np
 
 from edgevit.base.errors import ArtifactError, UsageError
 from edgevit.base.native_output import native_stderr_to_log
+from edgevit.export.pte_check import MAX_INPUT_ELEMENTS, check_pte
+from edgevit.validate.runtimes import runtime_errors
 from edgevit.validate.threads import check_threads, onnxruntime_options, set_executorch_threads
 
 PROFILE_KIND = "edgevit-profile/1"
@@ -115,10 +118,20 @@ def _timed(raw: list[float], runs: int, iterations: int) -> tuple[float, int]:
     return float(sum(timed)) / iterations, calls
 
 
+def _check_input_sizes(path: Path, shapes: list[tuple[int, ...]]) -> None:
+    """The graph's declared inputs, before any is allocated: no larger than any model edgevit converts."""
+    for shape in shapes:
+        if any(d < 0 for d in shape) or math.prod(shape) > MAX_INPUT_ELEMENTS:
+            raise ArtifactError(f"{path.name} declares an input of shape {list(shape)} ({math.prod(shape):,} "
+                                f"elements), over the limit of {MAX_INPUT_ELEMENTS:,} (a batch of 64 at 512x512): "
+                                "larger than any model edgevit converts, refused before anything is allocated.")
+
+
 def _profile_pte(path: Path, threads: int, iterations: int, warmup: int) -> Profile:
     import torch
     from executorch.extension.pybindings.portable_lib import _load_for_executorch
 
+    check_pte(path)  # header, then a child-process load: a malformed program cannot crash this process
     set_executorch_threads(threads)
     with native_stderr_to_log():
         try:  # a file that is no program can still "load": its forward's metadata is then what fails
@@ -127,10 +140,13 @@ def _profile_pte(path: Path, threads: int, iterations: int, warmup: int) -> Prof
         except RuntimeError as exc:
             raise ArtifactError(f"{path}: ExecuTorch cannot load it as a program with a forward method "
                                 f"({exc})") from None
-    inputs = [torch.randn(tuple(meta.input_tensor_meta(i).sizes())) for i in range(meta.num_inputs())]
-    runs = warmup + iterations
-    for _ in range(runs):
-        module.forward(inputs)
+    shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+    _check_input_sizes(path, shapes)
+    with runtime_errors("ExecuTorch", "running", path):
+        inputs = [torch.randn(shape) for shape in shapes]
+        runs = warmup + iterations
+        for _ in range(runs):
+            module.forward(inputs)
     with tempfile.TemporaryDirectory(prefix="edgevit-etdump-") as tmp:
         etdump = Path(tmp) / "run.etdp"
         module.write_etdump_result_to_file(str(etdump))
@@ -187,9 +203,12 @@ def _profile_onnx(path: Path, threads: int, iterations: int, warmup: int) -> Pro
             if not all(isinstance(d, int) for d in arg.shape):
                 raise ArtifactError(f"{path.name}: input {arg.name} has a symbolic shape {arg.shape}; profile "
                                     "needs a static one (edgevit convert exports static shapes)")
-            feeds[arg.name] = np.random.default_rng(0).standard_normal(arg.shape).astype(np.float32)
-        for _ in range(warmup + iterations):
-            session.run(None, feeds)
+        _check_input_sizes(path, [tuple(arg.shape) for arg in session.get_inputs()])
+        with runtime_errors("onnxruntime", "running", path):
+            for arg in session.get_inputs():
+                feeds[arg.name] = np.random.default_rng(0).standard_normal(arg.shape).astype(np.float32)
+            for _ in range(warmup + iterations):
+                session.run(None, feeds)
         trace = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
     return _parse_ort_trace(path.name, trace, threads, warmup, iterations)
 

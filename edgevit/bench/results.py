@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from edgevit.base.artifact_folder import MiB, parse_json, read_regular_file
 from edgevit.base.errors import SchemaError
 from edgevit.base.schema_check import document_problem, json_path
 
@@ -33,6 +34,10 @@ V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak", "inter
 V3_RESULT_FIELDS = ("peak_note",)
 V3_DEVICE_FIELDS = ("cpu_model", "isa")
 OLDER_SCHEMAS = {1: SCHEMA_V1_PATH, 2: SCHEMA_V2_PATH}
+# What one report reads: a results file of at most RESULTS_FILE_LIMIT bytes (about 120,000 results of ~1 KB; refused
+# unread above it) and at most MAX_REPORT_RESULTS results in all (50,000 take under a minute: test_report_scale.py).
+RESULTS_FILE_LIMIT = 128 * MiB
+MAX_REPORT_RESULTS = 50_000
 
 # Each loaded result carries where it came from under this key (not a schema field, so it cannot clash):
 # {"file": str, "harness": "host" | "ios" | "android", "created": str}.
@@ -73,21 +78,14 @@ def validate_document(doc: Any, source: str) -> None:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """A results file as JSON: a regular file (never a FIFO or device) of at most RESULTS_FILE_LIMIT bytes, nested at
+    most JSON_MAX_DEPTH deep, both checked before it is parsed (edgevit.base.artifact_folder)."""
+    if not path.exists() and not path.is_symlink():
         raise SchemaError(f"{path}: results file not found; pass a file written by `edgevit bench` "
-                          "or a device harness.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise SchemaError(f"{path}: cannot read results file: {reason}.") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SchemaError(
-            f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
-            "the file is corrupt or truncated, re-run the harness that wrote it."
-        ) from None
+                          "or a device harness.")
+    data = read_regular_file(path, "results file", RESULTS_FILE_LIMIT, error=SchemaError)
+    return parse_json(data, str(path), error=SchemaError, advice="the file is corrupt or truncated, re-run the "
+                      "harness that wrote it")
 
 
 def load_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -100,6 +98,11 @@ def load_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
     for path in paths:
         path = Path(path)
         doc = _read_json(path)
+        results = doc.get("results") if isinstance(doc, dict) else None
+        if isinstance(results, list) and len(loaded) + len(results) > MAX_REPORT_RESULTS:
+            raise SchemaError(f"{path}: with it the report would hold {len(loaded) + len(results):,} results, over the "
+                              f"limit of {MAX_REPORT_RESULTS:,} one report reads; split the files into several "
+                              "reports (`edgevit report` on fewer files).")
         validate_document(doc, str(path))
         source = {"file": str(path), "harness": doc["harness"], "created": doc["created"]}
         # A shallow copy per result (the parsed document is ours alone) and one source dict per file: memory

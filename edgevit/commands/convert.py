@@ -118,12 +118,13 @@ def _say_quantized_parity(artifacts) -> None:
 
 def run_validate(artifact: Path, device_outputs: str | None, quiet: bool, runtime: str | None = None, *,
                  wide: bool = False, json_path: str | None = None, min_psnr: float | None = None,
-                 calibration: str | None = None) -> int:
+                 calibration: str | None = None, weights: str | None = None) -> int:
     from edgevit.api import validate
 
     warnings.filterwarnings("ignore")
     progress_printer(quiet)(f"validating {artifact}")
-    result = validate(artifact, device_outputs, runtime=runtime, min_psnr=min_psnr, calibration=calibration)
+    result = validate(artifact, device_outputs, runtime=runtime, min_psnr=min_psnr, calibration=calibration,
+                      weights=weights)
     print_parity([result], wide, json_path)
     from edgevit.base.manifest import read_manifest
 

@@ -12,7 +12,7 @@ import contextlib
 import io
 from pathlib import Path
 
-from edgevit.base.digest import sha256_of
+from edgevit.base.artifact_folder import artifact_sha256
 from edgevit.base.errors import ArtifactError
 from edgevit.base.naming import artifact_name, manifest_path
 
@@ -28,8 +28,29 @@ def check_identity(artifact: Path, manifest: dict) -> None:
         )
 
 
+ARTIFACT_MAX_BATCH = 256  # convert writes batch 1; bench exports its own batch-N forms and never reads them back
+
+
+def check_against_spec(artifact: Path, manifest: dict) -> None:
+    """The manifest's input shape and labels against the model's own spec (the registry, not the artifact), before any
+    tensor is allocated from them: [batch <= ARTIFACT_MAX_BATCH, *spec.input_size], the spec's labels."""
+    from edgevit.models.registry import get_spec
+
+    spec = get_spec(manifest["model"])
+    shape = manifest["input"]["shape"]
+    expected = list(spec.input_size)
+    if not (len(shape) == len(expected) + 1 and shape[1:] == expected and 1 <= shape[0] <= ARTIFACT_MAX_BATCH):
+        raise ArtifactError(
+            f"{manifest_path(artifact).name}: input.shape is {shape}, but {spec.name} takes [batch, "
+            f"{', '.join(map(str, expected))}] with batch between 1 and {ARTIFACT_MAX_BATCH}: refused before anything "
+            "is allocated. Re-run edgevit convert.")
+    if manifest.get("labels") != spec.labels:
+        raise ArtifactError(f"{manifest_path(artifact).name}: labels is {manifest.get('labels')!r}, but {spec.name} "
+                            f"predicts {spec.labels}. Re-run edgevit convert.")
+
+
 def check_hash(artifact: Path, manifest: dict) -> None:
-    if sha256_of(artifact) != manifest["sha256"]:
+    if artifact_sha256(artifact) != manifest["sha256"]:
         raise ArtifactError(f"{artifact} does not match its manifest (sha256 differs): modified or corrupt. "
                             "Re-run edgevit convert.")
 
@@ -60,6 +81,9 @@ def _onnx_input(artifact: Path) -> tuple[str | None, list[int | None]]:
 
 
 def _pte_input(artifact: Path) -> tuple[str | None, list[int | None]]:
+    from edgevit.export.pte_check import check_pte
+
+    check_pte(artifact)  # ExecuTorch aborts on some malformed files: checked (in a child process) before it loads here
     from executorch.runtime import Runtime
 
     with contextlib.redirect_stderr(io.StringIO()):
@@ -94,7 +118,8 @@ def check_input_spec(artifact: Path, manifest: dict) -> None:
 
 
 def verify_artifact(artifact: Path, manifest: dict) -> None:
-    """All three checks, cheapest first."""
+    """All four checks, cheapest first."""
     check_identity(artifact, manifest)
+    check_against_spec(artifact, manifest)
     check_hash(artifact, manifest)
     check_input_spec(artifact, manifest)

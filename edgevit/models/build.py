@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from edgevit.base.errors import WeightsError
-from edgevit.models.checkpoints import load_weights, sha256_of
+from edgevit.models.checkpoints import CHECKPOINT_LIMIT, load_weights, read_checkpoint, sha256_hex
 from edgevit.models.random_init import exercise_weights
 from edgevit.models.registry import ModelSpec
 
@@ -37,6 +37,7 @@ class WeightsInfo:
     file: str | None = None
     license: str | None = None
     tag: str | None = None  # timm's name of the weights, "swiftformer_xs.dist_in1k"
+    size: int | None = None  # bytes of the checkpoint file; a re-validation reads no more than this
 
     def describe(self) -> str:
         if self.source == "checkpoint":
@@ -54,42 +55,73 @@ class WeightsInfo:
 
 
 def build_model(spec: ModelSpec, options: dict[str, str] | None = None, weights: Path | None = None,
-                init: str = "exercised", seed: int = 0,
-                pretrained: HubWeights | None = None) -> tuple[nn.Module, WeightsInfo]:
-    """The eval-mode original model and a record of where its weights came from."""
+                init: str = "exercised", seed: int = 0, pretrained: HubWeights | None = None, *,
+                data: bytes | None = None) -> tuple[nn.Module, WeightsInfo]:
+    """The eval-mode original model and a record of where its weights came from (``data``: the checkpoint's
+    bytes when the caller has read and hashed them already, so what is parsed is what was hashed)."""
     if init not in INITS:
         raise WeightsError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     torch.manual_seed(seed)
     model = spec.build(**(options or {}))
     if pretrained is not None:
-        sha = load_weights(model, spec, pretrained.path)
+        sha = load_weights(model, spec, pretrained.path, data)
         if sha != pretrained.sha256:  # changed between the hash check and the load: refuse, as validate would
             raise WeightsError(f"{pretrained.path} changed while it was being loaded; run again")
         return model.eval(), WeightsInfo("pretrained", str(pretrained.path), sha, repo=pretrained.repo,
                                          revision=pretrained.revision, file=pretrained.file,
                                          license=pretrained.license, tag=pretrained.tag)
     if weights is not None:
-        sha = load_weights(model, spec, Path(weights))
-        return model.eval(), WeightsInfo("checkpoint", str(Path(weights).resolve()), sha)
+        if data is None:
+            data = read_checkpoint(Path(weights))
+        sha = load_weights(model, spec, Path(weights), data)
+        return model.eval(), WeightsInfo("checkpoint", str(Path(weights).resolve()), sha, size=len(data))
     if init == "exercised":
         exercise_weights(model, seed=seed, input_size=spec.input_size)
     return model.eval(), WeightsInfo("random-init", init=init, seed=seed)
 
 
-def rebuild_from_manifest(spec: ModelSpec, manifest: dict) -> nn.Module:
-    """The original model an artifact was converted from; refuses a checkpoint that changed since."""
+def rebuild_from_manifest(spec: ModelSpec, manifest: dict, weights: Path | None = None) -> nn.Module:
+    """The original model an artifact was converted from; refuses a checkpoint that changed since.
+
+    The checkpoint path a manifest records lies outside the artifact by nature, and the manifest may come from
+    anyone: it is opened only as a regular file within the recorded size (at most CHECKPOINT_LIMIT), hashed before
+    it is parsed, and a missing, unreadable or different file gets one and the same message, so the message tells
+    nothing about what exists at that path. ``weights`` (``validate --weights FILE``) replaces the recorded path.
+    """
     info = manifest["weights"]
     if info["source"] == "pretrained":
+        if weights is not None:
+            raise WeightsError(f"{manifest.get('artifact', 'this artifact')} was converted from the hub's weights "
+                               f"({info.get('repo')}): --weights does not apply; drop it (edgevit finds the file in "
+                               "the hub cache).")
         return _rebuild_pretrained(spec, manifest)
-    if info["source"] == "checkpoint":
-        path = Path(info["path"])
-        if not path.exists():
-            raise WeightsError(f"the checkpoint this artifact was converted from is gone: {path}")
-        if sha256_of(path) != info["sha256"]:
-            raise WeightsError(f"{path} changed since conversion (sha256 differs); re-run edgevit convert")
-        model, _ = build_model(spec, manifest.get("options"), weights=path)
-    else:
+    if info["source"] != "checkpoint":
+        if weights is not None:
+            raise WeightsError(f"{manifest.get('artifact', 'this artifact')} was converted from random-init weights "
+                               f"(seed {info['seed']}), not a checkpoint: --weights does not apply; drop it.")
         model, _ = build_model(spec, manifest.get("options"), init=info["init"], seed=info["seed"])
+        return model
+    size = info.get("size")
+    limit = min(size, CHECKPOINT_LIMIT) if isinstance(size, int) and size > 0 else CHECKPOINT_LIMIT
+    if weights is not None:
+        path = Path(weights)
+        data = read_checkpoint(path)  # the user's own file: the recorded size is compared through the hash
+        if sha256_hex(data) != info["sha256"]:
+            raise WeightsError(f"--weights {path} is not the checkpoint this artifact was converted from (its sha256 "
+                               f"differs from the manifest's {info['sha256'][:12]}...): pass that very file.")
+    else:
+        path = Path(info["path"])
+        try:
+            data = read_checkpoint(path, limit)
+        except WeightsError:
+            data = None
+        if data is None or sha256_hex(data) != info["sha256"]:
+            raise WeightsError(
+                f"the checkpoint recorded in the manifest (weights.path {path}) is not available as the file this "
+                f"artifact was converted from (sha256 {info['sha256'][:12]}...): it is missing, unreadable, not a "
+                "regular file, too large or different. Pass the original checkpoint with "
+                "`edgevit validate ARTIFACT --weights FILE`.")
+    model, _ = build_model(spec, manifest.get("options"), weights=path, data=data)
     return model
 
 
@@ -99,12 +131,13 @@ def _rebuild_pretrained(spec: ModelSpec, manifest: dict) -> nn.Module:
 
     info = manifest["weights"]
     path = cached_pretrained(info["repo"], info["file"], info["revision"])
-    sha = sha256_of(path)
+    data = read_checkpoint(path)  # a regular file within the limit, hashed before it is parsed
+    sha = sha256_hex(data)
     if sha != info["sha256"]:
         raise WeightsError(changed_message(path, info["repo"], hub_settings()[0],
                                            f"the manifest records sha256 {info['sha256'][:12]}..., the file has "
                                            f"{sha[:12]}..."))
     hub = HubWeights(path, info["repo"], info["revision"], info["file"], sha, info.get("license"), info.get("tag"),
                      cached=True)
-    model, _ = build_model(spec, manifest.get("options"), pretrained=hub)
+    model, _ = build_model(spec, manifest.get("options"), pretrained=hub, data=data)
     return model

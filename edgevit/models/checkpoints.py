@@ -8,6 +8,8 @@ prefixes). A checkpoint that does not fit is refused with the exact missing/unex
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from edgevit.base.digest import sha256_of
+from edgevit.base.artifact_folder import MiB, read_regular_file
+from edgevit.base.digest import sha256_of  # noqa: F401 - re-exported for edgevit.models.build's readers
 from edgevit.base.errors import WeightsError
 
 if TYPE_CHECKING:  # the registry's FastViT filter uses unwrap_state_dict: no import cycle at run time
@@ -24,42 +27,59 @@ if TYPE_CHECKING:  # the registry's FastViT filter uses unwrap_state_dict: no im
 
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_ema", "net")
 MAX_LISTED = 12
+CHECKPOINT_LIMIT = 4096 * MiB  # the largest zoo checkpoints are under 1 GiB; a file over this is refused unread
 
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since PyTorch 1.6
 PICKLE_PROTOCOL_2_PLUS = 0x80  # the legacy torch.save format is a pickle stream (protocol 2 or later)
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Finite tensors of a checkpoint file, unwrapped; refuses pickled code and explains corrupt files."""
+def read_checkpoint(path: Path, limit: int = CHECKPOINT_LIMIT) -> bytes:
+    """The bytes of a checkpoint file: a regular file (a FIFO or device is refused, never read) within ``limit``."""
+    path = Path(path)
     if not path.exists():
         raise WeightsError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise WeightsError(f"checkpoint path is a directory, expected a file: {path}")
-    tensors = _read_safetensors(path) if path.suffix == ".safetensors" else _read_torch(path)
+    return read_regular_file(path, "checkpoint", limit, error=WeightsError)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_state_dict(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """Finite tensors of a checkpoint, unwrapped; refuses pickled code and explains corrupt files.
+
+    ``data`` is the file's content when the caller has read (and hashed) it already: what is parsed is then
+    exactly what was hashed.
+    """
+    path = Path(path)
+    if data is None:
+        data = read_checkpoint(path)
+    tensors = _read_safetensors(path, data) if path.suffix == ".safetensors" else _read_torch(path, data)
     check_finite(tensors, path)
     return tensors
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def _read_safetensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     try:
-        return load_file(str(path))
+        return load(data)
     except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file ({exc}); is it truncated?") from None
 
 
-def _read_torch(path: Path) -> dict[str, torch.Tensor]:
-    with open(path, "rb") as fh:
-        head = fh.read(4)
+def _read_torch(path: Path, data: bytes) -> dict[str, torch.Tensor]:
+    head = data[:4]
     if not (head.startswith(ZIP_MAGIC) or head[:1] == bytes([PICKLE_PROTOCOL_2_PLUS])):
         raise WeightsError(f"{path} is not a PyTorch checkpoint: it is neither a torch.save zip archive nor a "
                            "legacy torch.save pickle (is it the right file, or truncated?). edgevit reads "
                            ".pth/.pt/.bin files written by torch.save and .safetensors files.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc).strip()
         first = text.splitlines()[0] if text else type(exc).__name__
@@ -71,7 +91,8 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
             f"edgevit only loads checkpoints with torch.load(weights_only=True) ({first}). Re-save it as a "
             "state_dict (torch.save(model.state_dict(), ...)) or as .safetensors from a trusted environment."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, AttributeError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, AttributeError,
+            MemoryError) as exc:
         raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); "
                            "is it truncated or corrupt?") from None
     return unwrap_state_dict(obj, path)
@@ -110,10 +131,13 @@ def unwrap_state_dict(obj: object, source: object = "the checkpoint") -> dict[st
     return tensors
 
 
-def load_weights(model: nn.Module, spec: ModelSpec, path: Path) -> str:
-    """Load ``path`` into ``model`` strictly (after the spec's key remapping); returns the file's SHA-256."""
+def load_weights(model: nn.Module, spec: ModelSpec, path: Path, data: bytes | None = None) -> str:
+    """Load ``path`` (or its already read bytes ``data``) into ``model`` strictly (after the spec's key remapping);
+    returns the SHA-256 of the bytes that were parsed."""
     path = Path(path)
-    state = read_state_dict(path)
+    if data is None:
+        data = read_checkpoint(path)
+    state = read_state_dict(path, data)
     if spec.checkpoint_filter is not None:
         try:
             state = spec.checkpoint_filter(state, model)
@@ -122,7 +146,7 @@ def load_weights(model: nn.Module, spec: ModelSpec, path: Path) -> str:
                                f"({type(exc).__name__}: {exc})") from None
     check_fits(model, state, spec.name, path)
     model.load_state_dict(state, strict=True)
-    return sha256_of(path)
+    return sha256_hex(data)
 
 
 def check_fits(model: nn.Module, state: dict[str, torch.Tensor], model_name: str, path: Path) -> None:

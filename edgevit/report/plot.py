@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+from edgevit.base.errors import EdgevitError
 from edgevit.report.plot_labels import declutter, label_models, marker_boxes
 from edgevit.report.series import ParetoData, Series, XAxis, not_plotted_lines
 
@@ -121,7 +122,24 @@ def _plotted_panels(series: Sequence[Series]) -> tuple[dict[tuple[str, ...], lis
 
 
 def render_plot(data: ParetoData, x_axis: XAxis) -> bytes:
-    """The Pareto plot as PNG bytes: one panel per device (latencies differ by orders of magnitude)."""
+    """The Pareto plot as PNG bytes: one panel per device (latencies differ by orders of magnitude).
+
+    Model and device names come from results files, which anyone may have written: they are drawn as typed
+    (matplotlib's mathtext off, so ``$x$`` in a name is text, not a formula), and a failure to draw is one
+    EdgevitError, not a traceback.
+    """
+    import matplotlib
+
+    try:
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return _render_plot(data, x_axis)
+    except (MemoryError, ValueError, RuntimeError, OverflowError) as exc:
+        text = " ".join(str(exc).split())[:300]
+        raise EdgevitError(f"the Pareto plot could not be drawn ({type(exc).__name__}: {text}); check the model and "
+                           "device names in the results files, or report fewer results at once.") from None
+
+
+def _render_plot(data: ParetoData, x_axis: XAxis) -> bytes:
     panels, omitted = _plotted_panels(data.series)
     variants = dict.fromkeys(s.variant for series in panels.values() for s in series)
     style = {v: (_COLORS[n % len(_COLORS)], _MARKERS[n // len(_COLORS) % len(_MARKERS)])

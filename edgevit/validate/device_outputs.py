@@ -10,7 +10,6 @@ holds exactly what edgevit regenerates, so a dishonest one only makes the device
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -104,10 +103,10 @@ def read_device_outputs(device_file: Path) -> dict:
     their missing keys filled in. Each output's values become a float32 array under ``"array"``. Raises
     ArtifactError saying which key of which file is wrong.
     """
-    try:
-        data = json.loads(Path(device_file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"cannot read device outputs {device_file}: {exc}") from None
+    from edgevit.base.artifact_folder import MiB, parse_json, read_regular_file
+
+    raw = read_regular_file(Path(device_file), "device-outputs file", 64 * MiB)  # a regular file, bounded, no FIFO
+    data = parse_json(raw, f"device outputs {device_file}", advice="re-run the harness that wrote it")
     if not isinstance(data, dict):
         raise ArtifactError(f"{device_file} must hold a JSON object (an {DEVICE_OUTPUTS_FORMAT} file)")
     fmt = data.get("format")

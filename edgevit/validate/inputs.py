@@ -11,6 +11,7 @@ as raw little-endian float32 (``.f32``) for tensor-input artifacts.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -21,6 +22,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from edgevit.base.artifact_folder import (
+    BUNDLE_IMAGE_LIMIT,
+    BUNDLE_TENSOR_LIMIT,
+    INDEX_LIMIT,
+    ArtifactFolder,
+    parse_json,
+    read_artifact_file,
+)
 from edgevit.base.errors import ArtifactError
 
 if TYPE_CHECKING:  # the registry imports timm; reading a bundle does not need it
@@ -29,6 +38,8 @@ if TYPE_CHECKING:  # the registry imports timm; reading a bundle does not need i
 BUNDLE_FORMAT = "edgevit-validation/1"
 N_RANDOM = 2
 N_NOISE = 2
+MAX_BUNDLE_INPUTS = 64  # edgevit writes 16 (4 photos, each whole and halved, 2 random tensors, 2 noise images)
+MAX_BUNDLE_IMAGE_PIXELS = 4096 * 4096
 
 
 def sample_photo_paths() -> list[Path]:
@@ -136,9 +147,15 @@ def write_bundle(inputs: list[ValidationInput], folder: Path, output_shape: tupl
 
 
 def read_bundle(folder: Path) -> list[ValidationInput]:
-    """The bundle's inputs; a missing, malformed or truncated part is an ArtifactError that names it."""
+    """The bundle's inputs; a missing, malformed or truncated part is an ArtifactError that names it.
+
+    Read through the closed world (edgevit.base.artifact_folder): the bundle is a real folder beside its artifact,
+    every file it names is inside it (no absolute path, no '..', no link), a regular file, and exactly as large as
+    its declared shape (each tensor at most BUNDLE_TENSOR_LIMIT bytes, at most MAX_BUNDLE_INPUTS of them).
+    """
     folder = Path(folder)
-    index = _read_index(folder)
+    bundle = ArtifactFolder(ArtifactFolder.of(folder).child(folder))
+    index = _read_index(folder, bundle)
     inputs = []
     for i, entry in enumerate(index["inputs"]):
         where = f"{folder.name}/index.json inputs[{i}]"
@@ -147,39 +164,57 @@ def read_bundle(folder: Path) -> list[ValidationInput]:
                 and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in entry["shape"])
                 and (entry.get("image") is None or isinstance(entry["image"], str))):
             raise _bundle_error(folder, f"{where} is malformed (needs name, tensor, shape of positive ints, image)")
-        tensor_file = folder / entry["tensor"]
         expected = 4 * math.prod(entry["shape"])
-        size = tensor_file.stat().st_size if tensor_file.is_file() else None
-        if size != expected:
-            found = "is missing" if size is None else f"has {size} bytes, not {expected}"
-            raise _bundle_error(folder, f"{entry['tensor']} {found} (shape {entry['shape']} as float32): truncated")
-        data = np.fromfile(tensor_file, dtype="<f4").reshape(entry["shape"])
+        if expected > BUNDLE_TENSOR_LIMIT:
+            raise _bundle_error(folder, f"{where} declares shape {entry['shape']} ({expected:,} bytes as float32), "
+                                f"over the {BUNDLE_TENSOR_LIMIT:,}-byte limit for a validation tensor")
+        tensor_file = bundle.path(entry["tensor"])
+        if not tensor_file.exists() and not tensor_file.is_symlink():
+            raise _bundle_error(folder, f"{entry['tensor']} is missing (shape {entry['shape']} as float32)")
+        try:
+            raw = read_artifact_file(bundle, entry["tensor"], "validation tensor", BUNDLE_TENSOR_LIMIT,
+                                     exact=expected)
+        except ArtifactError as exc:
+            raise _bundle_error(folder, f"{entry['tensor']} (shape {entry['shape']} as float32): {exc}") from None
+        data = np.frombuffer(raw, dtype="<f4").reshape(entry["shape"])
         if not np.isfinite(data).all():
             raise _bundle_error(folder, f"{entry['tensor']} holds NaN or infinite values")
         image = None
         if entry.get("image"):
-            try:
-                with Image.open(folder / entry["image"]) as img:
-                    image = img.convert("RGB")
-            except (OSError, ValueError) as exc:
-                raise _bundle_error(folder, f"{entry['image']} is not a readable image ({exc})") from None
+            image = _read_image(bundle, entry["image"], folder)
         inputs.append(ValidationInput(entry["name"], torch.from_numpy(data.copy()), image))
     return inputs
 
 
-def _read_index(folder: Path) -> dict:
+def _read_image(bundle: ArtifactFolder, name: str, folder: Path) -> Image.Image:
+    raw = read_artifact_file(bundle, name, "validation image", BUNDLE_IMAGE_LIMIT)
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            if img.width * img.height > MAX_BUNDLE_IMAGE_PIXELS:
+                raise _bundle_error(folder, f"{name} is {img.width}x{img.height} pixels, over the "
+                                    f"{MAX_BUNDLE_IMAGE_PIXELS:,}-pixel limit for a validation image")
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise _bundle_error(folder, f"{name} is not a readable image ({exc})") from None
+
+
+def _read_index(folder: Path, bundle: ArtifactFolder) -> dict:
     if not folder.is_dir():
         raise _bundle_error(folder, "the folder is missing")
+    index_file = bundle.path("index.json")
+    if not index_file.exists() and not index_file.is_symlink():
+        raise _bundle_error(folder, "index.json is missing")
     try:
-        index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _bundle_error(folder, "index.json is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bundle_error(folder, f"index.json is not readable JSON ({exc})") from None
+        index = parse_json(read_artifact_file(bundle, "index.json", "index.json", INDEX_LIMIT), "index.json")
+    except ArtifactError as exc:
+        raise _bundle_error(folder, str(exc)) from None
     if not isinstance(index, dict) or index.get("format") != BUNDLE_FORMAT:
         raise _bundle_error(folder, f"index.json is not an {BUNDLE_FORMAT} index")
     if not isinstance(index.get("inputs"), list) or not index["inputs"]:
         raise _bundle_error(folder, "index.json lists no inputs")
+    if len(index["inputs"]) > MAX_BUNDLE_INPUTS:
+        raise _bundle_error(folder, f"index.json lists {len(index['inputs'])} inputs, over the limit of "
+                            f"{MAX_BUNDLE_INPUTS}")
     return index
 
 

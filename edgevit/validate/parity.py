@@ -187,7 +187,7 @@ def _judge_fp32(subject: Subject, artifact: Path, manifest: dict):
 
     runner = open_runner(artifact, manifest)
     inputs = subject.inputs
-    actual = np.concatenate([runner.run(item.tensor) for item in inputs])
+    actual = np.concatenate([runner.checked_run(item.tensor) for item in inputs])
     reference = original_logits(subject.original, inputs)
     fidelity = judge_outputs(reference, actual, FP32_BOUND, f"{runner.runtime} vs the original model (fp32)",
                              FP32_DERIVATION)
@@ -242,7 +242,7 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
         from edgevit.validate.runtimes import CoreMLRunner
 
         runner = CoreMLRunner(artifact, manifest)
-        actual = np.log(np.clip(np.concatenate([runner.run(i.tensor, i.image) for i in inputs]), 1e-30, None))
+        actual = np.log(np.clip(np.concatenate([runner.checked_run(i.tensor, i.image) for i in inputs]), 1e-30, None))
         reference = torch.log_softmax(torch.from_numpy(reference), -1).numpy()
     expected = {}
     if label == MIL_REFERENCE:

@@ -71,7 +71,7 @@ def judge_int8(subject, artifact: Path, manifest: dict):
     calibration = calibration_for(subject, manifest)
     inputs = subject.inputs
     runner = open_runner(artifact, manifest)
-    actual = np.concatenate([runner.run(item.tensor) for item in inputs])
+    actual = np.concatenate([runner.checked_run(item.tensor) for item in inputs])
     reference = original_logits(subject.original, inputs)
     example = torch.randn((1, *subject.spec.input_size), generator=torch.Generator().manual_seed(0))
     if target_of(artifact) == "onnx":

@@ -8,15 +8,17 @@ benchmark record as "not run: <reason>" — never as a pass or a number.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from edgevit.base.errors import EdgevitError
+from edgevit.base.errors import ArtifactError, EdgevitError
 from edgevit.base.naming import target_of
 from edgevit.base.native_output import native_stderr_to_log
 
@@ -24,8 +26,47 @@ MIL_REFERENCE = "mil-reference"
 COREML_RUNTIMES = ("coreml", MIL_REFERENCE)
 
 
+LABEL_CLASSES = {"imagenet-1k": 1000}
+
+
 class RuntimeUnavailable(Exception):
     """This host has no runtime for the artifact (e.g. CoreML on Linux)."""
+
+
+class RuntimeFailure(ArtifactError):
+    """The runtime refused or failed on the artifact (onnxruntime, ExecuTorch, coremltools, the interpreter, or memory):
+    one paragraph naming the artifact, the step and the runtime's own words, instead of its traceback."""
+
+
+@contextlib.contextmanager
+def runtime_errors(runtime: str, step: str, artifact: Path | str) -> Iterator[None]:
+    """Turn whatever a runtime raises while loading or running an artifact into RuntimeFailure (exit 2).
+
+    RuntimeUnavailable ("not run") and edgevit's own errors pass through unchanged.
+    """
+    try:
+        yield
+    except (RuntimeUnavailable, EdgevitError):
+        raise
+    except MemoryError:
+        raise RuntimeFailure(f"{runtime} ran out of memory {step} {Path(artifact).name}: the program asks for more "
+                             "than this host can give (an input or intermediate larger than the model's spec). "
+                             "Re-run edgevit convert, or check where the artifact came from.") from None
+    except Exception as exc:  # noqa: BLE001 - runtimes raise their own exception types (pybind11, onnxruntime)
+        text = " ".join(str(exc).split())[:600] or type(exc).__name__
+        raise RuntimeFailure(f"{runtime} failed {step} {Path(artifact).name} ({type(exc).__name__}: {text}). The "
+                             "artifact is corrupt or is not a program edgevit convert made for this model; re-run "
+                             "edgevit convert.") from None
+
+
+def check_output(out: np.ndarray, batch: int, classes: int | None, runtime: str, artifact: Path | str) -> np.ndarray:
+    """The program's output must be one row of ``classes`` scores per input: otherwise nothing can be compared."""
+    if out.ndim != 2 or out.shape[0] != batch or (classes is not None and out.shape[1] != classes):
+        want = f"({batch}, {classes if classes is not None else 'classes'})"
+        raise RuntimeFailure(f"{Path(artifact).name} returned an output of shape {tuple(out.shape)} in {runtime}, "
+                             f"not {want} as the model's spec says: it is not the model its manifest names. "
+                             "Re-run edgevit convert.")
+    return out
 
 
 class Runner:
@@ -35,9 +76,17 @@ class Runner:
     backend: str | None = None
     load_ms: float = 0.0
     threads: int | None = None  # the thread count it runs with, where this runner sets or can read it
+    classes: int | None = None  # scores per input the model's labels imply (open_runner sets it)
+    path: Path | str = ""
 
     def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
         raise NotImplementedError
+
+    def checked_run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
+        """``run``, any runtime error as RuntimeFailure, and an output that is one row of scores per input."""
+        with runtime_errors(self.runtime, "running", self.path):
+            out = self.run(tensor, image)
+        return check_output(out, tensor.shape[0], self.classes, self.runtime, self.path)
 
 
 class ExecuTorchRunner(Runner):
@@ -46,7 +95,10 @@ class ExecuTorchRunner(Runner):
     def __init__(self, path: Path, backend: str | None, threads: int | None = None):
         from executorch.runtime import Runtime
 
+        from edgevit.export.pte_check import check_pte
         from edgevit.validate.threads import executorch_threads, set_executorch_threads
+
+        check_pte(path)  # before the runtime sees it: a file ExecuTorch would abort on never reaches it
 
         if backend == "coreml" and platform.system() != "Darwin":
             # open_runner sends it to PteCoreMLReferenceRunner here; ExecuTorch itself cannot run the delegate
@@ -56,13 +108,15 @@ class ExecuTorchRunner(Runner):
         if threads is not None:
             set_executorch_threads(threads)  # before load_method: XNNPACK takes the pool when it initialises
         self.threads = executorch_threads()
+        self.path = path
         start = time.perf_counter()
-        with native_stderr_to_log():  # cpuinfo's console lines on first load go to a log, not the terminal
+        with native_stderr_to_log(), runtime_errors("ExecuTorch", "loading", path):
             self._method = Runtime.get().load_program(str(path)).load_method("forward")
         self.load_ms = (time.perf_counter() - start) * 1e3
 
     def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
-        return self._method.execute([tensor.contiguous()])[0].numpy().astype(np.float32)
+        with runtime_errors("ExecuTorch", "running", self.path):
+            return self._method.execute([tensor.contiguous()])[0].numpy().astype(np.float32)
 
 
 class OnnxRunner(Runner):
@@ -76,13 +130,16 @@ class OnnxRunner(Runner):
 
         options = onnxruntime_options(threads) if threads is not None else None  # None: onnxruntime's default
         self.threads = threads
+        self.path = path
         start = time.perf_counter()
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with runtime_errors("onnxruntime", "loading", path):
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
         self.load_ms = (time.perf_counter() - start) * 1e3
-        self._input = self._session.get_inputs()[0].name
 
     def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:
-        return self._session.run(None, {self._input: tensor.numpy()})[0].astype(np.float32)
+        with runtime_errors("onnxruntime", "running", self.path):
+            return self._session.run(None, {self._input: tensor.numpy()})[0].astype(np.float32)
 
 
 class _PredictRunner(Runner):
@@ -115,7 +172,8 @@ class CoreMLRunner(_PredictRunner):
         import coremltools as ct
 
         start = time.perf_counter()
-        self._model = ct.models.MLModel(str(path))
+        with runtime_errors("coremltools", "loading", path):
+            self._model = ct.models.MLModel(str(path))
         self.load_ms = (time.perf_counter() - start) * 1e3
         self._input = manifest["input"]
         self._output = manifest["output"]
@@ -136,7 +194,8 @@ class MilReferenceRunner(_PredictRunner):
         from edgevit.mil import MilModel
 
         start = time.perf_counter()
-        self._model = MilModel(path)
+        with runtime_errors(MIL_REFERENCE, "loading", path):
+            self._model = MilModel(path)
         self.load_ms = (time.perf_counter() - start) * 1e3
         missing = self._model.unsupported()  # before any input runs: "not run", naming the op and the layer
         if missing is not None:
@@ -181,7 +240,9 @@ class PteCoreMLReferenceRunner(Runner):
         except (CompiledCoreMLModelError, UncomposablePartitionsError) as exc:
             self._workdir.cleanup()
             raise RuntimeUnavailable(str(exc)) from None
-        self._models = {p.delegate_index: MilModel(p.package, precision=precision) for p in self._forward.partitions}
+        with runtime_errors(MIL_REFERENCE, "loading", path):
+            self._models = {p.delegate_index: MilModel(p.package, precision=precision)
+                            for p in self._forward.partitions}
         self.load_ms = (time.perf_counter() - start) * 1e3
         for partition in self._forward.partitions:
             if partition.function not in (None, "main"):
@@ -232,6 +293,13 @@ def open_runner(artifact: Path, manifest: dict, runtime: str | None = None, thre
     macOS and, elsewhere or with runtime "mil-reference", as its extracted ML programs in the interpreter.
     ``threads`` sets the ExecuTorch / onnxruntime thread count (edgevit.validate.threads); None keeps theirs.
     """
+    runner = _open_runner(artifact, manifest, runtime, threads)
+    runner.path = artifact
+    runner.classes = LABEL_CLASSES.get(manifest.get("labels"))
+    return runner
+
+
+def _open_runner(artifact: Path, manifest: dict, runtime: str | None, threads: int | None) -> Runner:
     target = target_of(artifact)
     coreml_pte = target == "executorch" and manifest.get("backend") == "coreml"
     if runtime is not None and target != "coreml" and not (coreml_pte and runtime == MIL_REFERENCE):

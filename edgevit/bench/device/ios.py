@@ -17,6 +17,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgevit.base.artifact_folder import (
+    INDEX_LIMIT,
+    ArtifactFolder,
+    check_artifact,
+    copy_artifact_part,
+    parse_json,
+    read_artifact_file,
+)
 from edgevit.base.atomic import write_text_atomic
 from edgevit.base.clock import utc_now_iso
 from edgevit.base.errors import ArtifactError, EdgevitError, OutputError
@@ -84,10 +92,12 @@ def _check_bundle(bundle: Path) -> bool:
         return False
     index = bundle / "index.json"
     try:
-        fmt = json.loads(index.read_text(encoding="utf-8")).get("format")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        folder = ArtifactFolder(ArtifactFolder.of(bundle).child(bundle))
+        doc = parse_json(read_artifact_file(folder, "index.json", "index.json", INDEX_LIMIT), str(index))
+    except ArtifactError as exc:
         raise ArtifactError(f"validation inputs {bundle} have no readable index.json ({exc}); "
                             "re-run `edgevit convert`") from None
+    fmt = doc.get("format") if isinstance(doc, dict) else None
     if fmt != VALIDATION_FORMAT:
         raise ArtifactError(f"{index} is {fmt!r}, not {VALIDATION_FORMAT}; re-run `edgevit convert`")
     return True
@@ -105,6 +115,7 @@ def find_artifacts(artifacts_dir: Path) -> list[dict]:
         kind = kind_of(path)
         if kind not in KINDS or path.name.startswith("."):  # .tmp-* are exports in progress
             continue
+        check_artifact(path)  # not a link, regular files only: nothing from outside the folder is staged
         if kind == "pte" and not path.is_file() or kind != "pte" and not path.is_dir():
             raise ArtifactError(f"{path} is not a valid {kind} (expected a {'file' if kind == 'pte' else 'folder'})")
         manifest = _read_manifest(path)
@@ -147,10 +158,9 @@ def _make_temp_beside(out_dir: Path) -> Path:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    if src.is_dir():
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".DS_Store"))
-    else:
-        shutil.copy2(src, dst)
+    """An artifact, manifest or bundle into the app, through the closed world: no link is followed, only regular
+    files are copied (edgevit.base.artifact_folder.copy_artifact_part)."""
+    copy_artifact_part(src, dst)
 
 
 def _publish(tmp: Path, out_dir: Path) -> None:

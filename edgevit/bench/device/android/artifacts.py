@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgevit.base.artifact_folder import check_artifact
 from edgevit.base.errors import ArtifactError
 from edgevit.base.naming import EXTENSIONS, bundle_path, manifest_path, stem_of
 
@@ -31,11 +32,16 @@ def check_artifacts(artifacts: Sequence[Path]) -> list[Path]:
         if artifact.suffix != PTE:
             raise ArtifactError(f"{artifact}: the Android harness runs ExecuTorch .pte artifacts only "
                                 "(CoreML .mlpackage runs with ios_harness/, ONNX on the host).")
-        if not artifact.is_file():
+        if not artifact.is_file() and not artifact.is_symlink():
             raise ArtifactError(f"artifact not found: {artifact}")
+        check_artifact(artifact)  # adb push copies what it is given: no link, no FIFO or device goes to the phone
         manifest = manifest_path(artifact)
-        if not manifest.is_file():
+        if not manifest.is_file() and not manifest.is_symlink():
             raise ArtifactError(f"{artifact} has no manifest ({manifest.name}); was it made by `edgevit convert`?")
+        check_artifact(manifest)
+        bundle = bundle_path(artifact)
+        if bundle.exists() or bundle.is_symlink():
+            check_artifact(bundle)
         if artifact.name in names:
             raise ArtifactError(f"two artifacts are both named {artifact.name} ({names[artifact.name]} and "
                                 f"{artifact}); the phone keeps them in one folder, so benchmark them separately.")

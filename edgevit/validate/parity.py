@@ -32,7 +32,6 @@ from edgevit.validate.metrics import ParityMetrics, non_finite, parity_metrics, 
 from edgevit.validate.precision_cost import PrecisionCost, precision_cost
 from edgevit.validate.runtimes import MIL_REFERENCE, RuntimeUnavailable, coreml_runtime_here
 
-QUANTIZED = ("int8", "w8", "w4", "palette6", "palette4", "w8a8")
 RANDOM_INIT_QUANT_NOTE = ("random-init weights: these quantization metrics do not predict a trained model's "
                           "quantization error (its weight and activation ranges differ); convert with --weights")
 FP32_DERIVATION = ("fp32 summation order and fused kernels of the runtime vs torch (unit roundoff 6e-8 per op); "

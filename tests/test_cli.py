@@ -57,9 +57,11 @@ def test_convert_and_validate_end_to_end(tmp_path):
     assert max(len(line) for line in proc.stdout.splitlines()) <= 120, "the default table fits 120 columns"
     assert "cosine" not in proc.stdout
     proc = edgevit("validate", str(art), "--wide", "--json", str(tmp_path / "parity.json"))
-    assert proc.returncode == 0 and "cosine" in proc.stdout and "photos top-1" in proc.stdout
+    assert proc.returncode == 0 and "cosine" in proc.stdout and "rel L2" in proc.stdout and "fidelity" in proc.stdout
     (record,) = json.loads((tmp_path / "parity.json").read_text())
     assert record["status"] == "pass" and record["overall"]["cosine"] > 0.99 and record["artifact"] == art.name
+    assert record["fidelity"]["status"] == "pass" and record["fidelity"]["margin"] < 0.1  # an fp32 .onnx: ~0.004
+    assert record["cost"]["status"] == "pass" and record["cost"]["floor_source"] == "edgevit default for fp32"
     proc = edgevit("validate", str(tmp_path / "missing.pte"))
     assert proc.returncode == 2 and "not found" in proc.stderr
 

@@ -179,12 +179,12 @@ def coreml_art(xs_artifacts, case: Path) -> Path:
     return copy_triple(xs_artifacts["coreml"], case / "art")
 
 
-def reseal(artifact: Path, **changes) -> dict:
+def reseal(path: Path, **changes) -> dict:
     """Rewrite the manifest so the (hostile) artifact matches it: its sha256, plus ``changes``."""
     from edgevit.base.digest import sha256_of
 
-    manifest = manifest_of(artifact) | {"sha256": sha256_of(artifact)} | changes
-    write_manifest(artifact, manifest)
+    manifest = manifest_of(path) | {"sha256": sha256_of(path)} | changes
+    write_manifest(path, manifest)
     return manifest
 
 
@@ -233,10 +233,18 @@ def _point_index_at(artifact: Path, path: str) -> None:
     index_file.write_text(json.dumps(index))
 
 
-def test_validate_refuses_bundle_paths_that_leave_the_folder(onnx_art, case):
+def test_validate_never_reads_the_bundle_and_read_bundle_refuses_paths_that_leave_it(onnx_art, case):
+    """validate regenerates its inputs, so an index.json pointing outside is never followed (the verdict is the
+    genuine artifact's own); whoever does read the bundle (device-output matching, tools) is refused by name."""
+    from edgevit.validate.inputs import read_bundle
+
+    secret = case / "outside" / "secret.txt"
     _point_index_at(onnx_art, "../../outside/secret.txt")
     run = run_cli("validate-index-dotdot-path", "validate", str(onnx_art), "-q", cwd=case, trace=True)
-    assert_refused(run, "not a path inside", outside=(case / "outside" / "secret.txt",))
+    assert run.code == 0 and "Traceback" not in run.text, run.text[-3000:]
+    assert not any(os.path.realpath(p) == os.path.realpath(secret) for p in run.opened), "read the outside file"
+    with pytest.raises(ArtifactError, match="not a path inside"):
+        read_bundle(bundle_path(onnx_art))
 
 
 def test_bundle_paths_may_not_be_absolute(onnx_art, case):

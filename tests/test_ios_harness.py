@@ -28,6 +28,7 @@ import copy
 import json
 import math
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,7 @@ from support.swift import (
 from edgevit.base.errors import ArtifactError, EdgevitError, OutputError
 from edgevit.bench import stats
 from edgevit.bench.device import ios
-from edgevit.bench.results import load_schema, validate_document
+from edgevit.bench.results import schema_path_for, validate_document
 
 REPO = Path(__file__).resolve().parents[1]
 SWIFT_LIB = HARNESS / "Sources/EdgevitHarness"
@@ -61,6 +62,16 @@ REGENERATE = "run `.venv/bin/python tests/test_ios_harness.py` to regenerate the
 
 
 # --- Swift result types vs schema.json, field by field ------------------------------------------------------
+
+
+def load_schema() -> dict:
+    """The results schema the Swift harness writes: the version its ResultsDocument stamps (2: frozen in
+    schema_v2.json and still read; version 3 added host-only facts, the physical peak and the CPU's ISA)."""
+    source = (SWIFT_LIB / "Results.swift").read_text()
+    version = int(re.search(r"self\.schemaVersion = (\d+)", source).group(1))
+    schema = json.loads(schema_path_for({"schema_version": version}).read_text())
+    assert schema["properties"]["schema_version"]["const"] == version
+    return schema
 
 RESULTS_SWIFT = SWIFT_LIB / "Results.swift"
 SCHEMA_OBJECTS = {  # Swift type -> how to find its schema object

@@ -65,10 +65,23 @@ def onnx_precision(path: Path) -> str:
 def pte_precision(path: Path, coreml_programs=None) -> str:
     """``coreml_programs``: the pymil functions of a CoreML-delegated ``.pte``'s partitions, when the caller has
     them; otherwise the XNNPACK graphs decide."""
+    import tempfile
+
+    from edgevit.base.errors import NoCoreMLDelegateError
+    from edgevit.export.pte_coreml import extract_coreml_delegates
     from edgevit.export.pte_xnnpack import xnnpack_graphs
 
     if coreml_programs:
         return mil_precision(coreml_programs)
+    with tempfile.TemporaryDirectory(prefix="edgevit-precision-") as tmp:
+        try:
+            packages = extract_coreml_delegates(path, Path(tmp))
+        except NoCoreMLDelegateError:
+            packages = []
+        if packages:
+            from edgevit.mil.load import load_program
+
+            return mil_precision([load_program(package).main for package in packages])
     graphs = xnnpack_graphs(path)
     return "int8" if any(g.quantized for g in graphs) else "fp32"
 

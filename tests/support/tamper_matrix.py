@@ -155,14 +155,17 @@ def convert_kinds(model: str, kinds, out: Path) -> dict[str, Path]:
     return made
 
 
-def run_matrix(model: str, kinds, work: Path, tampers=TAMPERS, progress=print) -> list[Row]:
-    """Convert ``model`` to each kind, then judge a clean copy and every applicable tamper of each."""
+def run_matrix(model: str, kinds, work: Path, tampers=TAMPERS, progress=print,
+               artifacts: dict[str, Path] | None = None) -> list[Row]:
+    """Convert ``model`` to each kind (unless ``artifacts`` has it already: kind name -> path), then judge a clean copy
+    and every applicable tamper of each."""
     import edgevit.api as api
     from edgevit.base.manifest import read_manifest
     from edgevit.models.registry import get_spec
     from edgevit.validate.parity import run_parity
 
-    artifacts = convert_kinds(model, kinds, work / "made")
+    given = dict(artifacts or {})
+    artifacts = {**given, **convert_kinds(model, [k for k in kinds if k.name not in given], work / "made")}
     first = read_manifest(next(iter(artifacts.values())))
     subject = api._subject_of(first, get_spec(model), None)
     rows = []

@@ -43,7 +43,7 @@ class SweepDocument:
         self.cache_root = cache_root
         self.rows = [new_row(c) for c in plan.cells]
         self.results: list[dict] = []
-        self.peaks: dict[str, float | None] = {}
+        self.peaks: dict[str, dict | None] = {}
         self.created = utc_now_iso()
         self.finished: str | None = None
         self._lock = threading.Lock()
@@ -51,16 +51,19 @@ class SweepDocument:
     def counts(self) -> Counter:
         return Counter(r["status"] for r in self.rows)
 
-    def add_results(self, records: list[dict], peak: float | None, host: str) -> None:
+    def add_results(self, records: list[dict], peak: dict | None, host: str) -> None:
         self.results += records
         self.peaks[host] = peak
 
     def results_document(self) -> dict:
+        """The results in the schema edgevit writes; the file's peak only when every result came from one host
+        (a peak describes one CPU: results of several hosts keep their percentages, the file names no peak)."""
         from edgevit.bench.results import SCHEMA_VERSION
 
-        peaks = set(self.peaks.values())
-        return {"schema_version": SCHEMA_VERSION, "harness": "host", "created": utc_now_iso(),
-                "gemm_peak_gflop_per_s": peaks.pop() if len(peaks) == 1 else None, "results": self.results}
+        peaks = list(self.peaks.values())
+        peak = peaks[0] if len(peaks) == 1 else None
+        return {"schema_version": SCHEMA_VERSION, "harness": "host", "created": utc_now_iso(), "peak": peak,
+                "results": self.results}
 
     def to_json(self) -> dict:
         from edgevit.base.manifest import tool_versions

@@ -142,7 +142,7 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
                    + (f" ({row['error'][:120]})" if row["status"] in ("failed", "unschedulable") else ""))
         elif outcome.ok:
             records = outcome.value["results"]
-            doc.add_results(records, outcome.value["gemm_peak_gflop_per_s"], outcome.value["host"])
+            doc.add_results(records, outcome.value["peak"], outcome.value["host"])
             ok = [r for r in records if r["status"] == "ok"]
             row["bench"] = "ok" if ok else records[0]["status"] if records else "no result"
             row["bench_median_ms"] = ok[0]["median_ms"] if ok else None

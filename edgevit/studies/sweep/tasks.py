@@ -107,7 +107,7 @@ def bench_task(artifact: str, iterations: int, warmup: int) -> dict:
     from edgevit.bench.plan import Plan
 
     doc = bench([artifact], plan=Plan(warmup=warmup, iterations=iterations))
-    return {"results": doc["results"], "gemm_peak_gflop_per_s": doc["gemm_peak_gflop_per_s"], **_where()}
+    return {"results": doc["results"], "peak": doc["peak"], **_where()}
 
 
 def _where() -> dict:

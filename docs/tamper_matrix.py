@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+")
     parser.add_argument("--kinds", nargs="+", help="artifact kinds by label (default: all)")
     parser.add_argument("--json", help="write every row here")
+    parser.add_argument("--keep", help="convert into this folder and reuse what an earlier run converted there")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -34,7 +35,7 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgevit-tamper-") as tmp:
         for model in args.models:
-            rows += run_matrix(model, kinds, Path(tmp) / model)
+            rows += run_matrix(model, kinds, Path(args.keep or tmp) / model)
     print(markdown(rows))
     wrong = [r for r in rows if r.status != "n/a" and not r.correct]
     print(f"\n{len(rows)} cases, {len(wrong)} wrong, {time.perf_counter() - start:.0f} s")

@@ -145,12 +145,17 @@ def margin_of(result) -> float | None:
 
 
 def convert_kinds(model: str, kinds, out: Path) -> dict[str, Path]:
+    """Each kind converted into its own folder under ``out``; one converted there before is reused."""
     from edgevit.api import convert
 
     made = {}
     for kind in kinds:
-        result = convert(model, kind.target, out / kind.name.replace(" ", "-"), mil_report=False, validate=False,
-                         **kind.options)
+        folder = out / kind.name.replace(" ", "-")
+        done = [p for p in folder.glob(f"{model}.*") if p.suffix in (".mlpackage", ".pte", ".onnx")]
+        if len(done) == 1:
+            made[kind.name] = done[0]
+            continue
+        result = convert(model, kind.target, folder, mil_report=False, validate=False, **kind.options)
         made[kind.name] = result.artifacts[0].path
     return made
 

@@ -169,6 +169,9 @@ def run_matrix(model: str, kinds, work: Path, tampers=TAMPERS, progress=print,
     from edgevit.models.registry import get_spec
     from edgevit.validate.parity import run_parity
 
+    import shutil
+
+    shutil.rmtree(work / "tampered", ignore_errors=True)  # copies of an earlier run
     given = dict(artifacts or {})
     artifacts = {**given, **convert_kinds(model, [k for k in kinds if k.name not in given], work / "made")}
     first = read_manifest(next(iter(artifacts.values())))

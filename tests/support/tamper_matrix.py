@@ -164,12 +164,12 @@ def run_matrix(model: str, kinds, work: Path, tampers=TAMPERS, progress=print,
                artifacts: dict[str, Path] | None = None) -> list[Row]:
     """Convert ``model`` to each kind (unless ``artifacts`` has it already: kind name -> path), then judge a clean copy
     and every applicable tamper of each."""
+    import shutil
+
     import edgevit.api as api
     from edgevit.base.manifest import read_manifest
     from edgevit.models.registry import get_spec
     from edgevit.validate.parity import run_parity
-
-    import shutil
 
     shutil.rmtree(work / "tampered", ignore_errors=True)  # copies of an earlier run
     given = dict(artifacts or {})

@@ -365,7 +365,7 @@ def staged_for_swift(tmp_path_factory) -> Path:
     artifacts = tmp_path_factory.mktemp("swift-artifacts")
     stem = "toy.coreml.fp32"
     (artifacts / f"{stem}.mlpackage").mkdir()  # the scripted runtime never opens it
-    (artifacts / f"{stem}.mlpackage/Manifest.json").write_text("{}")
+    (artifacts / f"{stem}.mlpackage/Manifest.json").write_text('{"itemInfoEntries": {}}')  # an (empty) package
     gen = torch.Generator().manual_seed(5)
     inputs = [ValidationInput(f"random_{i}", torch.randn((1, 3, 8, 8), generator=gen), None) for i in range(3)]
     write_bundle(inputs, artifacts / f"{stem}.validation", (1, 192))

@@ -149,7 +149,12 @@ def test_w8_mlpackage_runs_through_the_mil_interpreter_beside_its_fp16_sibling(t
     q = read_manifest(art.path)["quantization"]
     assert q["float_precision"] == "fp16" and q["calibration"] is None
     assert q["compressed_weight_ops"].get("constexpr_affine_dequantize", 0) >= 4
-    assert art.parity.runtime == "mil-reference" and art.parity.status == "pass", art.parity
+    # test_resnet's generic conversion leaves its blocks' BatchNorms to coremltools, which fuses them into the convs
+    # it then compresses: those weights match no parameter of the original, so the program check cannot separate
+    # their compression noise from a defect and says so (inconclusive, naming them), never a pass
+    assert art.parity.runtime == "mil-reference" and art.parity.status in ("pass", "inconclusive"), art.parity
+    if art.parity.status == "inconclusive":
+        assert "coremltools fused them" in art.parity.reason and art.parity.fidelity.values["n_broken"] == 0
     assert art.parity.photos.psnr_db >= 30
     assert q["float_artifact_parity"]["artifact"] == fp16.path.name
     assert q["float_artifact_parity"]["photos"]["psnr_db"] == pytest.approx(fp16.parity.photos.psnr_db)
@@ -171,8 +176,10 @@ def test_w4_and_palette4_packages_run_through_the_mil_interpreter(tmp_path, sche
     assert manifest["export"]["deployment_target"] == target
     assert manifest["quantization"]["compressed_weight_ops"].get(op, 0) >= 4
     assert art.parity.runtime == "mil-reference" and art.parity.overall is not None
-    assert art.parity.fidelity.status == "pass", art.parity.reason  # the stored values are the rounded original's
-    assert art.parity.status == ("pass" if art.parity.photos.psnr_db >= art.parity.cost.floor_db else "fail")
+    fidelity = art.parity.fidelity  # every stored value matched to a parameter is the rounded original's
+    assert fidelity.values["n_broken"] == 0 and fidelity.status in ("pass", "inconclusive"), art.parity.reason
+    if fidelity.status == "pass":  # (inconclusive: BatchNorms coremltools fused and compressed, as above)
+        assert art.parity.status == ("pass" if art.parity.photos.psnr_db >= art.parity.cost.floor_db else "fail")
     assert 10 < art.parity.photos.psnr_db < 80  # 4-bit weights: measured, not exact
 
 

@@ -84,7 +84,8 @@ def parameter_key(name: str) -> str:
 
 
 def read_stored(function) -> list[StoredTensor]:
-    """Every stored float tensor of more than one element in ``function`` (a pymil Function), dense."""
+    """Every stored float tensor in ``function`` (a pymil Function), dense (scalars included: a folded scale
+    rounded to fp16 moves the output as much as a weight does)."""
     from edgevit.mil.kernels import KERNELS, OpArgs
 
     found = []
@@ -93,7 +94,7 @@ def read_stored(function) -> list[StoredTensor]:
             value = op.outputs[0].val
             if _feeds_only_constexpr(op):  # a scale or palette: judged with the tensor it decompresses to
                 continue
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 1:
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size >= 1:
                 kind = "fp16" if value.dtype == np.float16 else "fp32"
                 found.append(StoredTensor(op.outputs[0].name, kind, value.astype(np.float32)))
         elif op.op_type in _AFFINE or op.op_type in _LUT:

@@ -100,7 +100,8 @@ def _plan(kind: Kind, tensors: list[Stored]) -> dict[str, tuple[list[Stored], Ca
     elif kind.target == "onnx":
         data = _pick(tensors, lambda t: _is_conv(t) and t.array.dtype == np.int8)
         scales = _pick(tensors, lambda t: t.name.endswith("weight_scale") and t.array.size > 1)
-        fbias = _pick(tensors, lambda t: t.name.endswith("bias") and _float(t) and np.any(t.array != 0))
+        fbias = _pick(tensors, lambda t: t.name.endswith(("bias", "bias_quantized")) and t.array.ndim == 1
+                      and t.array.size > 1 and np.any(t.array != 0))
         plan = {"negate conv": (data, negate), "swap channels": (data, swap_channels), "zero bias": (fbias, zero),
                 "scale 1.02": (scales, scale_by(1.02)), "quant scale +5%": (scales, scale_one(1.05))}
     else:  # .pte int8

@@ -145,8 +145,9 @@ def _parser() -> argparse.ArgumentParser:
                     "reference the fidelity check compares with (its hash must match the manifest's)")
     va.add_argument("--bisect", action="store_true",
                     help="run the artifact value by value against the original and print the first value that "
-                    "diverges beyond the fidelity bound (op, PyTorch module, error) and the ten worst; .mlpackage "
-                    "and .onnx")
+                    "diverges beyond the fidelity bound (op, PyTorch module, error) and the ten worst (.mlpackage, "
+                    ".onnx); an XNNPACK .pte, whose values cannot be read, is lowered again from the original and "
+                    "compared node by node (op, wiring, every stored constant)")
     va.add_argument("--weights", metavar="FILE", help="the checkpoint the artifact was converted from, in place of "
                     "the path its manifest records (it must be that very file: same sha256)")
     va.add_argument("--wide", action="store_true", help="every parity column and the reason inline "

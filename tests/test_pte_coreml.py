@@ -204,3 +204,11 @@ def test_unreadable_payload_is_an_artifact_error(tiny, tmp_path):
     broken = _rewrite(tiny["whole"], tmp_path / "broken.executorch.coreml.fp32.pte", garbage)
     with pytest.raises(PteError, match="not a flattened model folder"):
         open_runner(broken, _manifest([1, 8]), MIL_REFERENCE)
+
+
+def test_bisect_of_a_coreml_pte_says_what_to_bisect_instead(xs_coreml_pte):
+    from edgevit.api import bisect
+    from edgevit.base.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"no XNNPACK delegate .*Bisect the \.mlpackage"):
+        bisect(xs_coreml_pte.path)

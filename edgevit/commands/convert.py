@@ -143,15 +143,17 @@ def run_bisect(artifact: Path, quiet: bool, *, calibration: str | None = None, j
     from edgevit.api import bisect
 
     warnings.filterwarnings("ignore")
-    progress_printer(quiet)(f"bisecting {artifact} value by value against the original")
+    progress_printer(quiet)(f"bisecting {artifact} against the original"
+                            + (" (lowering the original again to compare the programs)"
+                               if artifact.suffix == ".pte" else ", value by value"))
     report = bisect(artifact, calibration=calibration)
-    console.print(f"{report.artifact} on input {report.input}: {report.compared} values compared by name "
-                  f"({report.note})")
+    console.print(f"{report.artifact} on input {report.input}: {report.compared} "
+                  f"{'nodes' if artifact.suffix == '.pte' else 'values'} compared ({report.note})")
     if report.first is None:
         console.print(f"[green]no value diverges[/] beyond relative L2 {report.bound:g}")
     else:
         d = report.first
-        console.print(f"[bold red]first divergence[/]: {d.op} {d.value} (from torch.export node {d.node}, module "
+        console.print(f"[bold red]first divergence[/]: {d.op} {d.value} (from node {d.node}, module "
                       f"{d.module}): relative L2 {d.rel_l2:.3g} > {report.bound:g}, max abs {d.max_abs:.3g}")
     table = Table(title=f"the {len(report.worst)} worst values")
     for col in ("value", "op", "module", "rel L2", "max abs"):

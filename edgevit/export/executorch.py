@@ -90,16 +90,34 @@ def isolate_softmax_after_conv(program: torch.export.ExportedProgram,
     return torch.export.export(graph_module, (example,)), count
 
 
+def delegated_sources(graph_module: torch.fx.GraphModule) -> dict[int, tuple[str, str]]:
+    """Debug handle -> (node name, innermost PyTorch module) of every node inside the lowered delegates."""
+    found: dict[int, tuple[str, str]] = {}
+    for _, child in graph_module.named_children():
+        original = getattr(child, "original_module", None)
+        if original is None:
+            continue
+        for node in original.graph.nodes:
+            handle = node.meta.get("debug_handle")
+            if isinstance(handle, int) and node.op == "call_function":
+                stack = node.meta.get("nn_module_stack") or {}
+                path = str(list(stack.values())[-1][0]) if stack else ""
+                found[handle] = (node.name, path.replace("L['self'].", "").replace("L__self___", "") or "(top level)")
+    return found
+
+
 def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, backend: str = "xnnpack",
                       precision: str = "fp32", deployment_target: str = "iOS17",
                       calibration: list[torch.Tensor] | None = None, quantization: dict | None = None,
-                      progress=None) -> dict:
+                      progress=None, sources: dict | None = None) -> dict:
     """Lower and save atomically; returns the delegation summary for the manifest.
 
     ``precision="int8"`` (XNNPACK only) quantizes first, statically, on ``calibration`` (edgevit.export.quantize);
     the summary then also lists the layers left in float. ``quantization`` passes options through to
     ``quantize_pt2e`` (``keep_float``, ``auto_keep_float``, ``activation_observer``); the seconds of each stage
-    (export, prepare, calibration, sensitivity, convert, lowering, serialisation) go into the summary.
+    (export, prepare, calibration, sensitivity, convert, lowering, serialisation) go into the summary. ``sources``,
+    when given, is filled with each delegated node's debug handle -> (node name, PyTorch module): what the XNNPACK
+    graph's nodes came from (``edgevit validate --bisect``).
     """
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
@@ -134,6 +152,8 @@ def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, 
             edge = to_edge_transform_and_lower(program, partitioner=[partitioner])
             stages["to_edge_transform_and_lower_s"] = time.perf_counter() - clock
             info = get_delegation_info(edge.exported_program().graph_module)
+            if sources is not None:
+                sources.update(delegated_sources(edge.exported_program().graph_module))
             clock = time.perf_counter()
             buffer = edge.to_executorch().buffer
             stages["to_executorch_s"] = time.perf_counter() - clock

@@ -155,3 +155,52 @@ def per_tensor_quant_params(path: Path, method: str = "forward") -> list[tuple[f
                 found.append((float(params.get("scale", 0.0)), int(params.get("zero_point", 0)),
                               f"value {tensor.get('id_out')} {tensor.get('dims')}"))
     return found
+
+
+@dataclass
+class XnnpackProgram:
+    """One XNNPACK delegate with its values by id and each constant's bytes: what a node-by-node comparison needs."""
+
+    graph: XnnpackGraph
+    values: dict[int, tuple[dict, dict | None]]  # value id -> (tensor, quantized wrapper or None)
+    constants: dict[int, bytes]  # constant_buffer_idx -> bytes
+
+    @property
+    def nodes(self) -> list[dict]:
+        return self.graph.graph.get("xnodes", [])
+
+    def constant_of(self, value_id: int) -> bytes | None:
+        tensor, _ = self.values.get(value_id, ({}, None))
+        return self.constants.get(tensor.get("constant_buffer_idx", 0))
+
+
+def xnnpack_programs(path: Path, method: str = "forward") -> list[XnnpackProgram]:
+    """Every XNNPACK delegate of ``method`` with its values and constant bytes (named data or inline)."""
+    pte = read_pte(path)
+    named = {}
+    if pte.named_data is not None:
+        buffers = pte.named_data.buffers
+        named = {key: buffers[entry.buffer_index] for key, entry in pte.named_data.pte_data.items()}
+    programs = []
+    for graph in xnnpack_graphs(path, method):
+        values = {}
+        for value in graph.graph.get("xvalues", []):
+            tensor, quantized = _tensor_of(value)
+            values[int(tensor.get("id_out", 0))] = (tensor, quantized)
+        constants = {}
+        for index, entry in enumerate(graph.graph.get("constant_data", [])):
+            key = entry.get("named_key") or ""
+            if key:
+                data = named.get(key)
+                if data is None:
+                    raise PteError(f"{Path(path).name}: XNNPACK constant {key[:16]}… is not in the program's named "
+                                   "data")
+                constants[index] = data if isinstance(data, bytes) else data.to_bytes()
+            elif index and int(entry.get("size", 0)):
+                start = graph.constant_data_offset + int(entry.get("offset", 0))
+                end = start + int(entry["size"])
+                if end > len(graph.payload):
+                    raise PteError(f"{Path(path).name}: XNNPACK constant {index} lies outside its delegate's payload")
+                constants[index] = graph.payload[start:end]
+        programs.append(XnnpackProgram(graph, values, constants))
+    return programs

@@ -9,8 +9,10 @@ package), or edgevit's re-quantization (an int8 ``.onnx``: both sides emulated b
 onnxruntime without optimisations). A value diverges when its relative L2 against the reference's exceeds the
 fidelity bound; the report gives the first such value in program order, its error, and the ten worst values.
 
-A ``.pte`` has no such view: its XNNPACK delegate runs as one opaque graph and ExecuTorch exposes no values from
-inside it, so ``--bisect`` says to bisect the ``.onnx`` or ``.mlpackage`` of the same conversion instead.
+A ``.pte``'s XNNPACK delegate runs as one opaque graph and ExecuTorch exposes no values from inside it, so its program
+is bisected instead (edgevit.validate.pte_bisect): the original is lowered again with the conversion's recorded
+settings and the two XNNPACK graphs are compared node by node: op, attributes, wiring and every stored constant. A
+CoreML-delegated ``.pte`` says to bisect the ``.mlpackage`` of the same conversion.
 """
 
 from __future__ import annotations
@@ -58,11 +60,9 @@ def bisect(subject, artifact: Path, manifest: dict, top: int = 10) -> BisectRepo
 
     target = target_of(artifact)
     if target == "executorch":
-        raise ArtifactError(
-            f"{artifact.name}: --bisect needs the values inside the program, and ExecuTorch exposes none from inside "
-            "an XNNPACK or CoreML delegate (it runs as one opaque graph; ETDump records its operators' times, not "
-            "their outputs). Bisect the .onnx or .mlpackage of the same conversion instead (`edgevit convert MODEL "
-            "--target onnx coreml`): their values carry the same torch.export names")
+        from edgevit.validate.pte_bisect import bisect_pte
+
+        return bisect_pte(subject, artifact, manifest, top)
     item = next((i for i in subject.inputs if i.kind == "photo"), subject.inputs[0])
     if target == "coreml":
         return _bisect_mil(subject, artifact, manifest, item, top)

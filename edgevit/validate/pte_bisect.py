@@ -1,0 +1,170 @@
+"""``edgevit validate ARTIFACT.pte --bisect``: the first XNNPACK node where the artifact's program leaves the
+original's.
+
+Why a program comparison and not values: ExecuTorch runs an XNNPACK delegate as one opaque graph (ETDump records its
+operators' times, not their outputs), so no value inside it can be read. What can be read is the program itself. The
+original is lowered again with the conversion's settings (the same prepared model, the recorded int8 configuration
+and calibration set; the precision read from the program, not from the manifest) and the two XNNPACK graphs are
+walked node by node: op type, attributes, which values feed it (the lowering is deterministic, so their ids agree),
+each value's datatype, shape and quantization parameters, and every stored constant byte for byte. The bound is
+therefore 0: the first node where anything differs is the divergence, named by the torch.export node and PyTorch
+module its debug handle points to in the re-lowering, with the relative L2 of the constant that differs (infinite for
+a change of structure). Every constant compared is listed, worst first.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgevit.base.errors import ArtifactError
+from edgevit.validate.bisect import BisectReport, Divergence
+from edgevit.validate.metrics import rel_l2
+
+_NUMPY = {"xnn_datatype_fp32": np.float32, "xnn_datatype_fp16": np.float16, "xnn_datatype_qint8": np.int8,
+          "xnn_datatype_qcint8": np.int8, "xnn_datatype_quint8": np.uint8, "xnn_datatype_qint32": np.int32,
+          "xnn_datatype_qcint32": np.int32}
+NOTE = ("program bisect: ExecuTorch exposes no values from inside an XNNPACK delegate, so its graph was compared "
+        "node by node (op, attributes, wiring, stored constants byte for byte) with edgevit's re-lowering of the "
+        "original")
+
+
+def bisect_pte(subject, artifact: Path, manifest: dict, top: int = 10) -> BisectReport:
+    from edgevit.export.pte_xnnpack import xnnpack_programs
+    from edgevit.validate.program_precision import pte_precision
+
+    mine = xnnpack_programs(artifact)
+    if not mine:
+        raise ArtifactError(
+            f"{artifact.name}: --bisect of a .pte compares its XNNPACK graph with a re-lowering of the original, and "
+            "this program has no XNNPACK delegate (a CoreML-delegated .pte?). Bisect the .mlpackage of the same "
+            "conversion instead (`edgevit convert MODEL --target coreml`): the MIL interpreter shows every value")
+    precision = pte_precision(artifact)
+    with tempfile.TemporaryDirectory(prefix="edgevit-bisect-") as tmp:
+        reference_path, sources = _relower(subject, manifest, precision, Path(tmp))
+        theirs = xnnpack_programs(reference_path)
+    found: list[Divergence] = []
+    first: Divergence | None = None
+    if len(mine) != len(theirs):
+        first = _structural("program", f"{len(mine)} XNNPACK delegates", f"{len(theirs)}", "", "(program)")
+    compared = 0
+    for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+        for divergence, count in _walk(index, a, b, sources):
+            compared += count
+            found.append(divergence)
+            if first is None and not divergence.rel_l2 <= 0.0:
+                first = divergence
+    worst = sorted(found, key=lambda d: -d.rel_l2 if np.isfinite(d.rel_l2) else -np.inf)[:top]
+    return BisectReport(artifact.name, "(the program itself)", 0.0, compared, first, worst,
+                        f"{NOTE} ({precision}; bound 0: a deterministic re-lowering is byte-identical)")
+
+
+def _relower(subject, manifest: dict, precision: str, work: Path) -> tuple[Path, dict]:
+    """The original lowered again as the conversion lowered it; (the .pte, debug handle -> (node, module))."""
+    from edgevit.export.executorch import export_executorch
+
+    example = torch.randn((1, *subject.spec.input_size), generator=torch.Generator().manual_seed(0))
+    sources: dict = {}
+    path = work / "reference.pte"
+    options: dict = {}
+    calibration = None
+    if precision == "int8":
+        from edgevit.export.quantize import DEFAULT_ACTIVATION_OBSERVER
+        from edgevit.validate.quantized_reference import calibration_for
+
+        recorded = manifest.get("quantization") or {}
+        kept = list((recorded.get("mixed_precision") or {}).get("keep_float") or []) or None
+        options = {"activation_observer": recorded.get("activation_observer") or DEFAULT_ACTIVATION_OBSERVER,
+                   "keep_float": kept}
+        calibration = calibration_for(subject, manifest).tensors
+    export_executorch(subject.prepared, example, path, precision=precision, calibration=calibration,
+                      quantization=options or None, sources=sources)
+    return path, sources
+
+
+def _structural(where: str, mine: str, theirs: str, node: str, module: str) -> Divergence:
+    return Divergence(where, f"{mine} (re-lowering: {theirs})", node, module, float("inf"), float("inf"))
+
+
+def _walk(index: int, mine, theirs, sources: dict):
+    """(divergence, nodes counted) for each node of one delegate: a 0-error entry per matching constant, one entry
+    per difference; the walk stops at the first change of structure (after it the two graphs no longer align)."""
+    label = f"delegate {index}"
+    for key in ("input_ids", "output_ids", "num_externs"):
+        if mine.graph.graph.get(key) != theirs.graph.graph.get(key):
+            yield _structural(f"{label} {key}", str(mine.graph.graph.get(key)), str(theirs.graph.graph.get(key)),
+                              "", "(graph)"), 0
+            return
+    for position, (a, b) in enumerate(zip(mine.nodes, theirs.nodes, strict=False)):
+        op = str(b.get("xnode_union_type", "?")).removeprefix("XNN")
+        node, module = sources.get(b.get("debug_handle"), ("", "(inserted by the lowering)"))
+        where = f"{label} node {position}"
+        if a.get("xnode_union_type") != b.get("xnode_union_type"):
+            yield _structural(where, str(a.get("xnode_union_type")).removeprefix("XNN"), op, node, module), 1
+            return
+        fields_a, fields_b = a.get("xnode_union") or {}, b.get("xnode_union") or {}
+        changed = sorted(k for k in set(fields_a) | set(fields_b) if fields_a.get(k) != fields_b.get(k))
+        changed += ["output_min_max"] if a.get("output_min_max") != b.get("output_min_max") else []
+        if changed:
+            yield _structural(f"{where} {', '.join(changed)}", op, "different " + ", ".join(changed), node, module), 1
+            return
+        yield from _values(where, op, node, module, fields_b, mine, theirs)
+    if len(mine.nodes) != len(theirs.nodes):
+        yield _structural(f"{label} node {min(len(mine.nodes), len(theirs.nodes))}", f"{len(mine.nodes)} nodes",
+                          f"{len(theirs.nodes)} nodes", "", "(graph)"), 0
+
+
+def _values(where: str, op: str, node: str, module: str, fields: dict, mine, theirs):
+    """Each value the node reads or writes: same description; constants byte for byte (one count for the node)."""
+    count = 1
+    for field, value_id in sorted(fields.items()):
+        if not field.endswith("_id") or not isinstance(value_id, int):
+            continue
+        name = f"{where} {field.removesuffix('_id')} (value {value_id})"
+        described_a, described_b = mine.values.get(value_id), theirs.values.get(value_id)
+        if _describe(described_a) != _describe(described_b):
+            yield Divergence(name, op, node, module, *_scale_error(described_a, described_b)), count
+            count = 0
+            continue
+        data_a, data_b = mine.constant_of(value_id), theirs.constant_of(value_id)
+        if data_a is None and data_b is None:
+            continue
+        yield Divergence(name, op, node, module, *_constant_error(data_a, data_b, described_b)), count
+        count = 0
+    if count:
+        yield Divergence(where, op, node, module, 0.0, 0.0), count
+
+
+def _describe(described) -> tuple:
+    if described is None:
+        return ()
+    tensor, quantized = described
+    return (tensor.get("datatype"), tuple(tensor.get("dims") or ()), bool(tensor.get("constant_buffer_idx")),
+            repr((quantized or {}).get("quant_params")))
+
+
+def _scale_error(a, b) -> tuple[float, float]:
+    """A changed quantization scale measured as a relative error; any other change of description is infinite."""
+    params_a = ((a or ({}, None))[1] or {}).get("quant_params") or {}
+    params_b = ((b or ({}, None))[1] or {}).get("quant_params") or {}
+    scale_a, scale_b = params_a.get("scale"), params_b.get("scale")
+    if scale_a is None or scale_b is None or _describe((a[0], None)) != _describe((b[0], None)):
+        return float("inf"), float("inf")
+    x, y = np.atleast_1d(np.asarray(scale_b, np.float64)), np.atleast_1d(np.asarray(scale_a, np.float64))
+    if x.shape != y.shape:
+        return float("inf"), float("inf")
+    return max(rel_l2(x, y), 1e-12), float(np.max(np.abs(x - y)))
+
+
+def _constant_error(a: bytes | None, b: bytes | None, described) -> tuple[float, float]:
+    if a is None or b is None or len(a) != len(b):
+        return float("inf"), float("inf")
+    if a == b:
+        return 0.0, 0.0
+    dtype = _NUMPY.get(str(described[0].get("datatype")) if described else "", np.uint8)
+    x = np.frombuffer(b, dtype=dtype).astype(np.float64)
+    y = np.frombuffer(a, dtype=dtype).astype(np.float64)
+    return max(rel_l2(x, y), 1e-12), float(np.max(np.abs(x - y)))

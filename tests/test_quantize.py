@@ -110,7 +110,16 @@ def test_int8_pte_runs_in_executorch_and_tracks_the_fp32_original(xs_int8_pte):
 
 
 def test_revalidating_an_int8_pte_judges_it_on_the_photos_with_its_floor(xs_int8_pte):
-    proc = edgevit("validate", str(xs_int8_pte.path))
+    """Re-validated with another thread count than the conversion's: the re-derived activation ranges then differ
+    by fp32 summation order (bias scales by ~5e-7 relative, a zero point by one step), which is not a tamper."""
+    import subprocess
+    import sys
+
+    from support.cli import ENV
+
+    threads = "1" if torch.get_num_threads() > 1 else "2"
+    proc = subprocess.run([sys.executable, "-m", "edgevit.cli", "validate", str(xs_int8_pte.path)], text=True,
+                          capture_output=True, timeout=900, env={**ENV, "OMP_NUM_THREADS": threads})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pass" in proc.stdout and "random-init weights" in " ".join(proc.stdout.split())
 
@@ -277,3 +286,27 @@ def test_quantization_failure_names_the_op_and_module():
         quantize_pt2e(Branchy(), torch.randn(1, 3, 8, 8), [torch.randn(1, 3, 8, 8)])
     message = str(err.value)
     assert message.startswith("int8 quantization (PT2E, XNNPACKQuantizer) export failed at")
+
+
+def test_int8_pte_bisect_names_the_tampered_conv_at_another_thread_count(xs_int8_pte, tmp_path):
+    """The re-lowering calibrates with another thread count than the conversion did (activation ranges differ by
+    rounding), yet only the tampered conv's weights differ: every other node matches within calibration rounding."""
+    from support.tamper import copy_artifact, negate, stored_tensors, tamper_tensor
+
+    from edgevit.api import bisect
+
+    artifact = copy_artifact(xs_int8_pte.path, tmp_path)
+    convs = [t for t in stored_tensors(artifact) if t.array.ndim == 4 and t.array.dtype == np.int8
+             and t.array.shape[0] > 8 and t.array.size > 1000]
+    tamper_tensor(artifact, convs[len(convs) // 2], negate)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1 if before > 1 else 2)
+    try:
+        report = bisect(artifact)
+    finally:
+        torch.set_num_threads(before)
+    first = report.first
+    assert first is not None and first.op.endswith("Conv2d") and "filter" in first.value, first
+    assert first.module.startswith("stages.") and first.rel_l2 > 1.0, first
+    assert report.compared > 200 and [d.rel_l2 for d in report.worst[1:]] == [0.0] * (len(report.worst) - 1), \
+        report.worst

@@ -100,10 +100,21 @@ def delegated_sources(graph_module: torch.fx.GraphModule) -> dict[int, tuple[str
         for node in original.graph.nodes:
             handle = node.meta.get("debug_handle")
             if isinstance(handle, int) and node.op == "call_function":
-                stack = node.meta.get("nn_module_stack") or {}
-                path = str(list(stack.values())[-1][0]) if stack else ""
-                found[handle] = (node.name, path.replace("L['self'].", "").replace("L__self___", "") or "(top level)")
+                found[handle] = (node.name, _module_of(node))
     return found
+
+
+def _module_of(node: torch.fx.Node) -> str:
+    """The innermost PyTorch module a node was traced from. PT2E keeps no module for quantize/dequantize nodes, and
+    XNNPACK gives a quantized op the handle of the quantize/dequantize pair after it: walk up that chain to the op."""
+    while "quantize_per" in str(node.target) and node.args and isinstance(node.args[0], torch.fx.Node):
+        node = node.args[0]
+    for candidate in (node, *(a for a in node.args if isinstance(a, torch.fx.Node)), *node.users):
+        stack = candidate.meta.get("nn_module_stack") or {}
+        path = str(list(stack.values())[-1][0]).replace("L['self'].", "").replace("L__self___", "") if stack else ""
+        if path and path != "L['self']":
+            return path
+    return "(top level)"
 
 
 def export_executorch(prepared: nn.Module, example: torch.Tensor, out: Path, *, backend: str = "xnnpack",

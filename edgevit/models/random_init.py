@@ -13,6 +13,9 @@ itself. Calibrated, the fp32 model agrees with its own float64 run to ~5e-7 and 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,13 +42,28 @@ def exercise_weights(model: nn.Module, seed: int = 0, input_size: tuple[int, ...
         if isinstance(module, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)) and getattr(module, "weight", None) is not None:
             module.weight.copy_(uniform(module.weight, 0.5, 1.5))
             module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.2)
-    calibrate_batchnorm(model, smooth_images(CALIBRATION_BATCH, input_size, gen))
+    with one_thread():  # the same bits whatever threads convert and validate use (see one_thread)
+        calibrate_batchnorm(model, smooth_images(CALIBRATION_BATCH, input_size, gen))
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) and name.split(".")[0].startswith("head"):
             module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * 3 / module.in_features**0.5)
             if module.bias is not None:
                 module.bias.zero_()
     return model.eval()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block. Why: bilinear resampling and the BatchNorm pass give results that
+    differ in the last bit with the thread count, a statistic that moves moves the folded weights, and then an
+    artifact converted with two threads no longer carries exactly the weights the original rebuilt by a one-thread
+    ``validate`` has (an int8 weight can round the other way, and the verdict compares stored values exactly)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def smooth_images(n: int, input_size: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:

@@ -6,8 +6,10 @@ operators' times, not their outputs), so no value inside it can be read. What ca
 original is lowered again with the conversion's settings (the same prepared model, the recorded int8 configuration
 and calibration set; the precision read from the program, not from the manifest) and the two XNNPACK graphs are
 walked node by node: op type, attributes, which values feed it (the lowering is deterministic, so their ids agree),
-each value's datatype, shape and quantization parameters, and every stored constant byte for byte. The bound is
-therefore 0: the first node where anything differs is the divergence, named by the torch.export node and PyTorch
+each value's datatype, shape and quantization parameters, and every stored constant byte for byte (in an int8 program,
+what calibration derives -- activation scales and zero points, bias scales, int32 biases -- within calibration
+rounding: edgevit.validate.quantized_reference.CALIBRATION_RTOL). The bound is therefore 0: the first node where
+anything differs is the divergence, named by the torch.export node and PyTorch
 module its debug handle points to in the re-lowering, with the relative L2 of the constant that differs (infinite for
 a change of structure). Every constant compared is listed, worst first.
 """
@@ -52,7 +54,7 @@ def bisect_pte(subject, artifact: Path, manifest: dict, top: int = 10) -> Bisect
         first = _structural("program", f"{len(mine)} XNNPACK delegates", f"{len(theirs)}", "", "(program)")
     compared = 0
     for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
-        for divergence, count in _walk(index, a, b, sources):
+        for divergence, count in _walk(index, a, b, sources, precision == "int8"):
             compared += count
             found.append(divergence)
             if first is None and not divergence.rel_l2 <= 0.0:
@@ -89,7 +91,7 @@ def _structural(where: str, mine: str, theirs: str, node: str, module: str) -> D
     return Divergence(where, f"{mine} (re-lowering: {theirs})", node, module, float("inf"), float("inf"))
 
 
-def _walk(index: int, mine, theirs, sources: dict):
+def _walk(index: int, mine, theirs, sources: dict, calibrated: bool):
     """(divergence, nodes counted) for each node of one delegate: a 0-error entry per matching constant, one entry
     per difference; the walk stops at the first change of structure (after it the two graphs no longer align)."""
     label = f"delegate {index}"
@@ -111,60 +113,69 @@ def _walk(index: int, mine, theirs, sources: dict):
         if changed:
             yield _structural(f"{where} {', '.join(changed)}", op, "different " + ", ".join(changed), node, module), 1
             return
-        yield from _values(where, op, node, module, fields_b, mine, theirs)
+        yield from _values(where, op, node, module, fields_b, mine, theirs, calibrated)
     if len(mine.nodes) != len(theirs.nodes):
         yield _structural(f"{label} node {min(len(mine.nodes), len(theirs.nodes))}", f"{len(mine.nodes)} nodes",
                           f"{len(theirs.nodes)} nodes", "", "(graph)"), 0
 
 
-def _values(where: str, op: str, node: str, module: str, fields: dict, mine, theirs):
-    """Each value the node reads or writes: same description; constants byte for byte (one count for the node)."""
+def _values(where: str, op: str, node: str, module: str, fields: dict, mine, theirs, calibrated: bool):
+    """Each value the node reads or writes: same description and quantization, constants byte for byte (for an int8
+    program, calibration-derived values within calibration rounding); one count for the node."""
     count = 1
     for field, value_id in sorted(fields.items()):
         if not field.endswith("_id") or not isinstance(value_id, int):
             continue
-        name = f"{where} {field.removesuffix('_id')} (value {value_id})"
-        described_a, described_b = mine.values.get(value_id), theirs.values.get(value_id)
-        if _describe(described_a) != _describe(described_b):
-            yield Divergence(name, op, node, module, *_scale_error(described_a, described_b)), count
-            count = 0
+        error = _value_error(value_id, mine, theirs, calibrated)
+        if error is None:
             continue
-        data_a, data_b = mine.constant_of(value_id), theirs.constant_of(value_id)
-        if data_a is None and data_b is None:
-            continue
-        yield Divergence(name, op, node, module, *_constant_error(data_a, data_b, described_b)), count
+        yield Divergence(f"{where} {field.removesuffix('_id')} (value {value_id})", op, node, module, *error), count
         count = 0
     if count:
         yield Divergence(where, op, node, module, 0.0, 0.0), count
 
 
-def _describe(described) -> tuple:
-    if described is None:
-        return ()
-    tensor, quantized = described
-    return (tensor.get("datatype"), tuple(tensor.get("dims") or ()), bool(tensor.get("constant_buffer_idx")),
-            repr((quantized or {}).get("quant_params")))
+def _value_error(value_id: int, mine, theirs, calibrated: bool) -> tuple[float, float] | None:
+    """None when the value is the same in both programs; else (relative error, max abs), infinite for structure."""
+    from edgevit.validate.quantized_reference import same_qparams
 
-
-def _scale_error(a, b) -> tuple[float, float]:
-    """A changed quantization scale measured as a relative error; any other change of description is infinite."""
-    params_a = ((a or ({}, None))[1] or {}).get("quant_params") or {}
-    params_b = ((b or ({}, None))[1] or {}).get("quant_params") or {}
-    scale_a, scale_b = params_a.get("scale"), params_b.get("scale")
-    if scale_a is None or scale_b is None or _describe((a[0], None)) != _describe((b[0], None)):
+    a, b = mine.values.get(value_id), theirs.values.get(value_id)
+    if a is None or b is None or _describe(a[0]) != _describe(b[0]):
+        return (float("inf"), float("inf")) if (a, b) != (None, None) else None
+    quant_a, quant_b = a[1] or {}, b[1] or {}
+    if quant_a.get("quant_params_type") != quant_b.get("quant_params_type"):
         return float("inf"), float("inf")
-    x, y = np.atleast_1d(np.asarray(scale_b, np.float64)), np.atleast_1d(np.asarray(scale_a, np.float64))
-    if x.shape != y.shape:
-        return float("inf"), float("inf")
-    return max(rel_l2(x, y), 1e-12), float(np.max(np.abs(x - y)))
+    params_a, params_b = quant_a.get("quant_params") or {}, quant_b.get("quant_params") or {}
+    if "scale_buffer_idx" in params_a or "scale_buffer_idx" in params_b:  # per-channel: scales in a buffer
+        error = _bytes_error(mine.constants.get(params_a.get("scale_buffer_idx", -1)),
+                             theirs.constants.get(params_b.get("scale_buffer_idx", -1)), "xnn_datatype_fp32",
+                             calibrated)
+        if error is not None:
+            return error
+    elif params_a != params_b:
+        pair_a = (float(params_a.get("scale", 0.0)), int(params_a.get("zero_point", 0)))
+        pair_b = (float(params_b.get("scale", 0.0)), int(params_b.get("zero_point", 0)))
+        if not (calibrated and same_qparams(pair_a, pair_b)):
+            scale_error = abs(pair_a[0] - pair_b[0]) / abs(pair_b[0]) if pair_b[0] else float("inf")
+            return max(scale_error, 1e-12), abs(pair_a[0] - pair_b[0]) + abs(pair_a[1] - pair_b[1])
+    return _bytes_error(mine.constant_of(value_id), theirs.constant_of(value_id), str(b[0].get("datatype")),
+                        calibrated)
 
 
-def _constant_error(a: bytes | None, b: bytes | None, described) -> tuple[float, float]:
+def _describe(tensor: dict) -> tuple:
+    return tensor.get("datatype"), tuple(tensor.get("dims") or ()), bool(tensor.get("constant_buffer_idx"))
+
+
+def _bytes_error(a: bytes | None, b: bytes | None, datatype: str, calibrated: bool) -> tuple[float, float] | None:
+    from edgevit.validate.quantized_reference import same_calibrated
+
+    if a == b:
+        return None
     if a is None or b is None or len(a) != len(b):
         return float("inf"), float("inf")
-    if a == b:
-        return 0.0, 0.0
-    dtype = _NUMPY.get(str(described[0].get("datatype")) if described else "", np.uint8)
-    x = np.frombuffer(b, dtype=dtype).astype(np.float64)
-    y = np.frombuffer(a, dtype=dtype).astype(np.float64)
+    dtype = _NUMPY.get(datatype, np.uint8)
+    expected = np.frombuffer(b, dtype=dtype)
+    if calibrated and same_calibrated(a, expected):
+        return None
+    x, y = expected.astype(np.float64), np.frombuffer(a, dtype=dtype).astype(np.float64)
     return max(rel_l2(x, y), 1e-12), float(np.max(np.abs(x - y)))

@@ -233,6 +233,10 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
 
     fidelity, weights_only = mil_fidelity([loaded.main], reference_module, inputs, lambda item: run(wide, item),
                                           run_reference)
+    from edgevit.validate.mil_fidelity import quantizes_activations
+
+    if quantizes_activations([loaded.main]):
+        _check_structure(subject, manifest, loaded.main, fidelity)
     reference = original_logits(subject.original, inputs)
     label = coreml_runtime_here(runtime)
     if label == MIL_REFERENCE:
@@ -250,6 +254,37 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
     diagnosis = (f"fp16 overflow: the output of {overflow} exceeded ±65504 and became infinite in fp16 storage, as "
                  "it would in an fp16 CoreML runtime; convert with --precision fp32") if overflow else ""
     return label, fidelity, reference, actual, inputs, expected, diagnosis
+
+
+def _check_structure(subject: Subject, manifest: dict, function, fidelity: Fidelity) -> None:
+    """A W8A8 program's compute graph must be the one coremltools makes from the original (see
+    edgevit.validate.program_structure): its numbers alone cannot show a missing op under activation rounding."""
+    import tempfile
+
+    from edgevit.export.coreml import export_coreml
+    from edgevit.mil import load_program
+    from edgevit.validate.program_structure import structure_differences
+
+    options = manifest.get("export") or {}
+    with tempfile.TemporaryDirectory(prefix="edgevit-structure-") as tmp:
+        path = Path(tmp) / "reference.mlpackage"
+        export_coreml(subject.prepared, subject.spec, path, precision="fp16",
+                      deployment_target=options.get("deployment_target", "iOS17"),
+                      tensor_input=manifest["input"]["kind"] != "image")
+        differences = structure_differences(function, load_program(path).main)
+    fidelity.extra["structure"] = {"compared": "compute ops (type, name, inputs through quantize/dequantize) vs "
+                                               "coremltools' fp16 conversion of the original",
+                                   "differences": differences}
+    if differences:
+        fidelity.status = "fail"
+        fidelity.reason = ("the program's compute graph is not coremltools' conversion of the original: "
+                           + "; ".join(differences) + (f"; {fidelity.reason}" if fidelity.reason else ""))
+    elif fidelity.status == "fail" and not (fidelity.values or {}).get("n_broken"):
+        fidelity.status = "inconclusive"
+        fidelity.reason = (f"{fidelity.reason}; but every stored weight and the whole compute graph match the "
+                           "original, and on this model the activations' int8 rounding alone moves the logits this "
+                           "far (its activation scales are not re-derived at validate time), so the numbers cannot "
+                           "tell a defect from rounding")
 
 
 def _judge_coreml_pte(subject: Subject, artifact: Path, manifest: dict, runtime: str | None):

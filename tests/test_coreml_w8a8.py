@@ -158,3 +158,27 @@ def test_w8a8_below_ios17_is_refused_with_the_reason(tmp_path, target):
                              "needs --deployment-target iOS17", "quantize/dequantize ops", "--compress w8")
     assert target in message
     assert snapshot(tmp_path) == {}
+
+
+def test_w8a8_verdict_checks_the_compute_graph_against_coremltools_conversion(tiny, tmp_path):
+    """Activation rounding hides a missing op in the numbers, so the verdict compares the W8A8 program's compute ops
+    with coremltools' own conversion of the original: the clean package has no difference; with one residual add
+    removed (its readers read its first input) it fails on fidelity, naming the add."""
+    from support.tamper import copy_artifact, drop_mil_add
+
+    import edgevit.api as api
+    from edgevit.base.manifest import read_manifest
+    from edgevit.validate.parity import run_parity
+
+    _, w8a8, _ = tiny
+    manifest = read_manifest(w8a8.path)
+    subject = api._subject_of(manifest, get_spec(TINY_CNN), None)
+    clean = run_parity(subject, w8a8.path, manifest)
+    assert clean.fidelity.extra["structure"]["differences"] == [], clean.fidelity.extra
+    assert clean.fidelity.status in ("pass", "inconclusive"), clean.fidelity.reason
+    broken = copy_artifact(w8a8.path, tmp_path)
+    dropped = drop_mil_add(broken)
+    result = run_parity(subject, broken, read_manifest(broken))
+    assert result.status == "fail" and result.failed_part == "fidelity", result.reason
+    assert "compute graph" in result.reason and repr(dropped.removesuffix("_cast_fp16")) in result.reason, \
+        (dropped, result.reason)

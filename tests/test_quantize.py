@@ -310,3 +310,22 @@ def test_int8_pte_bisect_names_the_tampered_conv_at_another_thread_count(xs_int8
     assert first.module.startswith("stages.") and first.rel_l2 > 1.0, first
     assert report.compared > 200 and [d.rel_l2 for d in report.worst[1:]] == [0.0] * (len(report.worst) - 1), \
         report.worst
+
+
+def test_int8_pte_with_a_zeroed_bias_fails_on_its_own_layers_bias(xs_int8_pte, tmp_path):
+    """An int32 bias is checked against the bias XNNPACK derives for the layer whose weights the same node reads:
+    zeroed, it must not pass as some other layer's all-zero bias (or as a zero-point tensor of the same size)."""
+    from support.tamper import copy_artifact, stored_tensors, tamper_tensor, zero
+
+    import edgevit.api as api
+    from edgevit.models.registry import get_spec as spec_of
+    from edgevit.validate.parity import run_parity
+
+    artifact = copy_artifact(xs_int8_pte.path, tmp_path)
+    biases = [t for t in stored_tensors(artifact) if t.array.dtype == np.int32 and t.array.ndim == 1
+              and np.count_nonzero(t.array) > t.array.size // 2]
+    tamper_tensor(artifact, biases[len(biases) // 2], zero)
+    manifest = read_manifest(artifact)
+    result = run_parity(api._subject_of(manifest, spec_of("swiftformer-xs"), None), artifact, manifest)
+    assert result.status == "fail" and result.failed_part == "fidelity", result.reason
+    assert "int32 bias" in result.reason, result.reason

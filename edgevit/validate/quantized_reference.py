@@ -183,7 +183,7 @@ def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example,
         with torch.no_grad():
             outputs = [converted(item.tensor).numpy() for item in subject.inputs]
         subject.cache[key] = (np.concatenate(outputs).astype(np.float32), _reference_hashes(converted),
-                              _reference_qparams(converted), _derived_arrays(converted))
+                              _reference_qparams(converted), _derived_by_weight(converted))
     quantized, known, params, derived = subject.cache[key]
     fidelity = judge_outputs(quantized, actual, RUNTIME_BOUND,
                              "the XNNPACK int8 runtime vs edgevit's PT2E quantization of the original (quantize/"
@@ -193,19 +193,36 @@ def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example,
 
 
 def _compare_pte(artifact: Path, known: set[str], params: list[tuple[float, int]],
-                 derived: list[np.ndarray] = ()) -> dict:
-    """Every XNNPACK constant must be byte-identical to a tensor of the converted program (in one of the layouts
-    XNNPACK stores: as is, OIHW -> OHWI, depthwise -> 1HWC) or, if calibration-derived (bias scales, int32 biases),
-    within calibration rounding of one; every per-tensor activation quantization one the converted program uses,
-    within calibration rounding."""
-    from edgevit.export.pte_xnnpack import constant_buffers, per_tensor_quant_params
+                 derived: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
+    """Every XNNPACK constant but the biases must be byte-identical to a tensor of the converted program (int8
+    weights and fp32 scales, in one of the layouts XNNPACK stores: as is, OIHW -> OHWI, depthwise -> 1HWC); every
+    int32 bias and its per-channel scales must be what XNNPACK derives for the layer whose weights the same node
+    reads (a zeroed bias must not pass as another layer's zero bias), within calibration rounding; every per-tensor
+    activation quantization one the converted program uses, within calibration rounding."""
+    from edgevit.export.pte_xnnpack import per_tensor_quant_params, xnnpack_programs
 
+    derived = derived or {}
     broken, checked = [], 0
-    for key, data, meta in constant_buffers(artifact):
-        checked += 1
-        if hashlib.sha256(data).hexdigest() not in known and not any(same_calibrated(data, d) for d in derived):
-            broken.append({"tensor": f"constant {key[:16]}… ({meta})", "parameter": "the quantized reference",
-                           "rule": "byte-identical", "bad": 1, "of": 1, "worst": float("inf")})
+    for program in xnnpack_programs(artifact):
+        biases = _bias_ids(program)
+        for index, data in program.constants.items():
+            if index in biases.values() or index in biases:
+                continue
+            checked += 1
+            if hashlib.sha256(data).hexdigest() not in known:
+                broken.append({"tensor": f"constant {index} ({len(data)} bytes)",
+                               "parameter": "the quantized reference", "rule": "byte-identical", "bad": 1, "of": 1,
+                               "worst": float("inf")})
+        for bias_index, (filter_index, scale_index) in _bias_layers(program).items():
+            checked += 1
+            expected = derived.get(hashlib.sha256(program.constants.get(filter_index, b"")).hexdigest())
+            bias, scales = program.constants.get(bias_index, b""), program.constants.get(scale_index, b"")
+            if expected is None or not same_calibrated(bias, expected[1]) or (
+                    scale_index is not None and not same_calibrated(scales, expected[0])):
+                broken.append({"tensor": f"int32 bias {bias_index} ({len(bias)} bytes)",
+                               "parameter": "the bias XNNPACK derives for the layer whose weights its node reads",
+                               "rule": "bias / (input scale · weight scales), calibration rounding", "bad": 1,
+                               "of": 1, "worst": float("inf")})
     for scale, zero_point, where in per_tensor_quant_params(artifact):
         checked += 1
         if not any(same_qparams((scale, zero_point), p) for p in params):
@@ -216,6 +233,31 @@ def _compare_pte(artifact: Path, known: set[str], params: list[tuple[float, int]
                            "why": f"scale {scale:.6g} zero point {zero_point}; nearest in the reference "
                                   f"{nearest[0]:.6g} / {nearest[1]}"})
     return {"checked": checked, "broken": broken, "unmatched": [], "graph": None}
+
+
+def _bias_layers(program) -> dict[int, tuple[int, int | None]]:
+    """Constant index of each node's int32 bias -> (constant index of the weights the node reads, constant index
+    of the bias's per-channel scales, if any)."""
+    found = {}
+    for node in program.nodes:
+        fields = node.get("xnode_union") or {}
+        if "bias_id" not in fields or "filter_id" not in fields:
+            continue
+        bias_tensor, quantized = program.values.get(fields["bias_id"], ({}, None))
+        if "int32" not in str(bias_tensor.get("datatype")):
+            continue
+        filter_tensor, _ = program.values.get(fields["filter_id"], ({}, None))
+        scale_index = ((quantized or {}).get("quant_params") or {}).get("scale_buffer_idx")
+        found[bias_tensor.get("constant_buffer_idx", 0)] = (filter_tensor.get("constant_buffer_idx", 0), scale_index)
+    return found
+
+
+def _bias_ids(program) -> dict[int, int]:
+    """Constant indices that are int32 biases or their scales (checked per layer, not by membership)."""
+    found = {}
+    for bias_index, (_, scale_index) in _bias_layers(program).items():
+        found[bias_index] = scale_index if scale_index is not None else bias_index
+    return found
 
 
 def same_qparams(a: tuple[float, int], b: tuple[float, int]) -> bool:
@@ -234,22 +276,28 @@ def same_calibrated(data: bytes, reference: np.ndarray) -> bool:
     return bool(np.all(np.abs(stored - expected) <= slack))
 
 
-def _derived_arrays(converted) -> list[np.ndarray]:
-    """The calibration-derived bias scales (as the fp32 XNNPACK stores) and int32 biases, as arrays."""
-    return [t.detach().numpy().astype(np.float32) if t.dtype == torch.float64 else t.detach().numpy()
-            for t in _derived_biases(converted)]
+def _derived_by_weight(converted) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """sha256 of a conv/linear's int8 weights (each layout XNNPACK may store) -> (its bias scales as fp32, its int32
+    bias), as XNNPACK's lowering derives them: the bias of a node is checked against its own layer's."""
+    found = {}
+    for weights, scale, bias in _derived_layers(converted):
+        pair = (scale.detach().numpy().astype(np.float32), bias.detach().numpy())
+        for variant in _layouts(weights):
+            found[hashlib.sha256(np.ascontiguousarray(variant).tobytes()).hexdigest()] = pair
+    return found
 
 
 def _reference_hashes(converted) -> set[str]:
-    """sha256 of every tensor the converted program holds (in each layout XNNPACK may store it), plus the int32
-    biases and their scales XNNPACK's lowering derives (bias / (input scale · weight scales), per channel)."""
+    """sha256 of every int8 / float tensor the converted program holds (in each layout XNNPACK may store it): what
+    a constant other than a bias must be byte-identical to."""
     tensors = list(converted.state_dict().values())
     for node in converted.graph.nodes:
         if node.op == "get_attr" and isinstance(_attr(converted, node.target), torch.Tensor):
             tensors.append(_attr(converted, node.target))
-    tensors += _derived_biases(converted)
     hashes = set()
     for tensor in tensors:
+        if tensor.dtype not in (torch.int8, torch.uint8, torch.float32, torch.float64):
+            continue  # zero points (int64) are not stored as constants; a zeroed bias would match them by bytes
         for variant in _layouts(tensor):
             hashes.add(hashlib.sha256(np.ascontiguousarray(variant).tobytes()).hexdigest())
     return hashes
@@ -265,8 +313,8 @@ def _attr(module, target) -> object:
     return value
 
 
-def _derived_biases(converted) -> list[torch.Tensor]:
-    """The int32 bias and its per-channel scale of each conv/linear with int8 input and weights, as ExecuTorch's
+def _derived_layers(converted) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(int8 weights, bias scale, int32 bias) of each conv/linear with int8 input and weights, as ExecuTorch's
     XNNPACK lowering computes them (backends/xnnpack/operators/quant_params.py, QuantParams.from_bias)."""
     found = []
     for node in converted.graph.nodes:
@@ -276,17 +324,18 @@ def _derived_biases(converted) -> list[torch.Tensor]:
         if len(args) < 3 or not all(isinstance(a, torch.fx.Node) for a in args[:3]):
             continue
         x, w, b = args[:3]
-        if "dequantize_per_tensor" not in str(x.target) or "dequantize_per_channel" not in str(w.target):
+        if "dequantize_per_channel" not in str(w.target) or "dequantize_per_tensor" not in str(x.target):
             continue
         in_scale = x.args[1]
         w_scale = _attr(converted, w.args[1].target) if isinstance(w.args[1], torch.fx.Node) else None
+        weights = _attr(converted, w.args[0].target) if isinstance(w.args[0], torch.fx.Node) else None
         bias = _attr(converted, b.target) if b.op == "get_attr" else None
-        if not isinstance(in_scale, float) or w_scale is None or bias is None:
+        if not isinstance(in_scale, float) or w_scale is None or bias is None or weights is None:
             continue
         scale = w_scale * in_scale
         quantized = torch.ops.quantized_decomposed.quantize_per_channel.default(
             bias, scale, torch.zeros_like(scale, dtype=torch.int64), 0, -(2**31), 2**31 - 1, torch.int32)
-        found += [scale, quantized]
+        found.append((weights, scale, quantized))
     return found
 
 

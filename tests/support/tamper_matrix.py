@@ -233,7 +233,8 @@ def markdown(rows: list[Row]) -> str:
             if row is None or row.status == "n/a":
                 cells.append("n/a")
             elif row.tamper == "clean":
-                cells.append(f"{row.status} ({_fmt(row.margin)} of bound)")
+                part = {"precision cost": " cost", "fidelity": " fid"}.get(row.failed_part or "", "")
+                cells.append(f"{row.status}{part} ({_fmt(row.margin)} of fidelity bound)")
             else:
                 part = {"fidelity": "fid", "precision cost": "cost", "manifest": "manifest"}.get(row.failed_part, "-")
                 cells.append(f"{row.status} {part} {_fmt(row.margin)}" + ("" if row.correct else " **WRONG**"))

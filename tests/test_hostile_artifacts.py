@@ -6,7 +6,7 @@ The genuine artifacts are swiftformer-xs converted once per session (conftest's 
 process itself is what is tested (a hang, a native crash, memory, what is opened) run the CLI as a subprocess under
 ``RLIMIT_DATA`` = 3 GiB (RLIMIT_AS cannot be used: torch's CUDA libraries reserve more than 3 GiB of address space
 at import, so torch would not import under it; RLIMIT_DATA bounds what the process actually allocates) and a 30 s
-limit (scaled by the load per core on a shared machine, see TIME_LIMIT_S), with ``strace -f -e trace=open,openat``
+limit (scaled by the load per core on a shared machine, see time_limit_s), with ``strace -f -e trace=open,openat``
 where strace exists; the rest run in-process. Set ``EDGEVIT_HOSTILE_TABLE=FILE`` to append each subprocess case's
 exit code, wall and CPU time and peak RSS to FILE (JSON lines): the table in the report comes from there.
 """
@@ -39,7 +39,9 @@ from edgevit.base.naming import bundle_path, manifest_path
 MEMORY_LIMIT = 3 << 30
 # 30 s on an idle host; a shared machine (load average above one per core) stretches wall time without any more work
 # being done, so the kill is scaled by the load per core, at most 4x. A hang is still a hang: it never ends.
-TIME_LIMIT_S = 30.0 * min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+def time_limit_s() -> float:
+    """30 s, stretched by the load per core now (read when each case starts: the load changes during a suite)."""
+    return 30.0 * min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
 STRACE = shutil.which("strace")
 
 
@@ -55,6 +57,7 @@ class Run:
     opened: list[str] = field(default_factory=list)  # paths successfully opened (strace), if traced
     cpu_seconds: float = 0.0  # user + system time of the process and its children
     changed: list[str] = field(default_factory=list)  # paths under the case folder created, changed or removed
+    limit_s: float = 30.0  # the wall-time limit this case ran under (time_limit_s)
 
     @property
     def text(self) -> str:
@@ -92,7 +95,8 @@ def run_cli(case: str, *args: str, cwd: Path, trace: bool = False) -> Run:
                for k, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
     for reader in readers:
         reader.start()
-    timer = threading.Timer(TIME_LIMIT_S, proc.kill)
+    limit = time_limit_s()
+    timer = threading.Timer(limit, proc.kill)
     timer.start()
     _, status, usage = os.wait4(proc.pid, 0)
     timer.cancel()
@@ -109,7 +113,7 @@ def run_cli(case: str, *args: str, cwd: Path, trace: bool = False) -> Run:
     after = tree_state(cwd)
     changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     run = Run(case, code, out.get("stdout", ""), out.get("stderr", ""), seconds, usage.ru_maxrss / 1024, opened,
-              usage.ru_utime + usage.ru_stime, changed)
+              usage.ru_utime + usage.ru_stime, changed, limit)
     table = os.environ.get("EDGEVIT_HOSTILE_TABLE")
     if table:
         with open(table, "a") as fh:
@@ -122,7 +126,7 @@ def run_cli(case: str, *args: str, cwd: Path, trace: bool = False) -> Run:
 def assert_refused(run: Run, *needles: str, code: int = 2, outside: tuple[Path, ...] = ()) -> str:
     """Exit ``code`` within the limits, one 'error:' paragraph holding every needle, no traceback, no "pass", and
     none of ``outside`` opened."""
-    assert run.seconds < TIME_LIMIT_S, f"{run.case}: took {run.seconds:.1f} s (killed at {TIME_LIMIT_S:.0f} s)"
+    assert run.seconds < run.limit_s, f"{run.case}: took {run.seconds:.1f} s (killed at {run.limit_s:.0f} s)"
     assert run.peak_mb < MEMORY_LIMIT / 2**20
     assert not run.changed, f"{run.case} changed {run.changed[:10]} (a refused command writes nothing)"
     assert run.code == code, f"{run.case}: exit {run.code}, expected {code}:\n{run.text[-3000:]}"

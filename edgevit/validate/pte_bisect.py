@@ -74,13 +74,9 @@ def _relower(subject, manifest: dict, precision: str, work: Path) -> tuple[Path,
     options: dict = {}
     calibration = None
     if precision == "int8":
-        from edgevit.export.quantize import DEFAULT_ACTIVATION_OBSERVER
-        from edgevit.validate.quantized_reference import calibration_for
+        from edgevit.validate.quantized_reference import calibration_for, recorded_pt2e_options
 
-        recorded = manifest.get("quantization") or {}
-        kept = list((recorded.get("mixed_precision") or {}).get("keep_float") or []) or None
-        options = {"activation_observer": recorded.get("activation_observer") or DEFAULT_ACTIVATION_OBSERVER,
-                   "keep_float": kept}
+        options = recorded_pt2e_options(manifest)
         calibration = calibration_for(subject, manifest).tensors
     export_executorch(subject.prepared, example, path, precision=precision, calibration=calibration,
                       quantization=options or None, sources=sources)

@@ -170,12 +170,21 @@ def _compare_onnx(stored, rebuilt) -> dict:
 
 # ------------------------------------------------------------------------------------------------------------ PTE
 
-def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example, actual: np.ndarray):
-    from edgevit.export.quantize import DEFAULT_ACTIVATION_OBSERVER, quantize_pt2e
+def recorded_pt2e_options(manifest: dict) -> dict:
+    """The PT2E options an int8 ``.pte`` was quantized with, as its manifest records them (observer, layers kept in
+    float): what rebuilding its quantized reference, or lowering it again, needs."""
+    from edgevit.export.quantize import DEFAULT_ACTIVATION_OBSERVER
 
     recorded = manifest.get("quantization") or {}
-    observer = recorded.get("activation_observer") or DEFAULT_ACTIVATION_OBSERVER
-    kept = list((recorded.get("mixed_precision") or {}).get("keep_float") or []) or None  # the layers left float
+    return {"activation_observer": recorded.get("activation_observer") or DEFAULT_ACTIVATION_OBSERVER,
+            "keep_float": list((recorded.get("mixed_precision") or {}).get("keep_float") or []) or None}
+
+
+def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example, actual: np.ndarray):
+    from edgevit.export.quantize import quantize_pt2e
+
+    options = recorded_pt2e_options(manifest)
+    observer, kept = options["activation_observer"], options["keep_float"]
     key = ("pt2e-int8", calibration.sha256, observer, tuple(kept or ()))
     if key not in subject.cache:  # one PT2E quantization per subject and configuration
         converted, _, _ = quantize_pt2e(subject.prepared, example, calibration.tensors,

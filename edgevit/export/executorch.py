@@ -18,7 +18,7 @@ from edgevit.base.arguments import BACKENDS
 from edgevit.base.atomic import atomic_path
 from edgevit.base.errors import ExportError
 from edgevit.export.failures import export_error
-from edgevit.export.mil_inspect import in_eval
+from edgevit.export.mil_inspect import in_eval, module_of
 
 
 def _partitioner(backend: str, precision: str, deployment_target: str):
@@ -110,9 +110,8 @@ def _module_of(node: torch.fx.Node) -> str:
     while "quantize_per" in str(node.target) and node.args and isinstance(node.args[0], torch.fx.Node):
         node = node.args[0]
     for candidate in (node, *(a for a in node.args if isinstance(a, torch.fx.Node)), *node.users):
-        stack = candidate.meta.get("nn_module_stack") or {}
-        path = str(list(stack.values())[-1][0]).replace("L['self'].", "").replace("L__self___", "") if stack else ""
-        if path and path != "L['self']":
+        path = module_of(candidate)
+        if path not in ("(top level)", "L['self']"):
             return path
     return "(top level)"
 

@@ -49,6 +49,15 @@ def in_eval(module: nn.Module) -> nn.Module:
     return module
 
 
+def module_of(node: torch.fx.Node) -> str:
+    """The innermost PyTorch module a traced node came from (its ``nn_module_stack``), as a dotted path."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return "(top level)"
+    path = list(stack.values())[-1][0]
+    return str(path).replace("L['self'].", "").replace("L__self___", "") or "(top level)"
+
+
 def to_exported_program(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """torch.export in the ATEN dialect, the form coremltools' ExportedProgram frontend accepts."""
     program = torch.export.export(in_eval(module), (example,)).run_decompositions({})

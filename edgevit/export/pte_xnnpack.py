@@ -117,29 +117,17 @@ def _tensor_of(value: dict) -> tuple[dict, dict | None]:
 
 
 def constant_buffers(path: Path, method: str = "forward") -> list[tuple[str, bytes, str]]:
-    """(named-data key, bytes, "datatype [dims]") of every constant tensor the XNNPACK graphs of ``method`` store."""
-    pte = read_pte(path)
-    named = {}
-    if pte.named_data is not None:
-        buffers = pte.named_data.buffers
-        named = {key: buffers[entry.buffer_index] for key, entry in pte.named_data.pte_data.items()}
+    """(named-data key, bytes, "datatype [dims]") of every constant tensor the XNNPACK graphs of ``method`` keep in
+    the program's named data (what a tamper test finds and rewrites by content)."""
     found = []
-    for graph in xnnpack_graphs(path, method):
-        constants = graph.graph.get("constant_data", [])
-        described = {}
-        for value in graph.graph.get("xvalues", []):
-            tensor, _ = _tensor_of(value)
-            index = tensor.get("constant_buffer_idx", 0)
-            if index:
-                described[index] = f"{tensor.get('datatype')} {tensor.get('dims')}"
-        for index, entry in enumerate(constants):
-            key = entry.get("named_key") or ""
-            if not key:
-                continue
-            data = named.get(key)
-            if data is None:
-                raise PteError(f"{Path(path).name}: XNNPACK constant {key[:16]}… is not in the program's named data")
-            found.append((key, data if isinstance(data, bytes) else data.to_bytes(), described.get(index, "scales")))
+    for program in xnnpack_programs(path, method):
+        entries = program.graph.graph.get("constant_data", [])
+        described = {tensor["constant_buffer_idx"]: f"{tensor.get('datatype')} {tensor.get('dims')}"
+                     for tensor, _ in program.values.values() if tensor.get("constant_buffer_idx")}
+        for index, data in program.constants.items():
+            key = entries[index].get("named_key") or ""
+            if key:
+                found.append((key, data, described.get(index, "scales")))
     return found
 
 

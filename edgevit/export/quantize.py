@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from edgevit.base.errors import ExportError, UsageError
-from edgevit.export.mil_inspect import in_eval
+from edgevit.export.mil_inspect import in_eval, module_of
 
 _QDQ_NAMES = ("quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel",
               "choose_qparams")
@@ -37,14 +37,6 @@ def _is_qdq(node: object) -> bool:
         q in str(node.target) for q in _QDQ_NAMES)
 
 
-def _module_of(node: torch.fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return "(top level)"
-    path = list(stack.values())[-1][0]
-    return str(path).replace("L['self'].", "").replace("L__self___", "") or "(top level)"
-
-
 def float_layers(graph_module: torch.fx.GraphModule) -> list[dict]:
     """Ops of the quantized graph that compute in float: none of their tensor inputs comes from a dequantize."""
     found = []
@@ -56,7 +48,7 @@ def float_layers(graph_module: torch.fx.GraphModule) -> list[dict]:
             continue
         tensors = [a for a in node.all_input_nodes if a.op != "get_attr"]
         if tensors and not any(_is_qdq(a) for a in tensors):
-            found.append({"op": name, "module": _module_of(node)})
+            found.append({"op": name, "module": module_of(node)})
     return found
 
 

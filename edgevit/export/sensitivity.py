@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from edgevit.base.errors import UsageError
+from edgevit.export.mil_inspect import module_of
 
 DEFAULT_MIN_PSNR_DB = 35.0  # the goal of --keep-float auto, on logits
 DEFAULT_BUDGET_S = 600.0
@@ -47,14 +48,6 @@ def is_observer(node: torch.fx.Node, gm: torch.fx.GraphModule) -> bool:
         return False
     module = gm.get_submodule(str(node.target))
     return hasattr(module, "calculate_qparams")
-
-
-def module_of(node: torch.fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return "(top level)"
-    path = list(stack.values())[-1][0]
-    return str(path).replace("L['self'].", "").replace("L__self___", "") or "(top level)"
 
 
 def quantized_layers(observed: torch.fx.GraphModule) -> dict[str, list[str]]:

@@ -71,7 +71,7 @@ def bisect(subject, artifact: Path, manifest: dict, top: int = 10) -> BisectRepo
 
 def _export_values(module: torch.nn.Module, example: torch.Tensor) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Every node's output (by node name) of ``module``'s torch.export program on ``example``, and its module."""
-    from edgevit.export.mil_inspect import to_exported_program
+    from edgevit.export.mil_inspect import module_of, to_exported_program
 
     program = to_exported_program(module, example)
     graph_module = program.module()
@@ -86,12 +86,7 @@ def _export_values(module: torch.nn.Module, example: torch.Tensor) -> tuple[dict
 
     with torch.no_grad():
         Recorder(graph_module).run(example)
-    modules = {}
-    for node in program.graph.nodes:
-        stack = node.meta.get("nn_module_stack") or {}
-        path = list(stack.values())[-1][0] if stack else ""
-        modules[node.name] = str(path).replace("L['self'].", "").replace("L__self___", "") or "(top level)"
-    return values, modules
+    return values, {node.name: module_of(node) for node in program.graph.nodes}
 
 
 def _report(artifact: Path, item, bound: float, artifact_values: dict[str, tuple[str, np.ndarray]],

@@ -47,20 +47,21 @@ def compute_ops(function) -> dict[str, tuple[str, tuple[str, ...]]]:
     return found
 
 
+def _show(inputs: tuple[str, ...]) -> str:
+    return ", ".join(i for i in inputs if i != "<constant>") or "constants only"
+
+
 def structure_differences(artifact_function, reference_function, limit: int = 5) -> list[str]:
     """What differs between the two programs' compute graphs, at most ``limit`` items, in the artifact's op order."""
     mine, theirs = compute_ops(artifact_function), compute_ops(reference_function)
-    def show(inputs: tuple[str, ...]) -> str:
-        return ", ".join(i for i in inputs if i != "<constant>") or "constants only"
-
     found = []
     for name, (op_type, inputs) in mine.items():
         if name not in theirs:
             found.append(f"{op_type} {name!r} is not in coremltools' conversion of the original")
         elif theirs[name] != (op_type, inputs):
             want = theirs[name]
-            found.append(f"{op_type} {name!r} reads {show(inputs)}; coremltools' conversion has {want[0]} reading "
-                         f"{show(want[1])}")
+            found.append(f"{op_type} {name!r} reads {_show(inputs)}; coremltools' conversion has {want[0]} reading "
+                         f"{_show(want[1])}")
     found += [f"{op_type} {name!r} of coremltools' conversion of the original is missing"
               for name, (op_type, _) in theirs.items() if name not in mine]
     return found[:limit] + ([f"... {len(found) - limit} more"] if len(found) > limit else [])

@@ -9,8 +9,8 @@ walked node by node: op type, attributes, which values feed it (the lowering is 
 each value's datatype, shape and quantization parameters, and every stored constant byte for byte (in an int8 program,
 what calibration derives -- activation scales and zero points, bias scales, int32 biases -- within calibration
 rounding: edgevit.validate.quantized_reference.CALIBRATION_RTOL). The bound is therefore 0: the first node where
-anything differs is the divergence, named by the torch.export node and PyTorch
-module its debug handle points to in the re-lowering, with the relative L2 of the constant that differs (infinite for
+anything differs is the divergence, named by the lowered graph's node and the PyTorch module its debug handle points
+to in the re-lowering, with the relative L2 of the constant that differs (infinite for
 a change of structure). Every constant compared is listed, worst first.
 """
 

@@ -213,16 +213,17 @@ def _compare_pte(artifact: Path, known: set[str], params: list[tuple[float, int]
     derived = derived or {}
     broken, checked = [], 0
     for program in xnnpack_programs(artifact):
-        biases = _bias_ids(program)
+        layers = _bias_layers(program)
+        per_layer = set(layers) | {scale for _, scale in layers.values() if scale is not None}
         for index, data in program.constants.items():
-            if index in biases.values() or index in biases:
+            if index in per_layer:  # an int32 bias or its scales: checked against its own layer below
                 continue
             checked += 1
             if hashlib.sha256(data).hexdigest() not in known:
                 broken.append({"tensor": f"constant {index} ({len(data)} bytes)",
                                "parameter": "the quantized reference", "rule": "byte-identical", "bad": 1, "of": 1,
                                "worst": float("inf")})
-        for bias_index, (filter_index, scale_index) in _bias_layers(program).items():
+        for bias_index, (filter_index, scale_index) in layers.items():
             checked += 1
             expected = derived.get(hashlib.sha256(program.constants.get(filter_index, b"")).hexdigest())
             bias, scales = program.constants.get(bias_index, b""), program.constants.get(scale_index, b"")
@@ -258,14 +259,6 @@ def _bias_layers(program) -> dict[int, tuple[int, int | None]]:
         filter_tensor, _ = program.values.get(fields["filter_id"], ({}, None))
         scale_index = ((quantized or {}).get("quant_params") or {}).get("scale_buffer_idx")
         found[bias_tensor.get("constant_buffer_idx", 0)] = (filter_tensor.get("constant_buffer_idx", 0), scale_index)
-    return found
-
-
-def _bias_ids(program) -> dict[int, int]:
-    """Constant indices that are int32 biases or their scales (checked per layer, not by membership)."""
-    found = {}
-    for bias_index, (_, scale_index) in _bias_layers(program).items():
-        found[bias_index] = scale_index if scale_index is not None else bias_index
     return found
 
 

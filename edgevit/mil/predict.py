@@ -44,6 +44,13 @@ class MilModel:
         """Why this program cannot run here (the first op without a kernel), or None."""
         return first_unsupported(self.loaded.main)
 
+    def carry_constants(self, values: dict[Any, np.ndarray]) -> None:
+        """Run later predictions with these values for the given const vars (pymil Vars of this program): a
+        reference program that carries values read from the program it is compared with."""
+        if self._constants is None:
+            self._constants = constants_of(self.loaded.main)
+        self._constants.update(values)
+
     def predict(self, inputs: dict[str, Any], *, observe: Observer | None = None,
                 extra_outputs: tuple[str, ...] = ()) -> dict[str, Any]:
         """``MLModel.predict``'s result; ``extra_outputs`` adds inner values by name (float32 arrays) and

@@ -134,6 +134,8 @@ def coreml_calibrator(images: list, tensors: list, *, method: str = "minmax",
     calibration ``images`` (PIL, for an image input) or ``tensors`` (torch, for a tensor input)."""
 
     def calibrate(mlmodel: Any) -> tuple[dict, dict]:
+        from edgevit.models.random_init import one_thread
+
         runner = MilModel(mlmodel)
         feature = runner.loaded.description.input[0]
         is_image = feature.type.WhichOneof("Type") == "imageType"
@@ -141,8 +143,10 @@ def coreml_calibrator(images: list, tensors: list, *, method: str = "minmax",
         if progress is not None:
             progress(f"gathering activation ranges ({method}) on {len(values)} calibration inputs through the "
                      "MIL reference interpreter")
-        ranges = activation_ranges(runner, ({feature.name: v} for v in values), method=method,
-                                   percentile=percentile)
+        with one_thread():  # torch kernels inside the interpreter sum in a thread-dependent order: a range (and
+            # the scale it gives) must not depend on the threads of the process that converts or validates
+            ranges = activation_ranges(runner, ({feature.name: v} for v in values), method=method,
+                                       percentile=percentile)
         return ranges.stats, ranges.to_json()
 
     return calibrate

@@ -20,17 +20,6 @@ from edgevit.validate.stored_values import ValueCheck, check_stored, read_stored
 
 MIL_DERIVATION = "fp32 summation order, interpreter against torch (about 1e-7 per op; 1e-4 for the whole network)"
 MIL_COMPARED = "edgevit's MIL interpreter at fp32 vs the prepared model carrying the program's stored values"
-# A W8A8 program quantizes its activations with the stored scales (quantize/dequantize ops the interpreter executes
-# as stored) where the reference computes them in float: their difference is the activations' rounding, one int8
-# step per quantized tensor, compounding (measured 4.9% on swiftformer-xs logits). Its stored weights are still
-# checked one by one; its activation scales are not re-derived here (they are checked against the interpreter's
-# ranges when the package is written: edgevit.export.coreml), so this bound is the one loose part of the check.
-ACTIVATION_QUANTIZED_BOUND = 0.15
-ACTIVATION_QUANTIZED_DERIVATION = ("activation quantization in the program (quantize/dequantize with the stored "
-                                   "scales) vs float activations in the reference: one int8 step per quantized "
-                                   "tensor, compounding; measured 4.9% on swiftformer-xs")
-
-
 def logits_var(function) -> str:
     """The name of a classifier program's logits (the input of the softmax that makes its probabilities), or the
     function's first output when it has no softmax before its outputs."""
@@ -86,9 +75,14 @@ FP16_CONSTANTS_DERIVATION = (
 
 def mil_fidelity(functions: Sequence, reference: nn.Module, inputs: list[ValidationInput],
                  run_artifact: Callable[[ValidationInput], np.ndarray],
-                 run_reference: Callable[[nn.Module, ValidationInput], torch.Tensor]) -> tuple[Fidelity, np.ndarray]:
+                 run_reference: Callable[[nn.Module, ValidationInput], torch.Tensor],
+                 program_reference: np.ndarray | None = None) -> tuple[Fidelity, np.ndarray]:
     """Both checks; returns the verdict and the logits of the reference carrying the stored values (the
     "weights only" precision cost of this artifact).
+
+    ``program_reference`` (a W8A8 program's): the outputs of the same program rebuilt from the original
+    (edgevit.validate.w8a8_reference), which the artifact must then match to the bit; its distance from the float
+    reference (activation rounding) is recorded beside the verdict.
 
     Stored tensors that match no parameter are coremltools' own (the input normalisation as a ``batch_norm``, a
     conv fused with its BatchNorm, a folded scale), and immediate values inside ops are no tensors at all: the
@@ -109,10 +103,20 @@ def mil_fidelity(functions: Sequence, reference: nn.Module, inputs: list[Validat
     with torch.no_grad():
         expected = np.concatenate([run_reference(carrying, item).numpy() for item in inputs])
     actual = np.concatenate([run_artifact(item) for item in inputs])
+    if program_reference is not None:
+        from edgevit.validate import w8a8_reference as w8a8
+        from edgevit.validate.metrics import rel_l2
+
+        fidelity = judge_outputs(program_reference, actual, w8a8.BOUND, w8a8.COMPARED, w8a8.DERIVATION,
+                                 require_top1=False)
+        fidelity.extra["activation_rounding_rel_l2"] = rel_l2(expected, actual)
+        fidelity.values = check.to_json()
+        if not check.ok:
+            fidelity.status = "fail"
+            fidelity.reason = check.describe() + (f"; {fidelity.reason}" if fidelity.reason else "")
+        return fidelity, expected
     bound, derivation = MIL_BOUND, MIL_DERIVATION
-    if quantizes_activations(functions):
-        bound, derivation = ACTIVATION_QUANTIZED_BOUND, ACTIVATION_QUANTIZED_DERIVATION
-    elif fp16:
+    if fp16:
         allowance = _fp16_rounding_effect(reference, inputs, run_reference)
         bound = MIL_BOUND + allowance
         derivation = f"{MIL_DERIVATION}; " + FP16_CONSTANTS_DERIVATION.format(

@@ -202,7 +202,7 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
     or the interpreter at the program's own precision (fp16 values rounded after every op)."""
     from edgevit.export.coreml import ImageClassifier
     from edgevit.mil import MilModel, load_program
-    from edgevit.validate.mil_fidelity import logits_var, mil_fidelity
+    from edgevit.validate.mil_fidelity import logits_var, mil_fidelity, quantizes_activations
 
     loaded = load_program(artifact)
     wide, native = MilModel(loaded, precision="fp32"), MilModel(loaded)
@@ -231,12 +231,21 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
         def run_reference(module, item):
             return module(item.tensor)
 
-    fidelity, weights_only = mil_fidelity([loaded.main], reference_module, inputs, lambda item: run(wide, item),
-                                          run_reference)
-    from edgevit.validate.mil_fidelity import quantizes_activations
+    program_reference = activations = None
+    if quantizes_activations([loaded.main]):  # W8A8: against the same program rebuilt from the original
+        from edgevit.validate.w8a8_reference import compare_activations, rebuilt_w8a8
 
-    if quantizes_activations([loaded.main]):
-        _check_structure(subject, manifest, loaded.main, fidelity)
+        rebuilt = rebuilt_w8a8(subject, manifest)
+        activations = compare_activations(loaded.main, rebuilt.main)
+        same = MilModel(rebuilt.loaded, precision="fp32")
+        same.carry_constants(activations.carried)
+        program_reference = np.concatenate([
+            np.asarray(same.predict(feed(item), extra_outputs=(logits_var(rebuilt.main),))[logits_var(rebuilt.main)],
+                       dtype=np.float32) for item in inputs])
+    fidelity, weights_only = mil_fidelity([loaded.main], reference_module, inputs, lambda item: run(wide, item),
+                                          run_reference, program_reference=program_reference)
+    if activations is not None:
+        _check_w8a8_program(loaded.main, rebuilt.main, activations, fidelity)
     reference = original_logits(subject.original, inputs)
     label = coreml_runtime_here(runtime)
     if label == MIL_REFERENCE:
@@ -256,35 +265,27 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
     return label, fidelity, reference, actual, inputs, expected, diagnosis
 
 
-def _check_structure(subject: Subject, manifest: dict, function, fidelity: Fidelity) -> None:
-    """A W8A8 program's compute graph must be the one coremltools makes from the original (see
-    edgevit.validate.program_structure): its numbers alone cannot show a missing op under activation rounding."""
-    import tempfile
-
-    from edgevit.export.coreml import export_coreml
-    from edgevit.mil import load_program
+def _check_w8a8_program(function, rebuilt, activations, fidelity: Fidelity) -> None:
+    """A W8A8 program's activation quantizations and compute graph must be those of the program rebuilt from the
+    original (edgevit.validate.w8a8_reference): a moved scale or a dropped op is named, whatever its numeric
+    effect."""
     from edgevit.validate.program_structure import structure_differences
+    from edgevit.validate.w8a8_reference import SCALE_DERIVATION, SCALE_RTOL
 
-    options = manifest.get("export") or {}
-    with tempfile.TemporaryDirectory(prefix="edgevit-structure-") as tmp:
-        path = Path(tmp) / "reference.mlpackage"
-        export_coreml(subject.prepared, subject.spec, path, precision="fp16",
-                      deployment_target=options.get("deployment_target", "iOS17"),
-                      tensor_input=manifest["input"]["kind"] != "image")
-        differences = structure_differences(function, load_program(path).main)
-    fidelity.extra["structure"] = {"compared": "compute ops (type, name, inputs through quantize/dequantize) vs "
-                                               "coremltools' fp16 conversion of the original",
-                                   "differences": differences}
-    if differences:
+    graph = structure_differences(function, rebuilt)
+    fidelity.extra["structure"] = {"compared": "compute ops (type, name, inputs through quantize/dequantize) and "
+                                               "every quantize/dequantize op's scale and zero point vs the W8A8 "
+                                               "program rebuilt from the original",
+                                   "differences": graph, "activation_differences": activations.differences,
+                                   "scales_carried": len(activations.carried),
+                                   "largest_scale_difference_carried": activations.largest_within,
+                                   "scale_tolerance": SCALE_RTOL, "scale_tolerance_derivation": SCALE_DERIVATION}
+    found = ([f"the program's compute graph is not coremltools' conversion of the original: {'; '.join(graph)}"]
+             if graph else []) + ([f"its activation quantization is not the recorded calibration's: "
+                                   f"{'; '.join(activations.differences)}"] if activations.differences else [])
+    if found:
         fidelity.status = "fail"
-        fidelity.reason = ("the program's compute graph is not coremltools' conversion of the original: "
-                           + "; ".join(differences) + (f"; {fidelity.reason}" if fidelity.reason else ""))
-    elif fidelity.status == "fail" and not (fidelity.values or {}).get("n_broken"):
-        fidelity.status = "inconclusive"
-        fidelity.reason = (f"{fidelity.reason}; but every stored weight and the whole compute graph match the "
-                           "original, and on this model the activations' int8 rounding alone moves the logits this "
-                           "far (its activation scales are not re-derived at validate time), so the numbers cannot "
-                           "tell a defect from rounding")
+        fidelity.reason = "; ".join(found) + (f"; {fidelity.reason}" if fidelity.reason else "")
 
 
 def _judge_coreml_pte(subject: Subject, artifact: Path, manifest: dict, runtime: str | None):

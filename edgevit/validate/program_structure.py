@@ -1,14 +1,12 @@
-"""The compute graph of a W8A8 ML program against the one coremltools makes from the original.
+"""The compute graph of a W8A8 ML program against the one edgevit rebuilds from the original
+(edgevit.validate.w8a8_reference).
 
-Why: a W8A8 program rounds its activations to int8, and against the float reference that rounding is noise of a
-size no bound separates from a defect on deep models (measured: a clean fastvit-t8 package 41% relative L2 on
-logits, the same package with one residual add removed 41%). The values it stores are checked one by one
-(edgevit.validate.stored_values); what remains is its structure. Activation quantization only inserts
-``quantize``/``dequantize`` pairs and weight compression only replaces constants, so every compute op of the
-package must be one coremltools writes when it converts the original at the same precision and deployment target:
-same op type, same name (coremltools names values after the torch.export nodes), same inputs (read through the
-quantize/dequantize pairs). A dropped, added or rewired op is named.
-"""
+Why: a W8A8 program rounds its activations to int8, and a dropped op can hide in that rounding (measured: on
+fastvit-t8 the clean package and the one with a residual add removed are both 41% relative L2 from the float logits).
+Activation quantization only inserts ``quantize``/``dequantize`` pairs and weight compression only replaces
+constants, so every compute op of the package must be one of the rebuilt program: same op type, same name
+(coremltools names values after the torch.export nodes), same inputs (read through the quantize/dequantize pairs).
+A dropped, added or rewired op is named, whatever its numeric effect."""
 
 from __future__ import annotations
 

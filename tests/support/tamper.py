@@ -197,6 +197,31 @@ def drop_mil_add(package: Path) -> str:
     return dropped
 
 
+def scale_mil_activation(package: Path, factor: float, index: int | None = None) -> str:
+    """Multiply one activation ``quantize`` op's scale (an fp16 or fp32 immediate in the program) by ``factor``:
+    a W8A8 package quantizing one tensor with another scale than its calibration gave. Returns the op's name."""
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(package))
+    main = spec.mlProgram.functions["main"]
+    block = main.block_specializations[main.opset]
+    consts = {op.outputs[0].name: op for op in block.operations if op.type == "const"}
+    quantizes = [op for op in block.operations if op.type == "quantize"]
+    assert quantizes, "no activation quantize op in the program"
+    op = quantizes[len(quantizes) // 2 if index is None else index]
+    tensor = consts[op.inputs["scale"].arguments[0].name].attributes["val"].immediateValue.tensor
+    if tensor.bytes.values:  # fp16 immediates are stored as raw bytes
+        value = np.frombuffer(tensor.bytes.values, np.float16)
+        changed = (value.astype(np.float32) * factor).astype(np.float16)
+        assert not np.array_equal(changed, value), "the change is a no-op at fp16"
+        tensor.bytes.values = changed.tobytes()
+    else:
+        tensor.floats.values[:] = [v * factor for v in tensor.floats.values]
+    (package / "Data/com.apple.CoreML/model.mlmodel").write_bytes(spec.SerializeToString())
+    rehash(package)
+    return op.attributes["name"].immediateValue.tensor.strings.values[0]
+
+
 def drop_onnx_add(path: Path) -> str:
     import onnx
 

@@ -25,6 +25,7 @@ from support.tamper import (
     drop_onnx_add,
     negate,
     scale_by,
+    scale_mil_activation,
     scale_one,
     stored_tensors,
     swap_channels,
@@ -88,6 +89,8 @@ def _plan(kind: Kind, tensors: list[Stored]) -> dict[str, tuple[list[Stored], Ca
         scales = _pick(tensors, lambda t: t.role == "scale" and _float(t) and t.array.size > 1)
         plan = {"negate conv": (data, negate), "swap channels": (data, swap_channels), "zero bias": (bias, zero),
                 "scale 1.02": (scales, scale_by(1.02)), "quant scale +5%": (scales, scale_one(1.05))}
+        if compress == "w8a8":  # a weight scale is what "scale 1.02" moves; here one activation's scale moves
+            plan["quant scale +5%"] = "activation"
     elif compress == "w4":
         scales = _pick(tensors, lambda t: t.role == "scale" and _float(t) and t.array.ndim == 4)
         plan = {"negate conv": (scales, negate), "swap channels": (scales, swap_channels), "zero bias": (bias, zero),
@@ -184,13 +187,15 @@ def run_matrix(model: str, kinds, work: Path, tampers=TAMPERS, progress=print,
         plan = _plan(kind, tensors)
         for tamper in ("clean", *tampers):
             step = "clean" if tamper == "clean" else plan[tamper]
-            if isinstance(step, str) and step not in ("clean", "drop"):
+            if isinstance(step, str) and step not in ("clean", "drop", "activation"):
                 rows.append(Row(model, kind.name, tamper, "-", "n/a", None, None, None, None, 0.0, step))
                 continue
             copy = copy_artifact(source, work / "tampered" / kind.name.replace(" ", "-") / tamper.replace(" ", "-"))
             tensor = "-"
             if step == "drop":
                 tensor = drop_mil_add(copy) if copy.suffix == ".mlpackage" else drop_onnx_add(copy)
+            elif step == "activation":
+                tensor = scale_mil_activation(copy, 1.05)
             elif step != "clean":
                 candidates, change = step
                 tensor = _apply(copy, candidates, change)

@@ -206,8 +206,9 @@ def _pt2e_options(args: ConvertArgs, inputs) -> dict | None:
         return None
     if args.keep_float != "auto":
         return {"keep_float": list(args.keep_float)}
-    # the whole photos (not their halves): one emulated pass per layer per input is the cost of the scan
-    photos = [item.tensor for item in inputs if item.image is not None and not item.name.endswith(("-left", "-right"))]
+    # the whole photos (not their halves, not the noise images, whose logits a random-init model can make chaotic):
+    # what the precision-cost floor judges; one emulated pass per layer per input is the cost of the scan
+    photos = [item.tensor for item in inputs if item.kind == "photo" and not item.name.endswith(("-left", "-right"))]
     return {"auto_keep_float": {"inputs": photos, "budget_s": args.scan_budget,
                                 "goal_db": args.min_psnr if args.min_psnr is not None else KEEP_FLOAT_MIN_PSNR_DB}}
 

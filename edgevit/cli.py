@@ -100,8 +100,9 @@ def _parser() -> argparse.ArgumentParser:
                     "the model's preprocessing; default: the bundled validation photos, cropped and flipped")
     cv.add_argument("--keep-float", metavar="auto|LAYER,...",
                     help="--target executorch --quantize int8: keep layers in float. auto: rank every quantized layer "
-                    "by its effect on logits PSNR (leave one out, on an emulation), print the ranking and keep the "
-                    "fewest that reach --min-psnr (default 35 dB); or name the layers (module paths)")
+                    "by the noise it adds to the logits (each quantized alone, on an emulation), print the ranking and "
+                    "keep the fewest, most costly first, that reach --min-psnr (default 35 dB); or name the layers "
+                    "(module paths)")
     cv.add_argument("--scan-budget", type=float, default=600.0, metavar="SECONDS",
                     help="--keep-float auto: refuse (with the estimate) a sensitivity scan longer than this")
     cv.add_argument("--wide", action="store_true",

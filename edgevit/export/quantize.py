@@ -38,7 +38,8 @@ def _is_qdq(node: object) -> bool:
 
 
 def float_layers(graph_module: torch.fx.GraphModule) -> list[dict]:
-    """Ops of the quantized graph that compute in float: none of their tensor inputs comes from a dequantize."""
+    """Ops of the quantized graph that compute in float: none of their tensor inputs comes from a dequantize, or
+    they read a float parameter (a conv/linear kept in float that reads an int8 neighbour's output dequantized)."""
     found = []
     for node in graph_module.graph.nodes:
         if node.op != "call_function" or _is_qdq(node):
@@ -47,7 +48,9 @@ def float_layers(graph_module: torch.fx.GraphModule) -> list[dict]:
         if any(p in name for p in _PASSIVE):
             continue
         tensors = [a for a in node.all_input_nodes if a.op != "get_attr"]
-        if tensors and not any(_is_qdq(a) for a in tensors):
+        weight = node.args[1] if len(node.args) > 1 and isinstance(node.args[1], torch.fx.Node) else None
+        float_weight = weight is not None and weight.op == "get_attr"  # (an int8 weight comes through a dequantize)
+        if tensors and (float_weight or not any(_is_qdq(a) for a in tensors)):
             found.append({"op": name, "module": module_of(node)})
     return found
 

@@ -6,9 +6,13 @@ qparams (what ``convert_pt2e`` will store). A layer (a module of the prepared mo
 fake-quant nodes on its inputs are switched off, which is exactly what ``keep_layers_float`` does to the observed
 graph before the real convert. So the scan costs one forward per layer on a few inputs, not one lowering each:
 
-* ``scan``: leave one out - the logits PSNR (against the fp32 model) with only that layer in float, per layer;
-  the ranking is by PSNR gained over the all-int8 model.
-* ``choose``: the fewest layers, taken in ranking order, whose float versions together reach the goal.
+* ``scan``: quantize one at a time - the logits PSNR (against the fp32 model) with only that layer in int8, per
+  layer; the ranking is by the noise each layer adds alone (its share of their sum). Why not leave one out: when the
+  int8 error is spread over many layers (random-init fastvit-t8: all-int8 28.5 dB, no single layer worse than 35 dB
+  alone), removing any one changes the sum by little, the ranking is noise, and keeping the first 38 layers of it
+  in float reached 25.6 dB. Independent roundings add their noise, so one-at-a-time costs rank and sum.
+* ``choose``: the fewest layers, most costly first, whose removal brings the predicted noise (the sum of what is
+  left) under the goal; then checked on the emulation, adding the next layer while it misses.
 """
 
 from __future__ import annotations
@@ -76,16 +80,41 @@ def check_layer_names(names: list[str], layers: dict[str, list[str]]) -> None:
                      "`--keep-float auto` prints them ranked by their effect on the logits")
 
 
+def _reads_int8_weights(node: torch.fx.Node, observed: torch.fx.GraphModule) -> bool:
+    """Whether ``node`` takes a per-channel-observed weight (an int8 conv or linear once converted)."""
+    return any(is_observer(a, observed) and isinstance(a.args[0], torch.fx.Node) and a.args[0].op == "get_attr"
+               and hasattr(observed.get_submodule(str(a.target)), "ch_axis") for a in node.all_input_nodes)
+
+
+def int8_source(observer: torch.fx.Node, observed: torch.fx.GraphModule) -> str | None:
+    """The layer of the int8 conv/linear whose output ``observer`` observes (through ops fused after it, such as its
+    relu, which read it unobserved), or None."""
+    node = observer.args[0]
+    while isinstance(node, torch.fx.Node) and node.op == "call_function":
+        if _reads_int8_weights(node, observed):
+            return module_of(node)
+        if any(is_observer(a, observed) for a in node.all_input_nodes) or not node.args:
+            return None
+        node = node.args[0]
+    return None
+
+
 def keep_layers_float(observed: torch.fx.GraphModule, keep: list[str]) -> int:
     """Cut the observers on the inputs of every op of the ``keep`` modules (in place), so ``convert_pt2e`` leaves
-    those ops in float (float weights, float activations in); returns the number of edges cut."""
+    those ops in float (float weights, float activations in); returns the number of edges cut.
+
+    An input that an int8 conv/linear outside ``keep`` produces stays quantized: the kept op reads it dequantized.
+    XNNPACK runs a quantized conv only with a quantized output, and a float reader of its raw output leaves it
+    outside the delegate, where the program cannot be built (measured on fastvit-t8 with --keep-float auto: "Missing
+    out variants: quantized_decomposed::dequantize_per_channel")."""
     cut = 0
     wanted = set(keep)
     for node in list(observed.graph.nodes):
         if node.op != "call_function" or module_of(node) not in wanted:
             continue
         for arg in list(node.all_input_nodes):
-            if is_observer(arg, observed):
+            source = int8_source(arg, observed) if is_observer(arg, observed) else None
+            if is_observer(arg, observed) and (source is None or source in wanted):
                 node.replace_input_with(arg, arg.args[0])
                 cut += 1
     observed.graph.eliminate_dead_code()
@@ -126,8 +155,8 @@ class Emulation:
 
     def set_float(self, layers: set[str]) -> None:
         for layer, fakes in self.edges.items():
-            for fake in fakes:
-                fake.on = layer not in layers
+            for fake in fakes:  # as keep_layers_float: an int8 conv's output stays int8 for a float reader
+                fake.on = layer not in layers or (fake.source is not None and fake.source not in layers)
 
     def logits(self, inputs: list[torch.Tensor]) -> np.ndarray:
         with torch.no_grad():
@@ -141,12 +170,15 @@ def emulate(observed: torch.fx.GraphModule) -> Emulation:
     gm = copy.deepcopy(observed)
     emulation = Emulation(gm)
     count = 0
-    for obs in [n for n in gm.graph.nodes if is_observer(n, gm)]:
+    observers = [n for n in gm.graph.nodes if is_observer(n, gm)]
+    sources = {obs: int8_source(obs, gm) for obs in observers}  # before any observer becomes a fake-quant
+    for obs in observers:
         observer = gm.get_submodule(str(obs.target))
         for user in list(obs.users):
             name = f"edgevit_fake_quant_{count}"
             count += 1
             fake = _FakeQuant(observer)
+            fake.source = sources[obs]
             gm.add_submodule(name, fake)
             with gm.graph.inserting_before(user):
                 edge = gm.graph.call_module(name, (obs.args[0],))
@@ -162,12 +194,16 @@ def emulate(observed: torch.fx.GraphModule) -> Emulation:
 class LayerEffect:
     layer: str
     ops: list[str]
-    psnr_db: float  # logits PSNR with only this layer in float
-    gain_db: float  # over the all-int8 emulation
+    psnr_db: float  # logits PSNR with only this layer in int8
+    share: float  # its noise (10^(-PSNR/10)) over the sum of every layer's
+
+    @property
+    def noise(self) -> float:
+        return 10.0 ** (-self.psnr_db / 10.0)
 
     def to_json(self) -> dict:
-        return {"layer": self.layer, "ops": self.ops, "psnr_db": round(self.psnr_db, 2),
-                "gain_db": round(self.gain_db, 2)}
+        return {"layer": self.layer, "ops": self.ops, "psnr_db_alone_int8": round(self.psnr_db, 2),
+                "noise_share": round(self.share, 4)}
 
 
 @dataclass
@@ -175,20 +211,21 @@ class Sensitivity:
     reference: np.ndarray
     inputs: list[torch.Tensor]
     int8_psnr_db: float
-    ranking: list[LayerEffect]
+    ranking: list[LayerEffect]  # most costly first
     seconds: float
 
     def to_json(self, top: int = 20) -> dict:
-        return {"method": "leave one out on the PT2E emulation (fake-quant with the calibrated qparams), logits PSNR "
-                          "against the fp32 model", "inputs": len(self.inputs),
-                "int8_psnr_db": round(self.int8_psnr_db, 2), "layers_scanned": len(self.ranking),
-                "seconds": round(self.seconds, 1), "ranking_top": [e.to_json() for e in self.ranking[:top]]}
+        return {"method": "quantize one at a time on the PT2E emulation (fake-quant with the calibrated qparams), "
+                          "logits PSNR against the fp32 model; ranked by each layer's share of the summed noise",
+                "inputs": len(self.inputs), "int8_psnr_db": round(self.int8_psnr_db, 2),
+                "layers_scanned": len(self.ranking), "seconds": round(self.seconds, 1),
+                "ranking_top": [e.to_json() for e in self.ranking[:top]]}
 
 
 def scan(observed: torch.fx.GraphModule, reference_model: nn.Module, inputs: list[torch.Tensor], *,
          budget_s: float = DEFAULT_BUDGET_S, progress: Callable[[str], None] | None = None) -> Sensitivity:
-    """Leave-one-out sensitivity of every quantized layer; UsageError before the scan when the estimate (one
-    all-int8 forward pass per layer) exceeds ``budget_s``."""
+    """Each quantized layer's own cost (only it in int8); UsageError before the scan when the estimate (one
+    emulated forward pass per layer) exceeds ``budget_s``."""
     say = progress or (lambda _m: None)
     start = time.perf_counter()
     with torch.no_grad():
@@ -207,37 +244,58 @@ def scan(observed: torch.fx.GraphModule, reference_model: nn.Module, inputs: lis
     say(f"sensitivity scan: {len(layers)} quantized layers, all-int8 logits PSNR {base:.1f} dB, about "
         f"{estimate:.0f} s")
     effects = []
+    every = set(layers)
     for i, (layer, ops) in enumerate(layers.items()):
-        emulation.set_float({layer})
-        value = psnr_db(reference, emulation.logits(inputs))
-        effects.append(LayerEffect(layer, ops, value, value - base))
+        emulation.set_float(every - {layer})
+        effects.append(LayerEffect(layer, ops, psnr_db(reference, emulation.logits(inputs)), 0.0))
         if progress and (i + 1) % 20 == 0:
             say(f"  scanned {i + 1}/{len(layers)} layers")
-    effects.sort(key=lambda e: -e.gain_db)
-    say("layers ranked by logits PSNR gained when kept in float (leave one out):")
+    total = sum(e.noise for e in effects) or 1.0
+    for effect in effects:
+        effect.share = effect.noise / total
+    effects.sort(key=lambda e: -e.noise)
+    say("layers ranked by the noise each adds alone in int8 (logits PSNR with only it quantized, share of the sum):")
     for rank, effect in enumerate(effects[:10], 1):
-        say(f"  {rank:>2}. {effect.layer} ({', '.join(sorted(set(effect.ops)))}): {effect.psnr_db:.1f} dB "
-            f"({effect.gain_db:+.1f})")
+        say(f"  {rank:>2}. {effect.layer} ({', '.join(sorted(set(effect.ops)))}): {effect.psnr_db:.1f} dB, "
+            f"{effect.share:.0%}")
     return Sensitivity(reference, inputs, base, effects, time.perf_counter() - start)
 
 
 def choose(observed: torch.fx.GraphModule, sensitivity: Sensitivity, goal_db: float,
            progress: Callable[[str], None] | None = None) -> tuple[list[str], float]:
-    """The fewest layers, in ranking order, that together reach ``goal_db``: (layers, emulated PSNR). When no
-    prefix reaches it, every layer with a positive gain is kept and the PSNR reached is returned."""
+    """The fewest layers, most costly first, to keep in float for ``goal_db``: (layers, emulated PSNR). The
+    prediction (the noise of the layers left in int8 adds up) gives a first count; the emulation then bisects below
+    it (the prediction overshoots: roundings partly cancel) or steps above it while it misses. When even every
+    layer in float misses, all are kept and the PSNR reached is returned."""
     say = progress or (lambda _m: None)
-    if sensitivity.int8_psnr_db >= goal_db:
+    ranking = sensitivity.ranking
+    if sensitivity.int8_psnr_db >= goal_db or not ranking:
         return [], sensitivity.int8_psnr_db
+    allowed = 10.0 ** (-goal_db / 10.0)
+    left = sum(e.noise for e in ranking)
+    count = 0
+    while count < len(ranking) and left > allowed:
+        left -= ranking[count].noise
+        count += 1
     emulation = emulate(observed)
-    kept: list[str] = []
-    value = sensitivity.int8_psnr_db
-    for effect in sensitivity.ranking:
-        if effect.gain_db <= 0:
-            break
-        kept.append(effect.layer)
-        emulation.set_float(set(kept))
-        value = psnr_db(sensitivity.reference, emulation.logits(sensitivity.inputs))
-        say(f"  float: {len(kept)} layer(s), logits PSNR {value:.1f} dB")
-        if value >= goal_db:
-            break
-    return kept, value
+    tried: dict[int, tuple[list[str], float]] = {}
+
+    def measure(n: int) -> float:
+        if n not in tried:
+            kept = [e.layer for e in ranking[:n]]
+            emulation.set_float(set(kept))
+            tried[n] = (kept, psnr_db(sensitivity.reference, emulation.logits(sensitivity.inputs)))
+            say(f"  float: {n} layer(s), logits PSNR {tried[n][1]:.1f} dB")
+        return tried[n][1]
+
+    count = max(count, 1)
+    while measure(count) < goal_db and count < len(ranking):
+        count += 1
+    low, high = 0, count  # measure(high) reaches the goal (or high is every layer); low does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if measure(middle) >= goal_db:
+            high = middle
+        else:
+            low = middle
+    return tried[high]

@@ -276,3 +276,63 @@ def test_softmax_after_conv_is_exact_in_the_xnnpack_pte(tmp_path):
     # a softmax that no conv feeds is left alone
     plain = torch.export.export(nn.Softmax(dim=-1).eval(), (x,))
     assert isolate_softmax_after_conv(plain, x)[1] == 0
+
+
+class EveryXnnpackPassOp(nn.Module):
+    """Something for each XNNPACK preprocess pass that skip_idle_xnnpack_passes may skip: conv + batch norm, a
+    1-D conv, PReLU, a concatenation of 6, bilinear upsampling, softmax attention (three delegated subgraphs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.prelu = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.PReLU()
+        self.conv1d = nn.Conv1d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        y = self.prelu(self.bn(self.conv(x)))  # (1, 8, 8, 8)
+        y = torch.cat([y * i for i in range(1, 7)], dim=1)[:, :8]
+        y = nn.functional.interpolate(y, scale_factor=2, mode="bilinear")  # (1, 8, 16, 16)
+        tokens = self.conv1d(y.flatten(2)).transpose(1, 2)  # (1, 256, 8)
+        attention = (tokens @ tokens.transpose(1, 2) * 0.1).softmax(dim=-1)
+        return attention @ tokens
+
+
+@pytest.mark.parametrize("module", [EveryXnnpackPassOp(), nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())],
+                         ids=["every-pass-op", "conv-only"])
+def test_lowering_shortcuts_leave_the_pte_byte_identical(module):
+    """shared_provenance and skip_idle_xnnpack_passes make lowering faster, never the program different: the .pte
+    is the same bytes with and without them, whether the skippable passes have work (every-pass-op) or not."""
+    from executorch.backends.xnnpack._passes import XNNPACKPassManager
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from torch.fx.traceback import NodeSource
+
+    from edgevit.export.executorch import _XNNPACK_PASS_OPS, shared_provenance, skip_idle_xnnpack_passes
+
+    torch.manual_seed(0)
+    module = module.eval()
+    x = torch.randn(1, 3, 8, 8)
+
+    def lower():
+        program = torch.export.export(module, (x,))
+        return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+
+    ran = []
+    transform = XNNPACKPassManager.transform
+
+    def spy(self):
+        ran.append({p.__name__ for p in self.passes})
+        return transform(self)
+
+    before = (NodeSource.__init__, XNNPACKPassManager.transform)
+    plain = lower()
+    XNNPACKPassManager.transform = spy
+    try:
+        with shared_provenance(), skip_idle_xnnpack_passes():
+            fast = lower()
+    finally:
+        XNNPACKPassManager.transform = transform
+    assert fast == plain
+    assert (NodeSource.__init__, XNNPACKPassManager.transform) == before  # both patches undone
+    skipped = set(_XNNPACK_PASS_OPS) - set.union(*ran)
+    # PReLUReshapePass acts on _prelu_kernel, but the XNNPACK partitioner keeps aten.prelu whole: never any work
+    assert skipped == ({"PReLUReshapePass"} if isinstance(module, EveryXnnpackPassOp) else set(_XNNPACK_PASS_OPS))

@@ -127,9 +127,14 @@ def shared_provenance():
     swiftformer-l1's int8 graph that was 44k deep copies, 6.3 of the 44 s of ``to_edge_transform_and_lower``
     (README). Nothing mutates a ``NodeSource`` once made (torch and ExecuTorch only read the history; the debug
     handles come from its oldest ancestor), so sharing it gives the same tree and a byte-identical ``.pte``
-    (tests/test_export.py). Process-wide while active: lower in one thread at a time.
+    (tests/test_export.py). Only for the torch release whose ``NodeSource`` was read (2.14); any other deep-copies
+    as it always does. Process-wide while active: lower in one thread at a time.
     """
     from torch.fx import traceback as fx_traceback
+
+    if not torch.__version__.startswith("2.14."):
+        yield
+        return
 
     source = fx_traceback.NodeSource
     original = source.__init__

@@ -92,7 +92,8 @@ def _plan(kind: Kind, tensors: list[Stored]) -> dict[str, tuple[list[Stored], Ca
         if compress == "w8a8":  # a weight scale is what "scale 1.02" moves; here one activation's scale moves
             plan["quant scale +5%"] = "activation"
     elif compress == "w4":
-        scales = _pick(tensors, lambda t: t.role == "scale" and _float(t) and t.array.ndim == 4)
+        scales = _pick(tensors, lambda t: t.role == "scale" and _float(t) and t.array.ndim >= 2  # conv or linear
+                       and t.array.size > 1)
         plan = {"negate conv": (scales, negate), "swap channels": (scales, swap_channels), "zero bias": (bias, zero),
                 "scale 1.02": (scales, scale_by(1.02)), "quant scale +5%": (scales, scale_one(1.05))}
     elif compress and compress.startswith("palette"):

@@ -10,13 +10,15 @@ images) and compares what the artifact stores with what it makes.
   reference's, name by name, and the graph must have the reference's nodes; then both programs run in onnxruntime
   with graph optimisations off, which executes each QuantizeLinear/DequantizeLinear as its definition says (an
   exact emulation of the stored scales and zero points), and must agree within ``EMULATION_BOUND`` (identical
-  programs give identical results; the bound only admits thread-split summation). Beside it, the runtime's own
-  int8 kernels against that emulation, within ``RUNTIME_BOUND``: a check of onnxruntime, not of the artifact.
+  programs give identical results; the bound only admits thread-split summation). Then onnxruntime's own
+  int8 kernels (optimisations on) on the artifact against the same on the rebuild, within ``EMULATION_BOUND``
+  too; their distance from the emulation is recorded, not judged (it compounds on models whose int8 error is large).
 - ``.pte`` (XNNPACK): every constant the XNNPACK graphs store (int8 weights in XNNPACK's layout, per-channel
   scales, float tensors) must be byte-identical to one the reference's PT2E-converted program holds, and every
   per-tensor activation quantization (scale, zero point) must be one the reference uses; then the runtime's
   output against the converted program (which emulates its quantize/dequantize ops in float) within
-  ``RUNTIME_BOUND``.
+  ``RUNTIME_BOUND``; when every stored value matches and only that bound is missed, the verdict is inconclusive
+  (XNNPACK's rounding compounding, e.g. random-init DeiT-T at 0.171), never pass.
 
 The calibration set must be the one the artifact was made with: the bundled photos are regenerated here; a user's
 folder is needed again (``--calibration DIR``), and its hash must match the manifest's.
@@ -106,14 +108,15 @@ def _onnx_fidelity(subject, artifact: Path, manifest: dict, calibration, example
             export_onnx_int8(subject.prepared, example, reference_path, calibration.tensors,
                              config=config.get("name"), method=config.get("calibration_method"))
             subject.cache[key] = (onnx.load(str(reference_path)),
-                                  _run_onnx(reference_path, subject.inputs, optimize=False))
-    rebuilt, quantized = subject.cache[key]
+                                  _run_onnx(reference_path, subject.inputs, optimize=False),
+                                  _run_onnx(reference_path, subject.inputs, optimize=True))
+    rebuilt, quantized, rebuilt_runtime = subject.cache[key]
     values = _compare_onnx(onnx.load(str(artifact)), rebuilt)
     emulated = _run_onnx(artifact, subject.inputs, optimize=False)
     fidelity = judge_outputs(quantized, emulated, EMULATION_BOUND,
                              "the artifact's QDQ program vs edgevit's re-quantization of the original, both emulated "
                              "by onnxruntime (optimisations off)", EMULATION_DERIVATION, require_top1=False)
-    _add_runtime_check(fidelity, emulated, actual, "onnxruntime's int8 kernels")
+    _add_runtime_check(fidelity, emulated, actual, "onnxruntime's int8 kernels", rebuilt_runtime)
     _add_values(fidelity, values)
     return fidelity, quantized
 
@@ -198,6 +201,14 @@ def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example,
                              "the XNNPACK int8 runtime vs edgevit's PT2E quantization of the original (quantize/"
                              "dequantize emulated in float)", RUNTIME_DERIVATION, require_top1=False)
     _add_values(fidelity, _compare_pte(artifact, known, params, derived))
+    values = fidelity.values or {}
+    if fidelity.status == "fail" and not values.get("n_broken") and not values.get("graph") \
+            and not values.get("n_unmatched"):
+        fidelity.status = "inconclusive"
+        fidelity.reason = (f"{fidelity.reason}; but every constant the program stores is edgevit's re-quantization of "
+                           "the original (weights byte for byte, activation quantization within calibration "
+                           "rounding), so this is XNNPACK's int8 rounding compounding through the network (large "
+                           "where the model's int8 error is: see the precision cost), not a different program")
     return fidelity, quantized
 
 
@@ -364,16 +375,24 @@ def _reference_qparams(converted) -> list[tuple[float, int]]:
     return found
 
 
-def _add_runtime_check(fidelity: Fidelity, emulated: np.ndarray, actual: np.ndarray, runtime: str) -> None:
+def _add_runtime_check(fidelity: Fidelity, emulated: np.ndarray, actual: np.ndarray, runtime: str,
+                       rebuilt_runtime: np.ndarray) -> None:
+    """The runtime's int8 kernels on the artifact against the same runtime on edgevit's re-quantization: identical
+    programs give identical outputs (bound ``EMULATION_BOUND``). Their distance from the exact emulation is recorded
+    beside it, not judged: it is onnxruntime's rounding (one output step per layer), which compounds on a model whose
+    int8 error is large (random-init DeiT-T: 35% relative L2 for the clean artifact and for the rebuild alike)."""
     from edgevit.validate.metrics import rel_l2
 
-    error = rel_l2(emulated, actual)
-    fidelity.extra["runtime_vs_emulation"] = {"runtime": runtime, "rel_l2": error, "bound": RUNTIME_BOUND,
-                                              "derivation": RUNTIME_DERIVATION}
-    if not error <= RUNTIME_BOUND:
+    error = rel_l2(rebuilt_runtime, actual)
+    fidelity.extra["runtime_vs_rebuilt"] = {"runtime": runtime, "rel_l2": error, "bound": EMULATION_BOUND,
+                                            "derivation": "the same runtime and session options on the artifact "
+                                                          "and on edgevit's re-quantization of the original"}
+    fidelity.extra["runtime_vs_emulation"] = {"runtime": runtime, "rel_l2": rel_l2(emulated, actual),
+                                              "expected": RUNTIME_DERIVATION}
+    if not error <= EMULATION_BOUND:
         fidelity.status = "fail"
-        note = (f"{runtime} disagree with the exact emulation of the same program by relative L2 {error:.3g} > "
-                f"{RUNTIME_BOUND:g}")
+        note = (f"{runtime} on the artifact disagree with the same runtime on edgevit's re-quantization by relative "
+                f"L2 {error:.3g} > {EMULATION_BOUND:g}")
         fidelity.reason = f"{fidelity.reason}; {note}" if fidelity.reason else note
 
 

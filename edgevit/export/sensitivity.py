@@ -113,8 +113,10 @@ def keep_layers_float(observed: torch.fx.GraphModule, keep: list[str]) -> int:
         if node.op != "call_function" or module_of(node) not in wanted:
             continue
         for arg in list(node.all_input_nodes):
-            source = int8_source(arg, observed) if is_observer(arg, observed) else None
-            if is_observer(arg, observed) and (source is None or source in wanted):
+            if not is_observer(arg, observed):
+                continue
+            source = int8_source(arg, observed)
+            if source is None or source in wanted:
                 node.replace_input_with(arg, arg.args[0])
                 cut += 1
     observed.graph.eliminate_dead_code()
@@ -125,8 +127,9 @@ def keep_layers_float(observed: torch.fx.GraphModule, keep: list[str]) -> int:
 class _FakeQuant(nn.Module):
     """One quantized edge: quantize-dequantize with the observer's qparams, or pass-through when off."""
 
-    def __init__(self, observer: nn.Module):
+    def __init__(self, observer: nn.Module, source: str | None = None):
         super().__init__()
+        self.source = source  # the int8 conv/linear layer whose output this edge quantizes (int8_source), if any
         scale, zero_point = observer.calculate_qparams()
         self.register_buffer("scale", scale.float())
         self.register_buffer("zero_point", zero_point.int())
@@ -177,8 +180,7 @@ def emulate(observed: torch.fx.GraphModule) -> Emulation:
         for user in list(obs.users):
             name = f"edgevit_fake_quant_{count}"
             count += 1
-            fake = _FakeQuant(observer)
-            fake.source = sources[obs]
+            fake = _FakeQuant(observer, sources[obs])
             gm.add_submodule(name, fake)
             with gm.graph.inserting_before(user):
                 edge = gm.graph.call_module(name, (obs.args[0],))

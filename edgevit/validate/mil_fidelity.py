@@ -110,28 +110,24 @@ def mil_fidelity(functions: Sequence, reference: nn.Module, inputs: list[Validat
         fidelity = judge_outputs(program_reference, actual, w8a8.BOUND, w8a8.COMPARED, w8a8.DERIVATION,
                                  require_top1=False)
         fidelity.extra["activation_rounding_rel_l2"] = rel_l2(expected, actual)
-        fidelity.values = check.to_json()
-        if not check.ok:
-            fidelity.status = "fail"
-            fidelity.reason = check.describe() + (f"; {fidelity.reason}" if fidelity.reason else "")
-        return fidelity, expected
-    bound, derivation = MIL_BOUND, MIL_DERIVATION
-    if fp16:
-        allowance = _fp16_rounding_effect(reference, inputs, run_reference)
-        bound = MIL_BOUND + allowance
-        derivation = f"{MIL_DERIVATION}; " + FP16_CONSTANTS_DERIVATION.format(
-            n=len(unmatched), names=", ".join(t.name for t in unmatched[:3]) or "none", allowance=allowance)
-    fidelity = judge_outputs(expected, actual, bound, MIL_COMPARED, derivation,
-                             require_top1=bound == MIL_BOUND)
+    else:
+        bound, derivation = MIL_BOUND, MIL_DERIVATION
+        if fp16:
+            allowance = _fp16_rounding_effect(reference, inputs, run_reference)
+            bound = MIL_BOUND + allowance
+            derivation = f"{MIL_DERIVATION}; " + FP16_CONSTANTS_DERIVATION.format(
+                n=len(unmatched), names=", ".join(t.name for t in unmatched[:3]) or "none", allowance=allowance)
+        fidelity = judge_outputs(expected, actual, bound, MIL_COMPARED, derivation,
+                                 require_top1=bound == MIL_BOUND)
+        compressed = [t.name for t in unmatched if t.kind in ("affine", "lut") and t.dense.size >= UNMATCHED_LARGE]
+        if compressed and fidelity.status == "fail" and check.ok:
+            fidelity.status = "inconclusive"
+            named = ", ".join(compressed[:3]) + (", ..." if len(compressed) > 3 else "")
+            fidelity.reason = (f"{fidelity.reason}; but {len(compressed)} compressed weights match no parameter of "
+                               f"the original ({named}: coremltools fused them, e.g. a conv with its BatchNorm), so "
+                               "their compression noise cannot be told from a defect; fold those layers in the "
+                               "converter to make the check decisive")
     fidelity.values = check.to_json()
-    compressed = [t.name for t in unmatched if t.kind in ("affine", "lut") and t.dense.size >= UNMATCHED_LARGE]
-    if compressed and fidelity.status == "fail" and check.ok:
-        fidelity.status = "inconclusive"
-        named = ", ".join(compressed[:3]) + (", ..." if len(compressed) > 3 else "")
-        fidelity.reason = (f"{fidelity.reason}; but {len(compressed)} compressed weights match no parameter of the "
-                           f"original ({named}: coremltools fused them, e.g. a conv with its BatchNorm), so their "
-                           "compression noise cannot be told from a defect; fold those layers in the converter to "
-                           "make the check decisive")
     if not check.ok:
         fidelity.status = "fail"
         fidelity.reason = check.describe() + (f"; {fidelity.reason}" if fidelity.reason else "")

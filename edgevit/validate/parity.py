@@ -217,8 +217,8 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
     def feed(item: ValidationInput) -> dict:
         return {name: item.image if image else item.tensor.numpy()}
 
-    def run(model: MilModel, item: ValidationInput) -> np.ndarray:
-        return np.asarray(model.predict(feed(item), extra_outputs=(logits,))[logits], dtype=np.float32)
+    def run(model: MilModel, item: ValidationInput, value: str = logits) -> np.ndarray:
+        return np.asarray(model.predict(feed(item), extra_outputs=(value,))[value], dtype=np.float32)
 
     if image:
         reference_module = ImageClassifier(subject.prepared, subject.spec.mean, subject.spec.std).eval()
@@ -237,11 +237,9 @@ def _judge_mlpackage(subject: Subject, artifact: Path, manifest: dict, runtime: 
 
         rebuilt = rebuilt_w8a8(subject, manifest)
         activations = compare_activations(loaded.main, rebuilt.main)
-        same = MilModel(rebuilt.loaded, precision="fp32")
+        same, its_logits = MilModel(rebuilt.loaded, precision="fp32"), logits_var(rebuilt.main)
         same.carry_constants(activations.carried)
-        program_reference = np.concatenate([
-            np.asarray(same.predict(feed(item), extra_outputs=(logits_var(rebuilt.main),))[logits_var(rebuilt.main)],
-                       dtype=np.float32) for item in inputs])
+        program_reference = np.concatenate([run(same, item, its_logits) for item in inputs])
     fidelity, weights_only = mil_fidelity([loaded.main], reference_module, inputs, lambda item: run(wide, item),
                                           run_reference, program_reference=program_reference)
     if activations is not None:

@@ -49,6 +49,8 @@ WRITER = textwrap.dedent("""
 
     out, tag, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     print("ready", flush=True)
+    if sys.argv[4:] == ["--wait-for-go"]:
+        sys.stdin.readline()  # every writer starts together, after the slow imports of all of them
     for i in range(rounds):
         with staging_area(out) as stage:
             staged = stage / "m.onnx.fp32.onnx"
@@ -66,8 +68,12 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _writer(out: Path, tag: str, rounds: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out), tag, str(rounds)], stdout=subprocess.PIPE,
+def _writer(out: Path, tag: str, rounds: int, wait_for_go: bool = False) -> subprocess.Popen:
+    """A publishing process, returned once it has imported edgevit. With ``wait_for_go`` it then waits for a
+    line on stdin, so several writers overlap even when one's imports take longer than another's whole run."""
+    extra = ["--wait-for-go"] if wait_for_go else []
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out), tag, str(rounds), *extra],
+                            stdin=subprocess.PIPE if wait_for_go else None, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_default_sigint)
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     return proc
@@ -75,7 +81,10 @@ def _writer(out: Path, tag: str, rounds: int) -> subprocess.Popen:
 
 def test_two_writers_never_interleave_and_a_reader_never_sees_a_mismatched_pair(tmp_path):
     artifact = tmp_path / "m.onnx.fp32.onnx"
-    writers = [_writer(tmp_path, tag, 60) for tag in ("alpha", "omega")]
+    writers = [_writer(tmp_path, tag, 60, wait_for_go=True) for tag in ("alpha", "omega")]
+    for w in writers:  # on a loaded host alpha once finished all its rounds while omega was still importing
+        w.stdin.write("go\n")
+        w.stdin.close()
     seen = set()
     while any(w.poll() is None for w in writers):
         with reading(artifact):

@@ -48,7 +48,7 @@ swift-test:
 	fi
 
 test: $(STAMP) tools swift-test
-	$(PY) -m pytest -q --timeout=1200 -p no:logging
+	$(PY) -m pytest -q --timeout=1200 -p no:logging --durations=25
 
 # Every slow model sweep too (all variants x all targets).
 test-all: $(STAMP) tools

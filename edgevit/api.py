@@ -99,8 +99,8 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
     cache, downloading them first if needed (``revision``: a branch, tag or commit; the manifest records the commit
     and the file's sha256). Every argument is checked before any work, and the weights are fetched before anything
     is written to ``out``.
-    ``keep_float`` (int8 .pte): "auto" keeps the fewest layers in float that reach ``min_psnr`` (default 35 dB) on
-    logits, by a sensitivity scan of at most ``scan_budget`` seconds, or names the layers (module paths).
+    ``keep_float`` (int8 .pte or .onnx): "auto" keeps the fewest layers in float that reach ``min_psnr`` (default
+    35 dB) on logits, by a sensitivity scan of at most ``scan_budget`` seconds, or names the layers (module paths).
     """
     args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
                          deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
@@ -176,7 +176,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub
                        args.deployment_target, args.tensor_input, winfo,
                        calibration=calibration.tensors if calibration else None,
                        compute_precision=plan.compute_precision, calibrate=calibrate,
-                       quantization=_pt2e_options(args, inputs), progress=say)
+                       quantization=_keep_float_options(args, inputs), progress=say)
         seconds = time.perf_counter() - start
         write_bundle(inputs, bundle_path(staged), output_shape)
         manifest = artifact_manifest(spec, staged, plan.target, plan.backend, plan.precision, options, winfo,
@@ -197,9 +197,9 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub
     return result
 
 
-def _pt2e_options(args: ConvertArgs, inputs) -> dict | None:
-    """--keep-float for quantize_pt2e: the layers by hand, or the sensitivity scan's inputs (the photos), goal
-    (--min-psnr, else 35 dB on logits) and time budget."""
+def _keep_float_options(args: ConvertArgs, inputs) -> dict | None:
+    """--keep-float for quantize_pt2e and quantize_onnx_static: the layers by hand, or the sensitivity scan's
+    inputs (the photos), goal (--min-psnr, else 35 dB on logits) and time budget."""
     from edgevit.base.arguments import KEEP_FLOAT_MIN_PSNR_DB
 
     if args.keep_float is None:
@@ -279,7 +279,7 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
 
     if precision != "int8":
         return export_onnx(module, example, path)
-    return export_onnx_int8(module, example, path, calibration)
+    return export_onnx_int8(module, example, path, calibration, quantization=quantization, progress=progress)
 
 
 def validate(artifact: str | Path, device_outputs: str | Path | None = None, *,

@@ -109,15 +109,18 @@ def test_scan_over_budget_says_how_long_and_offers_keep_float_by_hand(toy):
         sensitivity.scan(observed, model, inputs, budget_s=1e-6)
 
 
-def test_keep_float_outside_the_int8_pte_is_refused():
+def test_keep_float_outside_one_int8_pte_or_onnx_is_refused():
     from edgevit.base.arguments import check_convert
 
-    with pytest.raises(UsageError, match="--keep-float applies to --target executorch --quantize int8"):
-        check_convert("swiftformer-xs", "onnx", "out", quantize="int8", keep_float="auto")
+    with pytest.raises(UsageError, match="--keep-float applies to --quantize int8 with one target"):
+        check_convert("swiftformer-xs", "coreml", "out", compress="w8", keep_float="auto")
     with pytest.raises(UsageError, match="--keep-float applies"):
         check_convert("swiftformer-xs", "executorch", "out", keep_float="auto")
+    with pytest.raises(UsageError, match="convert the other targets separately"):
+        check_convert("swiftformer-xs", ["executorch", "onnx"], "out", quantize="int8", keep_float="auto")
     args = check_convert("swiftformer-xs", "executorch", "out", quantize="int8", keep_float="a.b, c")
     assert args.keep_float == ["a.b", "c"]
+    assert check_convert("swiftformer-xs", "onnx", "out", quantize="int8", keep_float="auto").keep_float == "auto"
     assert np.isfinite(args.scan_budget)
 
 

@@ -230,7 +230,7 @@ class ConvertArgs:
     min_psnr: float | None = None
     pretrained: str | bool | None = None  # True: timm's default tag; a str: that tag (edgevit.models.pretrained)
     revision: str | None = None  # the hub revision (branch, tag or commit) of --pretrained
-    keep_float: list[str] | str | None = None  # "auto" or module paths kept in float (--quantize int8, .pte)
+    keep_float: list[str] | str | None = None  # "auto" or module paths kept in float (--quantize int8, .pte/.onnx)
     scan_budget: float = DEFAULT_SCAN_BUDGET_S
 
 
@@ -313,14 +313,16 @@ def check_convert(model: object, target: object, out: object, *, weights: object
 
 
 def check_keep_float(value: object, quantize: str | None, targets: Sequence[str]) -> list[str] | str | None:
-    """``auto``, or layer names (a list, or one comma-separated str); only for the int8 .pte (layer names are
-    the prepared model's module paths, which only the PT2E graph carries). Names are checked against the
-    model's quantized layers once it is built (edgevit.export.sensitivity.check_layer_names)."""
+    """``auto``, or layer names (a list, or one comma-separated str); for one int8 target, .pte or .onnx (layer
+    names are the prepared model's module paths, and each target's sensitivity scan runs on its own quantized
+    program). Names are checked against the model's quantized layers once it is built
+    (edgevit.export.sensitivity.check_layer_names)."""
     if value is None:
         return None
-    if quantize != "int8" or list(targets) != ["executorch"]:
-        raise UsageError("--keep-float applies to --target executorch --quantize int8 (the layers are the prepared "
-                         "model's modules in the PT2E graph); convert ONNX or CoreML separately")
+    if quantize != "int8" or list(targets) not in (["executorch"], ["onnx"]):
+        raise UsageError("--keep-float applies to --quantize int8 with one target, --target executorch or --target "
+                         "onnx (the layers are the prepared model's modules, ranked on that target's own int8 "
+                         "program); convert the other targets separately")
     if value == "auto":
         return "auto"
     names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value

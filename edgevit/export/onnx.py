@@ -37,9 +37,10 @@ def export_onnx(prepared: nn.Module, example: torch.Tensor, out: Path) -> dict:
 
 
 def export_onnx_int8(prepared: nn.Module, example: torch.Tensor, out: Path, calibration: list[torch.Tensor],
-                     config: str | None = None, method: str | None = None) -> dict:
+                     config: str | None = None, method: str | None = None, *, quantization: dict | None = None,
+                     progress=None) -> dict:
     """The fp32 export, statically quantized (edgevit.export.quantize.quantize_onnx_static: ``config`` and ``method``
-    default to its defaults), saved atomically.
+    default to its defaults; ``quantization`` holds ``keep_float`` or ``auto_keep_float``), saved atomically.
 
     The same function rebuilds the quantized reference an int8 ``.onnx`` is validated against."""
     from edgevit.export.quantize import DEFAULT_ONNX_CONFIG, DEFAULT_ONNX_METHOD, quantize_onnx_static
@@ -49,7 +50,8 @@ def export_onnx_int8(prepared: nn.Module, example: torch.Tensor, out: Path, cali
         info = export_onnx(prepared, example, fp32)
         with atomic_path(out) as tmp:
             quantized = quantize_onnx_static(fp32, tmp, info["input"]["name"], calibration,
-                                             config=config or DEFAULT_ONNX_CONFIG, method=method or DEFAULT_ONNX_METHOD)
+                                             config=config or DEFAULT_ONNX_CONFIG, method=method or DEFAULT_ONNX_METHOD,
+                                             progress=progress, **(quantization or {}))
     finally:
         fp32.unlink(missing_ok=True)
     recorded = quantized["config"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -197,12 +198,16 @@ DEFAULT_ONNX_CONFIG, DEFAULT_ONNX_METHOD = "weights-u8", "MinMax"
 
 
 def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list[torch.Tensor], *,
-                         config: str = DEFAULT_ONNX_CONFIG, method: str = DEFAULT_ONNX_METHOD) -> dict:
+                         config: str = DEFAULT_ONNX_CONFIG, method: str = DEFAULT_ONNX_METHOD,
+                         keep_float: list[str] | None = None, auto_keep_float: dict | None = None,
+                         progress=None) -> dict:
     """onnxruntime static QDQ int8 (weights symmetric per channel, activations per tensor, calibrated by
     ``method``) of the op types of ``config`` (ONNX_CONFIGS); returns what the manifest records of it.
 
     The default quantizes only the weight layers (Conv, MatMul, Gemm) with uint8 activations (see
-    DEFAULT_ONNX_CONFIG for the measurement behind it).
+    DEFAULT_ONNX_CONFIG for the measurement behind it). ``keep_float`` (module paths of the exported model) or
+    ``auto_keep_float`` ({"inputs", "goal_db", "budget_s"}: the sensitivity scan of
+    edgevit.export.onnx_sensitivity) leave layers in float through quantize_static's ``nodes_to_exclude``.
     """
     import onnx
     import onnxruntime
@@ -228,16 +233,43 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
             tensor = next(self.items, None)
             return None if tensor is None else {input_name: tensor.numpy()}
 
-    pre = out_path.with_name(out_path.name + ".pre.onnx")
-    try:
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+    from edgevit.export import onnx_sensitivity, sensitivity
+
+    def quantize(pre: Path, excluded: list[str]) -> None:
         quantize_static(str(pre), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=getattr(QuantType, activation), weight_type=QuantType.QInt8,
                         op_types_to_quantize=list(op_types), calibrate_method=getattr(CalibrationMethod, method),
-                        extra_options={"WeightSymmetric": True})
-    except Exception as exc:  # noqa: BLE001
-        raise ExportError("ONNX int8 quantization (onnxruntime quantize_static) failed: "
-                          f"{type(exc).__name__}: {exc}") from None
+                        nodes_to_exclude=excluded, extra_options={"WeightSymmetric": True})
+
+    pre = out_path.with_name(out_path.name + ".pre.onnx")
+    mixed, excluded = None, []
+    try:
+        try:
+            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+            pre_model = onnx.load(str(pre))
+            layers = onnx_sensitivity.quantizable_layers(pre_model, onnx_sensitivity.node_modules(
+                onnx.load(str(fp32_path))), op_types)
+            if keep_float:
+                sensitivity.check_layer_names(list(keep_float), layers)
+                mixed = {"keep_float": list(keep_float), "chosen_by": "--keep-float (by hand)"}
+            elif auto_keep_float is not None:
+                quantize(pre, [])
+                mixed = _onnx_auto_keep_float(onnx.load(str(out_path)), pre_model, layers, input_name,
+                                              auto_keep_float, progress)
+            if mixed:
+                excluded = [n for layer in mixed["keep_float"] for n in layers[layer]]
+                mixed["quantized_layers"] = len(layers)
+            quantize(pre, excluded)
+        except (UsageError, ExportError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ExportError("ONNX int8 quantization (onnxruntime quantize_static) failed: "
+                              f"{type(exc).__name__}: {exc}") from None
+        if mixed and auto_keep_float is not None:  # the file really written, emulated: what the choice reached
+            inputs = [x.numpy() for x in auto_keep_float["inputs"]]
+            written = onnx_sensitivity.run_emulated(out_path.read_bytes(), input_name, inputs)
+            reference = onnx_sensitivity.run_emulated(pre_model.SerializeToString(), input_name, inputs)
+            mixed["written_psnr_db"] = round(sensitivity.psnr_db(reference, written), 2)
     finally:
         pre.unlink(missing_ok=True)
     model = onnx.load(str(out_path))
@@ -253,6 +285,30 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
             float_ops.append({"op": n.op_type, "module": n.name})
     return {"config": {"name": config, "op_types": list(op_types), "activation_type": activation,
                        "weight_type": "QInt8 symmetric per channel", "calibration_method": method,
-                       "onnxruntime": onnxruntime.__version__},
+                       "onnxruntime": onnxruntime.__version__, "nodes_to_exclude": excluded},
+            **({"mixed_precision": mixed} if mixed else {}),
             "qdq_pairs": ops.get("QuantizeLinear", 0), "float_layers": summarise_float_layers(float_ops),
             "op_histogram": dict(ops.most_common())}
+
+
+ONNX_SENSITIVITY_METHOD = ("quantize one at a time on the QDQ program (onnxruntime, optimisations off, the other "
+                           "layers as nodes_to_exclude leaves them), logits PSNR against the fp32 .onnx; ranked by "
+                           "each layer's share of the summed noise")
+
+
+def _onnx_auto_keep_float(quantized, pre_model, layers: dict[str, list[str]], input_name: str, auto: dict,
+                          progress) -> dict:
+    """The sensitivity scan and choice on the all-int8 QDQ program (edgevit.export.onnx_sensitivity)."""
+    from edgevit.export import onnx_sensitivity, sensitivity
+
+    clock = time.perf_counter()
+    inputs = [x.numpy() for x in auto["inputs"]]
+    emulation = onnx_sensitivity.QdqEmulation(quantized, pre_model, layers, input_name)
+    run = onnx_sensitivity.layer_runner(emulation, inputs)
+    reference = onnx_sensitivity.run_emulated(pre_model.SerializeToString(), input_name, inputs)
+    scanned = sensitivity.rank_layers(layers, reference, run, inputs, method=ONNX_SENSITIVITY_METHOD,
+                                      budget_s=auto.get("budget_s", sensitivity.DEFAULT_BUDGET_S), progress=progress)
+    kept, reached = sensitivity.choose_layers(scanned, auto["goal_db"], run, progress)
+    return {"keep_float": kept, "chosen_by": "--keep-float auto (sensitivity scan)", "goal_psnr_db": auto["goal_db"],
+            "emulated_psnr_db": round(reached, 2), "goal_reached": reached >= auto["goal_db"],
+            "sensitivity": scanned.to_json(), "seconds": round(time.perf_counter() - clock, 1)}

@@ -208,35 +208,35 @@ class LayerEffect:
                 "noise_share": round(self.share, 4)}
 
 
+Runner = Callable[[set[str]], np.ndarray]  # the layers kept float -> logits of the emulated program on the inputs
+PT2E_METHOD = ("quantize one at a time on the PT2E emulation (fake-quant with the calibrated qparams), logits PSNR "
+               "against the fp32 model; ranked by each layer's share of the summed noise")
+
+
 @dataclass
 class Sensitivity:
     reference: np.ndarray
-    inputs: list[torch.Tensor]
+    inputs: list
     int8_psnr_db: float
     ranking: list[LayerEffect]  # most costly first
     seconds: float
+    method: str = PT2E_METHOD
 
     def to_json(self, top: int = 20) -> dict:
-        return {"method": "quantize one at a time on the PT2E emulation (fake-quant with the calibrated qparams), "
-                          "logits PSNR against the fp32 model; ranked by each layer's share of the summed noise",
-                "inputs": len(self.inputs), "int8_psnr_db": round(self.int8_psnr_db, 2),
+        return {"method": self.method, "inputs": len(self.inputs), "int8_psnr_db": round(self.int8_psnr_db, 2),
                 "layers_scanned": len(self.ranking), "seconds": round(self.seconds, 1),
                 "ranking_top": [e.to_json() for e in self.ranking[:top]]}
 
 
-def scan(observed: torch.fx.GraphModule, reference_model: nn.Module, inputs: list[torch.Tensor], *,
-         budget_s: float = DEFAULT_BUDGET_S, progress: Callable[[str], None] | None = None) -> Sensitivity:
-    """Each quantized layer's own cost (only it in int8); UsageError before the scan when the estimate (one
-    emulated forward pass per layer) exceeds ``budget_s``."""
+def rank_layers(layers: dict[str, list[str]], reference: np.ndarray, run: Runner, inputs: list, *, method: str,
+                budget_s: float = DEFAULT_BUDGET_S, progress: Callable[[str], None] | None = None) -> Sensitivity:
+    """Each layer's own cost (only it in int8, through ``run``); UsageError before the scan when the estimate (one
+    emulated pass per layer) exceeds ``budget_s``."""
     say = progress or (lambda _m: None)
     start = time.perf_counter()
-    with torch.no_grad():
-        reference = torch.cat([reference_model(x) for x in inputs]).numpy()
-    layers = quantized_layers(observed)
-    emulation = emulate(observed)
-    emulation.set_float(set())
+    every = set(layers)
     t0 = time.perf_counter()
-    base = psnr_db(reference, emulation.logits(inputs))
+    base = psnr_db(reference, run(set()))
     estimate = (time.perf_counter() - t0) * len(layers)
     if estimate > budget_s:
         raise UsageError(f"--keep-float auto: the sensitivity scan of {len(layers)} quantized layers would take about "
@@ -246,10 +246,8 @@ def scan(observed: torch.fx.GraphModule, reference_model: nn.Module, inputs: lis
     say(f"sensitivity scan: {len(layers)} quantized layers, all-int8 logits PSNR {base:.1f} dB, about "
         f"{estimate:.0f} s")
     effects = []
-    every = set(layers)
     for i, (layer, ops) in enumerate(layers.items()):
-        emulation.set_float(every - {layer})
-        effects.append(LayerEffect(layer, ops, psnr_db(reference, emulation.logits(inputs)), 0.0))
+        effects.append(LayerEffect(layer, ops, psnr_db(reference, run(every - {layer})), 0.0))
         if progress and (i + 1) % 20 == 0:
             say(f"  scanned {i + 1}/{len(layers)} layers")
     total = sum(e.noise for e in effects) or 1.0
@@ -260,11 +258,11 @@ def scan(observed: torch.fx.GraphModule, reference_model: nn.Module, inputs: lis
     for rank, effect in enumerate(effects[:10], 1):
         say(f"  {rank:>2}. {effect.layer} ({', '.join(sorted(set(effect.ops)))}): {effect.psnr_db:.1f} dB, "
             f"{effect.share:.0%}")
-    return Sensitivity(reference, inputs, base, effects, time.perf_counter() - start)
+    return Sensitivity(reference, inputs, base, effects, time.perf_counter() - start, method)
 
 
-def choose(observed: torch.fx.GraphModule, sensitivity: Sensitivity, goal_db: float,
-           progress: Callable[[str], None] | None = None) -> tuple[list[str], float]:
+def choose_layers(sensitivity: Sensitivity, goal_db: float, run: Runner,
+                  progress: Callable[[str], None] | None = None) -> tuple[list[str], float]:
     """The fewest layers, most costly first, to keep in float for ``goal_db``: (layers, emulated PSNR). The
     prediction (the noise of the layers left in int8 adds up) gives a first count; the emulation then bisects below
     it (the prediction overshoots: roundings partly cancel) or steps above it while it misses. When even every
@@ -279,14 +277,12 @@ def choose(observed: torch.fx.GraphModule, sensitivity: Sensitivity, goal_db: fl
     while count < len(ranking) and left > allowed:
         left -= ranking[count].noise
         count += 1
-    emulation = emulate(observed)
     tried: dict[int, tuple[list[str], float]] = {}
 
     def measure(n: int) -> float:
         if n not in tried:
             kept = [e.layer for e in ranking[:n]]
-            emulation.set_float(set(kept))
-            tried[n] = (kept, psnr_db(sensitivity.reference, emulation.logits(sensitivity.inputs)))
+            tried[n] = (kept, psnr_db(sensitivity.reference, run(set(kept))))
             say(f"  float: {n} layer(s), logits PSNR {tried[n][1]:.1f} dB")
         return tried[n][1]
 
@@ -301,3 +297,28 @@ def choose(observed: torch.fx.GraphModule, sensitivity: Sensitivity, goal_db: fl
         else:
             low = middle
     return tried[high]
+
+
+def _pt2e_runner(observed: torch.fx.GraphModule, inputs: list[torch.Tensor]) -> Runner:
+    emulation = emulate(observed)
+
+    def run(float_layers: set[str]) -> np.ndarray:
+        emulation.set_float(float_layers)
+        return emulation.logits(inputs)
+
+    return run
+
+
+def scan(observed: torch.fx.GraphModule, reference_model: nn.Module, inputs: list[torch.Tensor], *,
+         budget_s: float = DEFAULT_BUDGET_S, progress: Callable[[str], None] | None = None) -> Sensitivity:
+    """rank_layers on the PT2E emulation of ``observed`` against ``reference_model`` (the fp32 prepared model)."""
+    with torch.no_grad():
+        reference = torch.cat([reference_model(x) for x in inputs]).numpy()
+    return rank_layers(quantized_layers(observed), reference, _pt2e_runner(observed, inputs), inputs,
+                       method=PT2E_METHOD, budget_s=budget_s, progress=progress)
+
+
+def choose(observed: torch.fx.GraphModule, sensitivity: Sensitivity, goal_db: float,
+           progress: Callable[[str], None] | None = None) -> tuple[list[str], float]:
+    """choose_layers on the PT2E emulation of ``observed``."""
+    return choose_layers(sensitivity, goal_db, _pt2e_runner(observed, sensitivity.inputs), progress)

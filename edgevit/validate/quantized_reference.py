@@ -101,12 +101,14 @@ def _onnx_fidelity(subject, artifact: Path, manifest: dict, calibration, example
     from edgevit.export.onnx import export_onnx_int8
 
     config = (manifest.get("quantization") or {}).get("config") or {}  # which of edgevit's configurations
-    key = ("onnx-int8", calibration.sha256, config.get("name"), config.get("calibration_method"))
+    kept = recorded_keep_float(manifest)
+    key = ("onnx-int8", calibration.sha256, config.get("name"), config.get("calibration_method"), tuple(kept or ()))
     if key not in subject.cache:  # one re-quantization per subject, however many artifacts are checked against it
         with tempfile.TemporaryDirectory(prefix="edgevit-int8-reference-") as tmp:
             reference_path = Path(tmp) / "reference.int8.onnx"
             export_onnx_int8(subject.prepared, example, reference_path, calibration.tensors,
-                             config=config.get("name"), method=config.get("calibration_method"))
+                             config=config.get("name"), method=config.get("calibration_method"),
+                             quantization={"keep_float": kept} if kept else None)
             subject.cache[key] = (onnx.load(str(reference_path)),
                                   _run_onnx(reference_path, subject.inputs, optimize=False),
                                   _run_onnx(reference_path, subject.inputs, optimize=True))
@@ -180,7 +182,16 @@ def recorded_pt2e_options(manifest: dict) -> dict:
 
     recorded = manifest.get("quantization") or {}
     return {"activation_observer": recorded.get("activation_observer") or DEFAULT_ACTIVATION_OBSERVER,
-            "keep_float": list((recorded.get("mixed_precision") or {}).get("keep_float") or []) or None}
+            "keep_float": recorded_keep_float(manifest)}
+
+
+def recorded_keep_float(manifest: dict) -> list[str] | None:
+    """The layers an int8 artifact kept in float (``quantization.mixed_precision.keep_float``), or None."""
+    mixed = (manifest.get("quantization") or {}).get("mixed_precision") or {}
+    kept = mixed.get("keep_float") or []
+    if not isinstance(kept, list) or not all(isinstance(name, str) for name in kept):
+        raise ArtifactError("the manifest's quantization.mixed_precision.keep_float is not a list of layer names")
+    return list(kept) or None
 
 
 def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example, actual: np.ndarray):

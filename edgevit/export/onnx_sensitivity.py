@@ -1,0 +1,146 @@
+"""Which layers of an int8 ``.onnx`` to keep in float: each layer's effect on logits PSNR, on the QDQ program itself.
+
+onnxruntime's ``quantize_static`` writes a QDQ graph: QuantizeLinear -> DequantizeLinear pairs on the activations
+around its quantized ops, int8 weights behind a DequantizeLinear. Run with graph optimisations off, onnxruntime
+executes that graph in float with the roundings in place: an exact emulation of the int8 program. A layer (a module
+of the prepared model, read from the exporter's ``pkg.torch.onnx.name_scopes``) is made float here the way
+``quantize_static(nodes_to_exclude=...)`` leaves it: its nodes read their float weights, and an activation loses its
+Q/DQ pair only when it is neither an input nor an output of a node still quantized (the quantizer puts a pair on
+both sides of each node it quantizes and rewires *every* reader of a quantized tensor to the dequantized value).
+So one emulated pass per layer ranks the layers; the chosen ones are excluded in a real re-quantization, whose
+emulation is measured again.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def node_modules(model) -> dict[str, str]:
+    """Node name -> the innermost module it was exported from (torch.onnx's name scopes), for an exported model."""
+    modules = {}
+    for node in model.graph.node:
+        props = {p.key: p.value for p in node.metadata_props}
+        try:
+            scopes = ast.literal_eval(props.get("pkg.torch.onnx.name_scopes", "[]"))
+        except (ValueError, SyntaxError):
+            scopes = []
+        modules[node.name] = next((s for s in reversed(scopes[:-1]) if s), "(top level)")
+    return modules
+
+
+def module_of_node(name: str, modules: dict[str, str]) -> str:
+    """The module of a node of the pre-processed model: its own name, or the exported node it was fused from
+    (quant_pre_process names a fusion ``<exported node>/<Fusion>``)."""
+    return modules.get(name) or modules.get(name.split("/")[0]) or "(top level)"
+
+
+def quantizable_layers(pre, modules: dict[str, str], op_types: Iterable[str]) -> dict[str, list[str]]:
+    """Module -> names of its nodes ``quantize_static`` quantizes (op types of the configuration), graph order."""
+    wanted = set(op_types)
+    layers: dict[str, list[str]] = {}
+    for node in pre.graph.node:
+        if node.op_type in wanted:
+            layers.setdefault(module_of_node(node.name, modules), []).append(node.name)
+    return layers
+
+
+@dataclass
+class QdqEmulation:
+    """The quantized QDQ program and the float model it was quantized from (the pre-processed one)."""
+
+    quantized: object  # onnx.ModelProto
+    pre: object  # onnx.ModelProto, the float graph quantize_static read
+    layers: dict[str, list[str]]  # module -> quantized node names
+    input_name: str
+
+    def with_float(self, float_layers: set[str]):
+        """A copy of the QDQ program with ``float_layers`` as ``nodes_to_exclude`` would leave them."""
+        import onnx
+
+        model = onnx.ModelProto()
+        model.CopyFrom(self.quantized)
+        graph = model.graph
+        excluded = {n for layer in float_layers for n in self.layers.get(layer, [])}
+        quantized_nodes = {n for names in self.layers.values() for n in names} - excluded
+        producers = {o: n for n in graph.node for o in n.output}
+        initializers = {i.name for i in graph.initializer}
+        pre_nodes = {n.name: n for n in self.pre.graph.node}
+        pre_initializers = {i.name: i for i in self.pre.graph.initializer}
+        readers: dict[str, list] = {}
+        for node in graph.node:
+            for name in node.input:
+                readers.setdefault(name, []).append(node)
+        for node in graph.node:
+            if node.name not in excluded:
+                continue
+            for position, name in enumerate(node.input):
+                dq = producers.get(name)
+                if dq is None or dq.op_type != "DequantizeLinear":
+                    continue
+                if dq.input[0] in initializers:  # an int8 weight (or int32 bias): the float one it was made from
+                    original = pre_nodes[node.name].input[position]
+                    name = f"{original}_float" if original in producers else original  # a bias's DQ keeps its name
+                    if name not in initializers:
+                        tensor = onnx.TensorProto()
+                        tensor.CopyFrom(pre_initializers[original])
+                        tensor.name = name
+                        graph.initializer.append(tensor)
+                        initializers.add(name)
+                    node.input[position] = name
+        for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
+            q = producers.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear":
+                continue
+            source = producers.get(q.input[0])
+            users = [source, *readers.get(dq.output[0], [])]
+            if any(n is not None and n.name in quantized_nodes for n in users):
+                continue  # an input or output of a layer still in int8: every reader keeps the dequantized value
+            dq.op_type = "Identity"  # the Q/DQ pair goes: the float tensor flows on, under the same name
+            del dq.input[:]
+            dq.input.append(q.input[0])
+        _drop_unused(graph)
+        return model
+
+    def run(self, model, inputs: list) -> np.ndarray:
+        """Logits of ``model`` (QDQ, executed as written: optimisations off, one thread) on ``inputs``."""
+        return run_emulated(model.SerializeToString(), self.input_name, inputs)
+
+
+def run_emulated(model_bytes: bytes, input_name: str, inputs: list) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run(None, {input_name: np.asarray(x)})[0] for x in inputs])
+
+
+def _drop_unused(graph) -> None:
+    """Remove nodes and initializers no graph output depends on any more (the bypassed Q/DQ pairs)."""
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(node.input)
+    keep.reverse()
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = [i for i in graph.initializer if i.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(used)
+
+
+def layer_runner(emulation: QdqEmulation, inputs: list) -> Callable[[set[str]], np.ndarray]:
+    """``float layers -> logits`` for edgevit.export.sensitivity's ranking and choice."""
+    arrays = [np.asarray(x) for x in inputs]
+    return lambda float_layers: emulation.run(emulation.with_float(float_layers), arrays)

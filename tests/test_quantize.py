@@ -223,6 +223,36 @@ def test_user_calibration_folder_is_used_recorded_and_a_missed_floor_fails(tmp_p
     assert again.sha256 == cal["sha256"]
 
 
+def test_onnx_layers_kept_float_by_hand_are_written_recorded_and_validated(tmp_path):
+    """--keep-float on an int8 .onnx: the layer's nodes are left float by onnxruntime's quantizer, the manifest says
+    which, and `edgevit validate` rebuilds the same mixed program (fidelity 0). An unknown layer is refused with the
+    nearest names before anything is written."""
+    out = tmp_path / "out"
+    bad = edgevit("convert", TINY, "--target", "onnx", "--quantize", "int8", "--keep-float", "blocks.0.attn.prj",
+                  "--out", str(out), "--no-mil-report")
+    assert_refused(bad, "no quantized layer named 'blocks.0.attn.prj'", "nearest: blocks.0.attn.proj")
+    assert not out.exists()
+    proc = edgevit("convert", TINY, "--target", "onnx", "--quantize", "int8", "--keep-float",
+                   "blocks.0.attn.proj,head", "--out", str(out), "--no-mil-report")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    artifact = out / "timm-test_vit.onnx.int8.onnx"
+    manifest = read_manifest(artifact)
+    quant = manifest["quantization"]
+    assert quant["mixed_precision"]["keep_float"] == ["blocks.0.attn.proj", "head"]
+    assert quant["mixed_precision"]["chosen_by"] == "--keep-float (by hand)"
+    excluded = quant["config"]["nodes_to_exclude"]
+    assert len(excluded) == 2 and manifest["parity"]["fidelity"]["status"] == "pass"
+    import onnx
+
+    graph = onnx.load(str(artifact)).graph
+    floats = {n.name for n in graph.node if n.name in excluded
+              and not any(i.endswith("_DequantizeLinear_Output") and "weight" in i for i in n.input)}
+    assert floats == set(excluded)  # their weights are not read through a DequantizeLinear: float
+    again = edgevit("validate", str(artifact))
+    assert again.returncode == 0 and "pass" in again.stdout, (again.stdout + again.stderr)[-3000:]
+    print(f"fidelity {manifest['parity']['fidelity']['error']} / {manifest['parity']['fidelity']['bound']}")
+
+
 @pytest.mark.parametrize(("make", "needles"), [
     (lambda d: d.mkdir(), ["holds no JPEG or PNG image"]),
     (lambda d: (_photos(d, 9), (d / "img3.png").write_bytes(b"not a png")), ["img3.png is not a readable image"]),

@@ -41,12 +41,24 @@ def module_of_node(name: str, modules: dict[str, str]) -> str:
     return modules.get(name) or modules.get(name.split("/")[0]) or "(top level)"
 
 
-def quantizable_layers(pre, modules: dict[str, str], op_types: Iterable[str]) -> dict[str, list[str]]:
-    """Module -> names of its nodes ``quantize_static`` quantizes (op types of the configuration), graph order."""
+def activation_matmuls(model) -> list[str]:
+    """Names of the MatMul nodes neither of whose inputs is a constant (initializers, Constant nodes and what is
+    computed from them alone): attention's q@k and attn@v, as opposed to a linear layer's MatMul."""
+    constant = {i.name for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" or (node.input and all(not i or i in constant for i in node.input)):
+            constant.update(node.output)
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and not any(i in constant for i in n.input)]
+
+
+def quantizable_layers(pre, modules: dict[str, str], op_types: Iterable[str],
+                       skip: set[str] = frozenset()) -> dict[str, list[str]]:
+    """Module -> names of its nodes ``quantize_static`` quantizes (op types of the configuration, but not ``skip``),
+    graph order."""
     wanted = set(op_types)
     layers: dict[str, list[str]] = {}
     for node in pre.graph.node:
-        if node.op_type in wanted:
+        if node.op_type in wanted and node.name not in skip:
             layers.setdefault(module_of_node(node.name, modules), []).append(node.name)
     return layers
 

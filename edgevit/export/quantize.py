@@ -205,7 +205,12 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
     ``method``) of the op types of ``config`` (ONNX_CONFIGS); returns what the manifest records of it.
 
     The default quantizes only the weight layers (Conv, MatMul, Gemm) with uint8 activations (see
-    DEFAULT_ONNX_CONFIG for the measurement behind it). ``keep_float`` (module paths of the exported model) or
+    DEFAULT_ONNX_CONFIG for the measurement behind it). A MatMul of two activations (attention's q@k and attn@v)
+    stays float in every configuration: between two quantized ones onnxruntime fuses DQ -> Softmax -> Q into its
+    QLinearSoftmax kernel, whose output is wrong when the calibrated scale is small (measured on timm's test_vit,
+    attention nearly uniform over 101 tokens, softmax scale 4.3e-5: the runtime 13 dB on logits where the same QDQ
+    program executed as written gives 41 dB; a lone DQ -> Softmax -> Q at that scale: relative error 1.0, at 1/1024:
+    0). ``keep_float`` (module paths of the exported model) or
     ``auto_keep_float`` ({"inputs", "goal_db", "budget_s"}: the sensitivity scan of
     edgevit.export.onnx_sensitivity) leave layers in float through quantize_static's ``nodes_to_exclude``.
     """
@@ -247,17 +252,19 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
         try:
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
             pre_model = onnx.load(str(pre))
+            float_matmuls = onnx_sensitivity.activation_matmuls(pre_model)
             layers = onnx_sensitivity.quantizable_layers(pre_model, onnx_sensitivity.node_modules(
-                onnx.load(str(fp32_path))), op_types)
+                onnx.load(str(fp32_path))), op_types, skip=set(float_matmuls))
             if keep_float:
                 sensitivity.check_layer_names(list(keep_float), layers)
                 mixed = {"keep_float": list(keep_float), "chosen_by": "--keep-float (by hand)"}
             elif auto_keep_float is not None:
-                quantize(pre, [])
+                quantize(pre, float_matmuls)
                 mixed = _onnx_auto_keep_float(onnx.load(str(out_path)), pre_model, layers, input_name,
                                               auto_keep_float, progress)
+            excluded = list(float_matmuls)
             if mixed:
-                excluded = [n for layer in mixed["keep_float"] for n in layers[layer]]
+                excluded += [n for layer in mixed["keep_float"] for n in layers[layer]]
                 mixed["quantized_layers"] = len(layers)
             quantize(pre, excluded)
         except (UsageError, ExportError):
@@ -285,7 +292,8 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
             float_ops.append({"op": n.op_type, "module": n.name})
     return {"config": {"name": config, "op_types": list(op_types), "activation_type": activation,
                        "weight_type": "QInt8 symmetric per channel", "calibration_method": method,
-                       "onnxruntime": onnxruntime.__version__, "nodes_to_exclude": excluded},
+                       "onnxruntime": onnxruntime.__version__, "nodes_to_exclude": excluded,
+                       "activation_matmuls_float": len(float_matmuls)},
             **({"mixed_precision": mixed} if mixed else {}),
             "qdq_pairs": ops.get("QuantizeLinear", 0), "float_layers": summarise_float_layers(float_ops),
             "op_histogram": dict(ops.most_common())}

@@ -12,7 +12,8 @@ images) and compares what the artifact stores with what it makes.
   exact emulation of the stored scales and zero points), and must agree within ``EMULATION_BOUND`` (identical
   programs give identical results; the bound only admits thread-split summation). Then onnxruntime's own
   int8 kernels (optimisations on) on the artifact against the same on the rebuild, within ``EMULATION_BOUND``
-  too; their distance from the emulation is recorded, not judged (it compounds on models whose int8 error is large).
+  too, and against the emulation within ``RUNTIME_BOUND`` (else inconclusive: a runtime kernel computing something
+  else than the program, as onnxruntime's fused QLinearSoftmax did; edgevit.export.quantize).
 - ``.pte`` (XNNPACK): every constant the XNNPACK graphs store (int8 weights in XNNPACK's layout, per-channel
   scales, float tensors) must be byte-identical to one the reference's PT2E-converted program holds, and every
   per-tensor activation quantization (scale, zero point) must be one the reference uses; then the runtime's
@@ -388,23 +389,30 @@ def _reference_qparams(converted) -> list[tuple[float, int]]:
 
 def _add_runtime_check(fidelity: Fidelity, emulated: np.ndarray, actual: np.ndarray, runtime: str,
                        rebuilt_runtime: np.ndarray) -> None:
-    """The runtime's int8 kernels on the artifact against the same runtime on edgevit's re-quantization: identical
-    programs give identical outputs (bound ``EMULATION_BOUND``). Their distance from the exact emulation is recorded
-    beside it, not judged: it is onnxruntime's rounding (one output step per layer), which compounds on a model whose
-    int8 error is large (random-init DeiT-T: 35% relative L2 for the clean artifact and for the rebuild alike)."""
+    """The runtime's int8 kernels on the artifact against (1) the same runtime on edgevit's re-quantization: identical
+    programs give identical outputs (bound ``EMULATION_BOUND``, else fail); (2) the exact emulation of the program
+    the artifact holds, within ``RUNTIME_BOUND`` (one output step per layer, compounding), else inconclusive: the
+    program is right and the runtime computes something else (measured: onnxruntime's fused QLinearSoftmax at a
+    small output scale, 35% on random-init DeiT-T before edgevit left attention's MatMuls float; 3.4% since)."""
     from edgevit.validate.metrics import rel_l2
 
     error = rel_l2(rebuilt_runtime, actual)
+    drift = rel_l2(emulated, actual)
     fidelity.extra["runtime_vs_rebuilt"] = {"runtime": runtime, "rel_l2": error, "bound": EMULATION_BOUND,
                                             "derivation": "the same runtime and session options on the artifact "
                                                           "and on edgevit's re-quantization of the original"}
-    fidelity.extra["runtime_vs_emulation"] = {"runtime": runtime, "rel_l2": rel_l2(emulated, actual),
-                                              "expected": RUNTIME_DERIVATION}
+    fidelity.extra["runtime_vs_emulation"] = {"runtime": runtime, "rel_l2": drift, "bound": RUNTIME_BOUND,
+                                              "derivation": RUNTIME_DERIVATION}
     if not error <= EMULATION_BOUND:
         fidelity.status = "fail"
         note = (f"{runtime} on the artifact disagree with the same runtime on edgevit's re-quantization by relative "
                 f"L2 {error:.3g} > {EMULATION_BOUND:g}")
         fidelity.reason = f"{fidelity.reason}; {note}" if fidelity.reason else note
+    elif not drift <= RUNTIME_BOUND and fidelity.status == "pass":
+        fidelity.status = "inconclusive"
+        fidelity.reason = (f"the artifact's program is edgevit's re-quantization of the original, but {runtime} "
+                           f"compute {drift:.3g} relative L2 away from that program (bound {RUNTIME_BOUND:g}, its "
+                           "int8 rounding): a runtime kernel that does not compute what the program says")
 
 
 def _add_values(fidelity: Fidelity, values: dict) -> None:

@@ -51,6 +51,12 @@ def activation_matmuls(model) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and not any(i in constant for i in n.input)]
 
 
+def grouped_convs(model) -> list[str]:
+    """Names of the Conv nodes with ``group`` > 1 (depthwise and grouped convolutions)."""
+    return [n.name for n in model.graph.node if n.op_type == "Conv"
+            and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+
+
 def quantizable_layers(pre, modules: dict[str, str], op_types: Iterable[str],
                        skip: set[str] = frozenset()) -> dict[str, list[str]]:
     """Module -> names of its nodes ``quantize_static`` quantizes (op types of the configuration, but not ``skip``),

@@ -210,8 +210,11 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
     QLinearSoftmax kernel, whose output is wrong when the calibrated scale is small (measured on timm's test_vit,
     attention nearly uniform over 101 tokens, softmax scale 4.3e-5: the runtime 13 dB on logits where the same QDQ
     program executed as written gives 41 dB; a lone DQ -> Softmax -> Q at that scale: relative error 1.0, at 1/1024:
-    0). ``keep_float`` (module paths of the exported model) or
-    ``auto_keep_float`` ({"inputs", "goal_db", "budget_s"}: the sensitivity scan of
+    0). Grouped (depthwise) Convs stay float too: onnxruntime's int8 grouped Conv is slower than its fp32 one on
+    this CPU (fastvit-t8, 25 of 52 Convs grouped, 1 thread, AMD EPYC with AVX-512 VNNI: int8 .onnx 0.52x the
+    speed of fp32 with them int8, 1.33x with them float, and 26.8 -> 30.6 dB on logits; swiftformer-l1, 22 of 107
+    grouped: 2.00x -> 1.91x, 43.5 -> 44.6 dB; docs/onnx_grouped_conv.py repeats it). ``keep_float`` (module paths
+    of the exported model) or ``auto_keep_float`` ({"inputs", "goal_db", "budget_s"}: the sensitivity scan of
     edgevit.export.onnx_sensitivity) leave layers in float through quantize_static's ``nodes_to_exclude``.
     """
     import onnx
@@ -253,16 +256,18 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
             pre_model = onnx.load(str(pre))
             float_matmuls = onnx_sensitivity.activation_matmuls(pre_model)
+            float_convs = onnx_sensitivity.grouped_convs(pre_model)
+            always_float = float_matmuls + float_convs
             layers = onnx_sensitivity.quantizable_layers(pre_model, onnx_sensitivity.node_modules(
-                onnx.load(str(fp32_path))), op_types, skip=set(float_matmuls))
+                onnx.load(str(fp32_path))), op_types, skip=set(always_float))
             if keep_float:
                 sensitivity.check_layer_names(list(keep_float), layers)
                 mixed = {"keep_float": list(keep_float), "chosen_by": "--keep-float (by hand)"}
             elif auto_keep_float is not None:
-                quantize(pre, float_matmuls)
+                quantize(pre, always_float)
                 mixed = _onnx_auto_keep_float(onnx.load(str(out_path)), pre_model, layers, input_name,
                                               auto_keep_float, progress)
-            excluded = list(float_matmuls)
+            excluded = list(always_float)
             if mixed:
                 excluded += [n for layer in mixed["keep_float"] for n in layers[layer]]
                 mixed["quantized_layers"] = len(layers)
@@ -293,7 +298,7 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
     return {"config": {"name": config, "op_types": list(op_types), "activation_type": activation,
                        "weight_type": "QInt8 symmetric per channel", "calibration_method": method,
                        "onnxruntime": onnxruntime.__version__, "nodes_to_exclude": excluded,
-                       "activation_matmuls_float": len(float_matmuls)},
+                       "activation_matmuls_float": len(float_matmuls), "grouped_convs_float": len(float_convs)},
             **({"mixed_precision": mixed} if mixed else {}),
             "qdq_pairs": ops.get("QuantizeLinear", 0), "float_layers": summarise_float_layers(float_ops),
             "op_histogram": dict(ops.most_common())}

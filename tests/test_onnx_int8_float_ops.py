@@ -1,4 +1,10 @@
-"""Attention in the int8 .onnx: a MatMul of two activations stays float (edgevit.export.quantize).
+"""What the int8 .onnx leaves float (edgevit.export.quantize): MatMuls of two activations, and grouped Convs.
+
+Grouped (depthwise) Convs: onnxruntime's int8 kernel for them is slower than its fp32 one on this CPU (fastvit-t8:
+the whole int8 model 0.54x the speed of fp32 with them int8, 1.34x with them float; docs/onnx_grouped_conv.py), so
+they stay float; a test below checks the rule, the benchmark the speed.
+
+Attention: a MatMul of two activations stays float.
 
 Why: between two quantized attention MatMuls, onnxruntime's graph optimiser fuses DequantizeLinear -> Softmax ->
 QuantizeLinear into its QLinearSoftmax kernel, and that kernel's output is wrong when the calibrated output scale
@@ -87,3 +93,32 @@ def test_activation_matmuls_stay_float_and_linear_layers_are_int8(tmp_path):
     assert len(onnx_sensitivity.activation_matmuls(onnx.load(str(fp32)))) == 2  # q@k and attn@v, not the linears
     weights = {i.name for i in graph.initializer}
     assert any(name.endswith("_quantized") for name in weights)  # the linear layers are int8
+
+
+class Depthwise(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pw = nn.Conv2d(3, 16, 1)
+        self.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+        self.head = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.dw(self.pw(x)))).mean(dim=(2, 3))
+
+
+def test_grouped_convs_stay_float_and_the_others_are_int8(tmp_path):
+    torch.manual_seed(0)
+    model = Depthwise().eval()
+    calibration = [torch.randn(1, 3, 16, 16) for _ in range(8)]
+    fp32 = tmp_path / "dw.fp32.onnx"
+    export_onnx(model, calibration[0], fp32)
+    record = quantize_onnx_static(fp32, tmp_path / "dw.int8.onnx", "input", calibration)
+    assert record["config"]["grouped_convs_float"] == 1 and len(record["config"]["nodes_to_exclude"]) == 1
+    graph = onnx.load(str(tmp_path / "dw.int8.onnx")).graph
+    producers = {o: n for n in graph.node for o in n.output}
+    int8_weight = {n.name: producers.get(n.input[1]) is not None
+                   and producers[n.input[1]].op_type == "DequantizeLinear" for n in graph.node if n.op_type == "Conv"}
+    grouped = [n.name for n in graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1
+                                                                       for a in n.attribute)]
+    assert len(grouped) == 1 and not int8_weight[grouped[0]]
+    assert sum(int8_weight.values()) == 2  # the 1x1 convs are int8

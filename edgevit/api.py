@@ -169,7 +169,7 @@ def _convert(spec: ModelSpec, args: ConvertArgs, stage: Path, say: Progress, hub
         say(f"exporting {name}")
         start = time.perf_counter()
         module, rewrites = prepared.module, prepared.rewrites
-        if plan.target == "executorch" and plan.precision == "fp32":  # backend-only rewrites, on a copy
+        if plan.target == "executorch" and plan.precision in ("fp32", "int8"):  # backend-only rewrites, on a copy
             module, extra = backend_copy(prepared.module, plan.backend)
             rewrites = rewrites + extra
         info = _export(plan.target, module, spec, staged, example, plan.precision, plan.backend,

@@ -22,6 +22,7 @@ from edgevit.validate.calibration import calibration_set
 from edgevit.validate.parity import RANDOM_INIT_QUANT_NOTE
 
 TINY = "timm:test_vit"
+TINY_CONVNEXT = "timm:test_convnext"  # 7x7 depthwise convs: the XNNPACK split applies
 TINY_CNN = "timm:test_resnet"  # CoreML converts it (test_vit resamples its position embedding bicubically)
 
 
@@ -256,6 +257,30 @@ def test_onnx_layers_kept_float_by_hand_are_written_recorded_and_validated(tmp_p
     again = edgevit("validate", str(artifact))
     assert again.returncode == 0 and "pass" in again.stdout, (again.stdout + again.stderr)[-3000:]
     print(f"fidelity {manifest['parity']['fidelity']['error']} / {manifest['parity']['fidelity']['bound']}")
+
+
+def test_int8_pte_gets_the_depthwise_split_and_its_rebuild_does_too(tmp_path):
+    """Large depthwise convs run as XNNPACK's slow IGEMM in int8 unless split (converters/backends.py; fastvit-t8's
+    int8 .pte went from 0.50x the speed of its fp32 .pte to 1.56x). The rewrite is recorded in the manifest and the
+    validation re-quantizes the same split module, so the clean artifact passes; a manifest that hides the rewrite
+    makes the rebuild start from another program, and fidelity fails on the stored values."""
+    from edgevit.base.manifest import write_manifest
+
+    out = tmp_path / "out"
+    proc = edgevit("convert", TINY_CONVNEXT, "--target", "executorch", "--quantize", "int8", "--out", str(out),
+                   "--no-mil-report")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    artifact = out / "timm-test_convnext.executorch.xnnpack.int8.pte"
+    manifest = read_manifest(artifact)
+    assert any(r.startswith("xnnpack: large-kernel depthwise conv") for r in manifest["rewrites"])
+    assert manifest["parity"]["fidelity"]["status"] == "pass"
+    hidden = {**manifest, "rewrites": [r for r in manifest["rewrites"] if not r.startswith("xnnpack:")]}
+    write_manifest(artifact, hidden)
+    lied = edgevit("validate", str(artifact))
+    text = " ".join((lied.stdout + lied.stderr).split())
+    print(f"rewrite recorded: fidelity {manifest['parity']['fidelity']['error']:.3g} / 0.15; hidden: exit "
+          f"{lied.returncode}")
+    assert lied.returncode == 3 and "differs from edgevit's re-quantization" in text, text[-2000:]
 
 
 @pytest.mark.parametrize(("make", "needles"), [

@@ -73,12 +73,12 @@ def _relower(subject, manifest: dict, precision: str, work: Path) -> tuple[Path,
     path = work / "reference.pte"
     options: dict = {}
     calibration = None
-    if precision == "int8":
-        from edgevit.validate.quantized_reference import calibration_for, recorded_pt2e_options
+    from edgevit.validate.quantized_reference import backend_module, calibration_for, recorded_pt2e_options
 
+    if precision == "int8":
         options = recorded_pt2e_options(manifest)
         calibration = calibration_for(subject, manifest).tensors
-    export_executorch(subject.prepared, example, path, precision=precision, calibration=calibration,
+    export_executorch(backend_module(subject, manifest), example, path, precision=precision, calibration=calibration,
                       quantization=options or None, sources=sources)
     return path, sources
 

@@ -186,6 +186,22 @@ def recorded_pt2e_options(manifest: dict) -> dict:
             "keep_float": recorded_keep_float(manifest)}
 
 
+def backend_module(subject, manifest: dict):
+    """The module a ``.pte`` was lowered from: ``subject.prepared`` with the backend rewrites its manifest records
+    (converters.backends: XNNPACK's large depthwise convs split), applied again on a copy, so a re-quantization or
+    re-lowering starts from the same program the artifact was made from. Cached per subject."""
+    from converters.backends import backend_copy
+
+    rewrites = manifest.get("rewrites") or []
+    backend = manifest.get("backend")
+    if not any(isinstance(r, str) and r.startswith(f"{backend}:") for r in rewrites):
+        return subject.prepared
+    key = ("backend-module", backend)
+    if key not in subject.cache:
+        subject.cache[key] = backend_copy(subject.prepared, backend)[0]
+    return subject.cache[key]
+
+
 def recorded_keep_float(manifest: dict) -> list[str] | None:
     """The layers an int8 artifact kept in float (``quantization.mixed_precision.keep_float``), or None."""
     mixed = (manifest.get("quantization") or {}).get("mixed_precision") or {}
@@ -200,9 +216,10 @@ def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example,
 
     options = recorded_pt2e_options(manifest)
     observer, kept = options["activation_observer"], options["keep_float"]
-    key = ("pt2e-int8", calibration.sha256, observer, tuple(kept or ()))
+    module = backend_module(subject, manifest)
+    key = ("pt2e-int8", calibration.sha256, observer, tuple(kept or ()), module is not subject.prepared)
     if key not in subject.cache:  # one PT2E quantization per subject and configuration
-        converted, _, _ = quantize_pt2e(subject.prepared, example, calibration.tensors,
+        converted, _, _ = quantize_pt2e(module, example, calibration.tensors,
                                         activation_observer=observer, keep_float=kept)
         with torch.no_grad():
             outputs = [converted(item.tensor).numpy() for item in subject.inputs]

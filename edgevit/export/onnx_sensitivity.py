@@ -84,51 +84,61 @@ class QdqEmulation:
 
         model = onnx.ModelProto()
         model.CopyFrom(self.quantized)
-        graph = model.graph
         excluded = {n for layer in float_layers for n in self.layers.get(layer, [])}
-        quantized_nodes = {n for names in self.layers.values() for n in names} - excluded
+        still_int8 = {n for names in self.layers.values() for n in names} - excluded
+        self._restore_float_weights(model.graph, excluded)
+        _drop_pairs(model.graph, still_int8)
+        _drop_unused(model.graph)
+        return model
+
+    def _restore_float_weights(self, graph, excluded: set[str]) -> None:
+        """Each excluded node reads the float weight (or bias) its int8 one was made from, as in the float model."""
+        import onnx
+
         producers = {o: n for n in graph.node for o in n.output}
         initializers = {i.name for i in graph.initializer}
         pre_nodes = {n.name: n for n in self.pre.graph.node}
         pre_initializers = {i.name: i for i in self.pre.graph.initializer}
-        readers: dict[str, list] = {}
-        for node in graph.node:
-            for name in node.input:
-                readers.setdefault(name, []).append(node)
         for node in graph.node:
             if node.name not in excluded:
                 continue
             for position, name in enumerate(node.input):
                 dq = producers.get(name)
-                if dq is None or dq.op_type != "DequantizeLinear":
+                if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in initializers:
                     continue
-                if dq.input[0] in initializers:  # an int8 weight (or int32 bias): the float one it was made from
-                    original = pre_nodes[node.name].input[position]
-                    name = f"{original}_float" if original in producers else original  # a bias's DQ keeps its name
-                    if name not in initializers:
-                        tensor = onnx.TensorProto()
-                        tensor.CopyFrom(pre_initializers[original])
-                        tensor.name = name
-                        graph.initializer.append(tensor)
-                        initializers.add(name)
-                    node.input[position] = name
-        for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
-            q = producers.get(dq.input[0])
-            if q is None or q.op_type != "QuantizeLinear":
-                continue
-            source = producers.get(q.input[0])
-            users = [source, *readers.get(dq.output[0], [])]
-            if any(n is not None and n.name in quantized_nodes for n in users):
-                continue  # an input or output of a layer still in int8: every reader keeps the dequantized value
-            dq.op_type = "Identity"  # the Q/DQ pair goes: the float tensor flows on, under the same name
-            del dq.input[:]
-            dq.input.append(q.input[0])
-        _drop_unused(graph)
-        return model
+                original = pre_nodes[node.name].input[position]
+                float_name = f"{original}_float" if original in producers else original  # a bias's DQ keeps its name
+                if float_name not in initializers:
+                    tensor = onnx.TensorProto()
+                    tensor.CopyFrom(pre_initializers[original])
+                    tensor.name = float_name
+                    graph.initializer.append(tensor)
+                    initializers.add(float_name)
+                node.input[position] = float_name
 
     def run(self, model, inputs: list) -> np.ndarray:
         """Logits of ``model`` (QDQ, executed as written: optimisations off, one thread) on ``inputs``."""
         return run_emulated(model.SerializeToString(), self.input_name, inputs)
+
+
+def _drop_pairs(graph, still_int8: set[str]) -> None:
+    """Bypass each activation Q/DQ pair that is neither an input nor an output of a node still quantized (its DQ
+    becomes an Identity of the float tensor, so every reader, a graph output too, gets the float value)."""
+    producers = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
+        q = producers.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear":
+            continue
+        users = [producers.get(q.input[0]), *readers.get(dq.output[0], [])]
+        if any(n is not None and n.name in still_int8 for n in users):
+            continue  # an input or output of a layer still in int8: every reader keeps the dequantized value
+        dq.op_type = "Identity"
+        del dq.input[:]
+        dq.input.append(q.input[0])
 
 
 def run_emulated(model_bytes: bytes, input_name: str, inputs: list) -> np.ndarray:

@@ -146,7 +146,10 @@ def test_int8_onnx_has_qdq_and_runs_in_onnxruntime(xs_int8_onnx):
     assert art.parity.runtime == "onnxruntime" and 25 < photos.psnr_db < 60 and photos.cosine > 0.97, art.parity
     assert art.parity.fidelity.status == "pass" and art.parity.fidelity.error <= 1e-6
     assert art.parity.status == ("pass" if photos.psnr_db >= 30 else "fail")
-    assert q["float_layers"]["count"] > 0 and "Conv" not in q["float_layers"]["by_op"]
+    # the only float Convs are grouped (depthwise) ones, left float on purpose (onnxruntime's int8 kernel for them is
+    # slower than fp32 here): swiftformer-xs has 16; the summary lists those not reading a dequantized input
+    assert q["float_layers"]["count"] > 0 and q["config"]["grouped_convs_float"] == 16
+    assert 0 < q["float_layers"]["by_op"].get("Conv", 0) <= q["config"]["grouped_convs_float"]
     assert not any(p.name.endswith((".pre.onnx", "fp32-for-int8.onnx")) for p in art.path.parent.iterdir())
 
 

@@ -32,23 +32,19 @@ def isa() -> str:
     return f"{model}; " + " ".join(f for f in wanted if f in flags)
 
 
-def main() -> None:
+def interleaved(baseline: Path, candidate: Path, threads: int = 1, rounds: int = 30) -> dict:
+    """Median latency of each artifact and the median of the per-round ratios (baseline / candidate), the two run
+    alternately on the same random input after 3 warm-up runs each."""
     from edgevit.base.manifest import read_manifest
     from edgevit.validate.runtimes import open_runner
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("baseline", type=Path)
-    parser.add_argument("candidate", type=Path)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=30)
-    args = parser.parse_args()
-    runners = [open_runner(p, read_manifest(p), threads=args.threads) for p in (args.baseline, args.candidate)]
-    x = torch.randn(*read_manifest(args.baseline)["input"]["shape"])
+    runners = [open_runner(p, read_manifest(p), threads=threads) for p in (baseline, candidate)]
+    x = torch.randn(*read_manifest(baseline)["input"]["shape"])
     for runner in runners:
         for _ in range(3):
             runner.run(x)
     base, cand, ratios = [], [], []
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         t0 = time.perf_counter()
         runners[0].run(x)
         t1 = time.perf_counter()
@@ -57,10 +53,22 @@ def main() -> None:
         base.append((t1 - t0) * 1e3)
         cand.append((t2 - t1) * 1e3)
         ratios.append((t1 - t0) / (t2 - t1))
-    print(f"{isa()}; {args.threads} thread(s), {args.rounds} interleaved rounds")
-    print(f"{args.baseline.name}: median {statistics.median(base):.1f} ms")
-    print(f"{args.candidate.name}: median {statistics.median(cand):.1f} ms")
-    print(f"speed-up (median of per-round ratios): {statistics.median(ratios):.2f}x")
+    return {"baseline_ms": statistics.median(base), "candidate_ms": statistics.median(cand),
+            "speedup": statistics.median(ratios), "threads": threads, "rounds": rounds, "cpu": isa()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("baseline", type=Path)
+    parser.add_argument("candidate", type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    timing = interleaved(args.baseline, args.candidate, args.threads, args.rounds)
+    print(f"{timing['cpu']}; {args.threads} thread(s), {args.rounds} interleaved rounds")
+    print(f"{args.baseline.name}: median {timing['baseline_ms']:.1f} ms")
+    print(f"{args.candidate.name}: median {timing['candidate_ms']:.1f} ms")
+    print(f"speed-up (median of per-round ratios): {timing['speedup']:.2f}x")
 
 
 if __name__ == "__main__":

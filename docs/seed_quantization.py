@@ -1,6 +1,7 @@
 """Quantized artifacts of the seed models, each judged by edgevit's verdict: the README's quantization table.
 
-    PYTHONPATH=$PWD python docs/seed_quantization.py fastvit-t8 swiftformer-l1 --out /tmp/sq --jsonl /tmp/sq/rows.jsonl
+    PYTHONPATH=$PWD python docs/seed_quantization.py fastvit-t8 swiftformer-l1 --out /tmp/sq --speedup \
+        --jsonl /tmp/sq/rows.jsonl
 
 For each model: the int8 ``.pte`` and the int8 ``.onnx`` as ``edgevit convert`` writes them, validated (fidelity and
 precision cost on logits); when one misses ``--goal`` dB on the photos, the same target again with
@@ -8,8 +9,9 @@ precision cost on logits); when one misses ``--goal`` dB on the photos, the same
 through edgevit's MIL interpreter, never the CoreML runtime). Every figure comes from the artifact's manifest. Rows
 are appended to ``--jsonl`` as they finish and a row already there is not converted again, so an interrupted run
 resumes. Weights are edgevit's "exercised" random init unless ``--weights`` (one model) is given; the input share
-(how much of the logits depends on the input) is printed beside every row. Latency is not measured here: run
-``edgevit bench`` on the artifacts in ``--out``.
+(how much of the logits depends on the input) is recorded with every row. ``--speedup`` also converts each
+model's fp32 artifact of the same target (unvalidated: it is only timed) and times it against each int8 row, one
+thread, alternated in one process (docs/interleaved_speedup.py); the CPU and its int8 flags are recorded beside.
 """
 
 from __future__ import annotations
@@ -43,24 +45,27 @@ def _row(model: str, form: str, result, seconds: float) -> dict:
             "quantized_layers": mixed.get("quantized_layers"), "weights": manifest["weights"].get("source")}
 
 
-def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str | None, done: set,
-            write) -> None:
+def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str | None, rows: list[dict],
+            write, speedup: bool) -> None:
+    """Convert (or find in ``rows``) each form of ``model``; ``write`` gets every new or newly timed row."""
     from edgevit.api import convert
 
-    def one(form: str, target: str, **options) -> dict | None:
-        if (model, form) in done:
-            return None
-        start = time.perf_counter()
-        result = convert(model, target, out / model / form, weights=weights, mil_report=False, **options)
-        row = _row(model, form, result, time.perf_counter() - start)
-        write(row)
+    def one(form: str, target: str, **options) -> dict:
+        row = next((r for r in rows if r["model"] == model and r["form"] == form), None)
+        if row is None:
+            start = time.perf_counter()
+            result = convert(model, target, out / model / form, weights=weights, mil_report=False, **options)
+            row = _row(model, form, result, time.perf_counter() - start)
+            rows.append(row)
+            write(row)
+        if speedup and "speedup" not in row and target != "coreml":
+            row.update(_time_against_fp32(model, target, out, weights, out / model / form / row["artifact"]))
+            write(row)
         return row
 
     for target in ("executorch", "onnx"):
         row = one(f"{target}-int8", target, quantize="int8")
-        if row is None:
-            row = next((r for r in done.get_rows(model) if r["form"] == f"{target}-int8"), None)
-        if row and row["cost_db"] is not None and row["cost_db"] < goal:
+        if row["cost_db"] is not None and row["cost_db"] < goal:
             goal_option = {} if goal == DEFAULT_GOAL else {"min_psnr": goal}  # --min-psnr is the floor as well
             one(f"{target}-int8-keep-float-auto", target, quantize="int8", keep_float="auto", scan_budget=5000,
                 **goal_option)
@@ -68,28 +73,45 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
         one(f"coreml-{scheme}", "coreml", compress=scheme)
 
 
-class Done(set):
-    """(model, form) pairs already in the rows file, and the rows."""
+def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, artifact: Path) -> dict:
+    """The fp32 artifact of the same target (converted once, not validated) against ``artifact``, interleaved."""
+    import sys
 
-    def __init__(self, rows: list[dict]):
-        super().__init__((r["model"], r["form"]) for r in rows)
-        self.rows = rows
+    sys.path.insert(0, str(Path(__file__).parent))
+    from interleaved_speedup import interleaved
 
-    def get_rows(self, model: str) -> list[dict]:
-        return [r for r in self.rows if r["model"] == model]
+    from edgevit.api import convert
+
+    folder = out / model / f"{target}-fp32"
+    found = sorted(p for p in folder.glob(f"{model}.*fp32*") if p.suffix in (".pte", ".onnx")) if folder.exists() \
+        else []
+    if not found:
+        found = [convert(model, target, folder, weights=weights, validate=False, mil_report=False).artifacts[0].path]
+    timing = interleaved(found[0], artifact, threads=1, rounds=30)
+    return {"fp32_ms": round(timing["baseline_ms"], 2), "int8_ms": round(timing["candidate_ms"], 2),
+            "speedup": round(timing["speedup"], 3), "timing": {"threads": 1, "rounds": 30, "cpu": timing["cpu"]}}
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| model | form | size MB | logits PSNR (photos) | top-1 | centered top-1 | input share | float layers | "
-             "verdict | fidelity (error / bound) |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        kept = f"{r['float_layers']}/{r['quantized_layers']}" if r["quantized_layers"] else "0"
-        fid = (f"{r['fidelity_error']:.2g} / {r['fidelity_bound']:.2g}" if r["fidelity_error"] is not None
-               and r["fidelity_bound"] else "-")
-        verdict = r["verdict"] + (f" ({r['failed_part']})" if r["failed_part"] else "")
-        lines.append(f"| {r['model']} | {r['form']} | {r['bytes'] / 1e6:.1f} | {r['cost_db']:.1f} dB | "
-                     f"{r['top1']:.0%} | {r['centered_top1']:.0%} | {r['input_share']:.2f} | {kept} | {verdict} | "
-                     f"{fid} |")
+FORM_LABELS = {"executorch-int8": ".pte int8", "executorch-int8-keep-float-auto": ".pte int8, --keep-float auto",
+               "onnx-int8": ".onnx int8", "onnx-int8-keep-float-auto": ".onnx int8, --keep-float auto"}
+
+
+def table(rows: list[dict], models: list[str]) -> str:
+    """The README's table: ``models`` in the given order, each form's row."""
+    lines = ["| model | artifact | size MB | logits PSNR (photos) | top-1 | centered top-1 | float layers | verdict | "
+             "fidelity | fp32 → int8, 1 thread | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        order = list(FORM_LABELS)
+        for r in sorted((r for r in rows if r["model"] == model),
+                        key=lambda r: order.index(r["form"]) if r["form"] in order else len(order)):
+            kept = f"{r['float_layers']} of {r['quantized_layers']}" if r["quantized_layers"] else "–"
+            verdict = r["verdict"] + (f" ({r['failed_part']})" if r["failed_part"] else "")
+            fid = f"{r['fidelity_error'] / r['fidelity_bound']:.2g}×" if r["fidelity_bound"] else "–"
+            timed = f"{r['fp32_ms']:.1f} → {r['int8_ms']:.1f} ms" if r.get("int8_ms") else "not measured"
+            speed = f"{r['speedup']:.2f}×" if r.get("speedup") else "–"
+            lines.append(f"| {model} | {FORM_LABELS.get(r['form'], r['form'])} | {r['bytes'] / 1e6:.1f} | "
+                         f"{r['cost_db']:.1f} dB | {r['top1']:.0%} | {r['centered_top1']:.0%} | {kept} | {verdict} | "
+                         f"{fid} | {timed} | {speed} |")
     return "\n".join(lines)
 
 
@@ -97,27 +119,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--jsonl", type=Path, required=True, help="rows, appended as they finish (resumable)")
+    parser.add_argument("--jsonl", type=Path, required=True, help="rows, rewritten as they finish (resumable)")
     parser.add_argument("--goal", type=float, default=DEFAULT_GOAL, help="logits PSNR on the photos below which the "
                         "target is converted again with --keep-float auto (default 35 dB)")
     parser.add_argument("--coreml", nargs="*", default=[], choices=["w8", "w4", "palette6", "palette4", "w8a8"])
     parser.add_argument("--weights", help="a local checkpoint (one model only)")
+    parser.add_argument("--speedup", action="store_true", help="time each int8 row against its fp32 twin")
     parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and stop")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.jsonl.read_text().splitlines()] if args.jsonl.exists() else []
     if not args.table_only:
-        done = Done(rows)
         args.jsonl.parent.mkdir(parents=True, exist_ok=True)
 
-        def write(row: dict) -> None:
-            rows.append(row)
-            with args.jsonl.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+        def write(row: dict) -> None:  # the whole file again: a timed row replaces its untimed self
+            args.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
             print(json.dumps(row), flush=True)
 
         for model in args.models:
-            measure(model, args.out, args.goal, args.coreml, args.weights, done, write)
-    print(table([r for r in rows if r["model"] in args.models]))
+            measure(model, args.out, args.goal, args.coreml, args.weights, rows, write, args.speedup)
+    print(table(rows, args.models))
 
 
 if __name__ == "__main__":

@@ -265,8 +265,10 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
                 mixed = {"keep_float": list(keep_float), "chosen_by": "--keep-float (by hand)"}
             elif auto_keep_float is not None:
                 quantize(pre, always_float)
-                mixed = _onnx_auto_keep_float(onnx.load(str(out_path)), pre_model, layers, input_name,
-                                              auto_keep_float, progress)
+                inputs = [x.numpy() for x in auto_keep_float["inputs"]]
+                reference = onnx_sensitivity.run_emulated(pre_model.SerializeToString(), input_name, inputs)
+                mixed = _onnx_auto_keep_float(onnx.load(str(out_path)), pre_model, layers, input_name, inputs,
+                                              reference, auto_keep_float, progress)
             excluded = list(always_float)
             if mixed:
                 excluded += [n for layer in mixed["keep_float"] for n in layers[layer]]
@@ -278,9 +280,7 @@ def quantize_onnx_static(fp32_path, out_path, input_name: str, calibration: list
             raise ExportError("ONNX int8 quantization (onnxruntime quantize_static) failed: "
                               f"{type(exc).__name__}: {exc}") from None
         if mixed and auto_keep_float is not None:  # the file really written, emulated: what the choice reached
-            inputs = [x.numpy() for x in auto_keep_float["inputs"]]
             written = onnx_sensitivity.run_emulated(out_path.read_bytes(), input_name, inputs)
-            reference = onnx_sensitivity.run_emulated(pre_model.SerializeToString(), input_name, inputs)
             mixed["written_psnr_db"] = round(sensitivity.psnr_db(reference, written), 2)
     finally:
         pre.unlink(missing_ok=True)
@@ -309,16 +309,15 @@ ONNX_SENSITIVITY_METHOD = ("quantize one at a time on the QDQ program (onnxrunti
                            "each layer's share of the summed noise")
 
 
-def _onnx_auto_keep_float(quantized, pre_model, layers: dict[str, list[str]], input_name: str, auto: dict,
-                          progress) -> dict:
-    """The sensitivity scan and choice on the all-int8 QDQ program (edgevit.export.onnx_sensitivity)."""
+def _onnx_auto_keep_float(quantized, pre_model, layers: dict[str, list[str]], input_name: str, inputs: list,
+                          reference, auto: dict, progress) -> dict:
+    """The sensitivity scan and choice on the all-int8 QDQ program (edgevit.export.onnx_sensitivity), against the
+    float model's logits ``reference`` on ``inputs``."""
     from edgevit.export import onnx_sensitivity, sensitivity
 
     clock = time.perf_counter()
-    inputs = [x.numpy() for x in auto["inputs"]]
     emulation = onnx_sensitivity.QdqEmulation(quantized, pre_model, layers, input_name)
     run = onnx_sensitivity.layer_runner(emulation, inputs)
-    reference = onnx_sensitivity.run_emulated(pre_model.SerializeToString(), input_name, inputs)
     scanned = sensitivity.rank_layers(layers, reference, run, inputs, method=ONNX_SENSITIVITY_METHOD,
                                       budget_s=auto.get("budget_s", sensitivity.DEFAULT_BUDGET_S), progress=progress)
     kept, reached = sensitivity.choose_layers(scanned, auto["goal_db"], run, progress)

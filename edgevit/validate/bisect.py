@@ -153,16 +153,13 @@ def _bisect_onnx(subject, artifact: Path, manifest: dict, item, top: int) -> Bis
         reference, _ = _export_values(subject.prepared, item.tensor)
         return _report(artifact, item, FP32_BOUND, mine, reference, modules, top,
                        "onnxruntime (optimisations off) vs the original's torch.export values")
-    from edgevit.export.onnx import export_onnx_int8
-    from edgevit.validate.quantized_reference import EMULATION_BOUND, calibration_for, recorded_keep_float
+    from edgevit.validate.quantized_reference import EMULATION_BOUND, calibration_for, rebuild_onnx_int8
 
     calibration = calibration_for(subject, manifest)
     example = torch.randn((1, *subject.spec.input_size), generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix="edgevit-bisect-") as tmp:
         path = Path(tmp) / "reference.int8.onnx"
-        kept = recorded_keep_float(manifest)
-        export_onnx_int8(subject.prepared, example, path, calibration.tensors,
-                         quantization={"keep_float": kept} if kept else None)
+        rebuild_onnx_int8(subject.prepared, manifest, calibration, example, path)
         theirs = _onnx_values(onnx.load(str(path)), item)
     reference = {name: value for name, (_, value) in theirs.items()}
     return _report(artifact, item, EMULATION_BOUND, mine, reference, modules, top,

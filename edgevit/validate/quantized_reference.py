@@ -99,17 +99,14 @@ def judge_int8(subject, artifact: Path, manifest: dict):
 def _onnx_fidelity(subject, artifact: Path, manifest: dict, calibration, example, actual: np.ndarray):
     import onnx
 
-    from edgevit.export.onnx import export_onnx_int8
 
-    config = (manifest.get("quantization") or {}).get("config") or {}  # which of edgevit's configurations
-    kept = recorded_keep_float(manifest)
-    key = ("onnx-int8", calibration.sha256, config.get("name"), config.get("calibration_method"), tuple(kept or ()))
+    config = (manifest.get("quantization") or {}).get("config") or {}
+    key = ("onnx-int8", calibration.sha256, config.get("name"), config.get("calibration_method"),
+           tuple(recorded_keep_float(manifest) or ()))
     if key not in subject.cache:  # one re-quantization per subject, however many artifacts are checked against it
         with tempfile.TemporaryDirectory(prefix="edgevit-int8-reference-") as tmp:
             reference_path = Path(tmp) / "reference.int8.onnx"
-            export_onnx_int8(subject.prepared, example, reference_path, calibration.tensors,
-                             config=config.get("name"), method=config.get("calibration_method"),
-                             quantization={"keep_float": kept} if kept else None)
+            rebuild_onnx_int8(subject.prepared, manifest, calibration, example, reference_path)
             subject.cache[key] = (onnx.load(str(reference_path)),
                                   _run_onnx(reference_path, subject.inputs, optimize=False),
                                   _run_onnx(reference_path, subject.inputs, optimize=True))
@@ -122,6 +119,17 @@ def _onnx_fidelity(subject, artifact: Path, manifest: dict, calibration, example
     _add_runtime_check(fidelity, emulated, actual, "onnxruntime's int8 kernels", rebuilt_runtime)
     _add_values(fidelity, values)
     return fidelity, quantized
+
+
+def rebuild_onnx_int8(prepared, manifest: dict, calibration, example, path: Path) -> None:
+    """Quantize ``prepared`` to ``path`` as the manifest says the int8 ``.onnx`` was: edgevit's configuration and
+    calibration method, the same calibration set, the same layers kept in float."""
+    from edgevit.export.onnx import export_onnx_int8
+
+    config = (manifest.get("quantization") or {}).get("config") or {}  # which of edgevit's configurations
+    kept = recorded_keep_float(manifest)
+    export_onnx_int8(prepared, example, path, calibration.tensors, config=config.get("name"),
+                     method=config.get("calibration_method"), quantization={"keep_float": kept} if kept else None)
 
 
 def _run_onnx(path: Path, inputs, optimize: bool) -> np.ndarray:

@@ -5,7 +5,7 @@
 
 For each model: the int8 ``.pte`` and the int8 ``.onnx`` as ``edgevit convert`` writes them, validated (fidelity and
 precision cost on logits); when one misses ``--goal`` dB on the photos, the same target again with
-``--keep-float auto`` (the sensitivity scan). ``--coreml w8 w4 palette6 w8a8`` adds compressed packages (validated
+``--keep-float auto`` (the sensitivity scan). ``--coreml fp16 w8 w4 palette6 w8a8`` adds the fp16 package and compressed ones (validated
 through edgevit's MIL interpreter, never the CoreML runtime). Every figure comes from the artifact's manifest. Rows
 are appended to ``--jsonl`` as they finish and a row already there is not converted again, so an interrupted run
 resumes. Weights are edgevit's "exercised" random init unless ``--weights`` (one model) is given; the input share
@@ -69,8 +69,8 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
             goal_option = {} if goal == DEFAULT_GOAL else {"min_psnr": goal}  # --min-psnr is the floor as well
             one(f"{target}-int8-keep-float-auto", target, quantize="int8", keep_float="auto", scan_budget=5000,
                 **goal_option)
-    for scheme in coreml:
-        one(f"coreml-{scheme}", "coreml", compress=scheme)
+    for scheme in coreml:  # fp16: the uncompressed package, the baseline of the size ratios
+        one(f"coreml-{scheme}", "coreml", **({} if scheme == "fp16" else {"compress": scheme}))
 
 
 def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, artifact: Path) -> dict:
@@ -122,7 +122,8 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, required=True, help="rows, rewritten as they finish (resumable)")
     parser.add_argument("--goal", type=float, default=DEFAULT_GOAL, help="logits PSNR on the photos below which the "
                         "target is converted again with --keep-float auto (default 35 dB)")
-    parser.add_argument("--coreml", nargs="*", default=[], choices=["w8", "w4", "palette6", "palette4", "w8a8"])
+    parser.add_argument("--coreml", nargs="*", default=[], choices=["fp16", "w8", "w4", "palette6", "palette4", "w8a8"],
+                        help="CoreML packages to add: fp16 (uncompressed, the size baseline) and --compress schemes")
     parser.add_argument("--weights", help="a local checkpoint (one model only)")
     parser.add_argument("--speedup", action="store_true", help="time each int8 row against its fp32 twin")
     parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and stop")

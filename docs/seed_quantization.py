@@ -4,14 +4,14 @@
         --jsonl /tmp/sq/rows.jsonl
 
 For each model: the int8 ``.pte`` and the int8 ``.onnx`` as ``edgevit convert`` writes them, validated (fidelity and
-precision cost on logits); when one misses ``--goal`` dB on the photos, the same target again with
-``--keep-float auto`` (the sensitivity scan). ``--coreml fp16 w8 w4 palette6 w8a8`` adds the fp16 package and compressed ones (validated
-through edgevit's MIL interpreter, never the CoreML runtime). Every figure comes from the artifact's manifest. Rows
-are appended to ``--jsonl`` as they finish and a row already there is not converted again, so an interrupted run
-resumes. Weights are edgevit's "exercised" random init unless ``--weights`` (one model) is given; the input share
-(how much of the logits depends on the input) is recorded with every row. ``--speedup`` also converts each
-model's fp32 artifact of the same target (unvalidated: it is only timed) and times it against each int8 row, one
-thread, alternated in one process (docs/interleaved_speedup.py); the CPU and its int8 flags are recorded beside.
+precision cost on logits); when one misses ``--goal`` dB on the photos, the same target again with ``--keep-float auto``
+(the sensitivity scan; a CoreML W8A8 package too). ``--coreml fp16 w8 w4 palette6 w8a8`` adds the fp16 package and
+compressed ones (validated through edgevit's MIL interpreter, never the CoreML runtime). Every figure comes from the
+artifact's manifest. Rows are appended to ``--jsonl`` as they finish and a row already there is not converted again, so
+an interrupted run resumes. Weights are edgevit's "exercised" random init unless ``--weights`` (one model) is given; the
+input share (how much of the logits depends on the input) is recorded with every row. ``--speedup`` also converts each
+model's fp32 artifact of the same target (unvalidated: it is only timed) and times it against each int8 row, one thread,
+alternated in one process (docs/interleaved_speedup.py); the CPU and its int8 flags are recorded beside.
 """
 
 from __future__ import annotations
@@ -70,7 +70,11 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
             one(f"{target}-int8-keep-float-auto", target, quantize="int8", keep_float="auto", scan_budget=5000,
                 **goal_option)
     for scheme in coreml:  # fp16: the uncompressed package, the baseline of the size ratios
-        one(f"coreml-{scheme}", "coreml", **({} if scheme == "fp16" else {"compress": scheme}))
+        row = one(f"coreml-{scheme}", "coreml", **({} if scheme == "fp16" else {"compress": scheme}))
+        if scheme == "w8a8" and row["cost_db"] is not None and row["cost_db"] < goal:
+            goal_option = {} if goal == DEFAULT_GOAL else {"min_psnr": goal}
+            one("coreml-w8a8-keep-float-auto", "coreml", compress="w8a8", keep_float="auto", scan_budget=5000,
+                **goal_option)
 
 
 def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, artifact: Path) -> dict:

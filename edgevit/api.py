@@ -99,8 +99,9 @@ def convert(model: str, target: str | Sequence[str] = "coreml", out: str | Path 
     cache, downloading them first if needed (``revision``: a branch, tag or commit; the manifest records the commit
     and the file's sha256). Every argument is checked before any work, and the weights are fetched before anything
     is written to ``out``.
-    ``keep_float`` (int8 .pte or .onnx): "auto" keeps the fewest layers in float that reach ``min_psnr`` (default
-    35 dB) on logits, by a sensitivity scan of at most ``scan_budget`` seconds, or names the layers (module paths).
+    ``keep_float`` (int8 .pte or .onnx, CoreML w8a8): "auto" keeps the fewest layers in float that reach
+    ``min_psnr`` (default 35 dB) on logits, by a sensitivity scan of at most ``scan_budget`` seconds, or names the
+    layers (module paths).
     """
     args = check_convert(model, target, out, weights=weights, options=options, precision=precision, backend=backend,
                          deployment_target=deployment_target, tensor_input=tensor_input, init=init, seed=seed,
@@ -208,8 +209,9 @@ def _keep_float_options(args: ConvertArgs, inputs) -> dict | None:
         return {"keep_float": list(args.keep_float)}
     # the whole photos (not their halves, not the noise images, whose logits a random-init model can make chaotic):
     # what the precision-cost floor judges; one emulated pass per layer per input is the cost of the scan
-    photos = [item.tensor for item in inputs if item.kind == "photo" and not item.name.endswith(("-left", "-right"))]
-    return {"auto_keep_float": {"inputs": photos, "budget_s": args.scan_budget,
+    photos = [item for item in inputs if item.kind == "photo" and not item.name.endswith(("-left", "-right"))]
+    return {"auto_keep_float": {"inputs": [item.tensor for item in photos], "photos": photos,
+                                "budget_s": args.scan_budget,
                                 "goal_db": args.min_psnr if args.min_psnr is not None else KEEP_FLOAT_MIN_PSNR_DB}}
 
 
@@ -266,9 +268,17 @@ def _export(tgt: str, module, spec: ModelSpec, path: Path, example, precision: s
         from edgevit.export.coreml import coreml_metadata, export_coreml
 
         compress = precision if compute_precision is not None else None
+        keep_float = None
+        if quantization and compress == "w8a8":  # the layers whose activations stay float (edgevit.mil.keep_float)
+            from edgevit.mil.keep_float import KeepFloat
+
+            auto = quantization.get("auto_keep_float")
+            keep_float = KeepFloat("auto", photos=auto["photos"], goal_db=auto["goal_db"], budget_s=auto["budget_s"],
+                                   progress=progress) if auto else KeepFloat(quantization["keep_float"])
         return export_coreml(module, spec, path, precision=compute_precision or precision,
                              deployment_target=deployment_target, tensor_input=tensor_input,
-                             metadata=coreml_metadata(spec, winfo, VERSION), compress=compress, calibrate=calibrate)
+                             metadata=coreml_metadata(spec, winfo, VERSION), compress=compress, calibrate=calibrate,
+                             keep_float=keep_float)
     if tgt == "executorch":
         from edgevit.export.executorch import export_executorch
 

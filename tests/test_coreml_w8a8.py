@@ -232,3 +232,45 @@ def test_w8a8_calibrated_elsewhere_needs_its_calibration_set(tiny):
     manifest = read_manifest(w8a8.path)
     result = run_parity(api._subject_of(manifest, get_spec(TINY_CNN), None), w8a8.path, manifest)
     assert result.status != "pass" and "--calibration" in result.reason, result.reason
+
+
+def test_w8a8_layers_kept_float_by_hand_are_rebuilt_and_a_hidden_one_fails(tiny, tmp_path):
+    """--compress w8a8 --keep-float: the layers' ops get no quantize/dequantize pairs, the manifest names layers and
+    ops, and the verdict rebuilds the same mixed program (fidelity 0). A manifest hiding the layers kept float makes
+    the rebuild quantize them: fidelity fails on the activation quantization the package lacks. --keep-float with a
+    weight-only scheme is refused with the reason, and an unknown layer with the nearest names."""
+    from edgevit.base.manifest import read_manifest, write_manifest
+
+    _, w8a8, photos = tiny
+    out = tmp_path / "out"
+    refused = edgevit("convert", TINY_CNN, "--target", "coreml", "--compress", "w8", "--keep-float", "conv1.3",
+                      "--out", str(out))
+    assert_refused(refused, "--keep-float applies to one quantized target", "--compress w8a8 with --target coreml")
+    bad = edgevit("convert", TINY_CNN, "--target", "coreml", "--compress", "w8a8", "--tensor-input", "--keep-float",
+                  "conv1.4", "--calibration", str(photos), "--out", str(out), "--no-mil-report")
+    assert_refused(bad, "no quantized layer named 'conv1.4'", "nearest: conv1.3")
+    assert not out.exists() or not any(out.iterdir())
+    proc = edgevit("convert", TINY_CNN, "--target", "coreml", "--compress", "w8a8", "--tensor-input", "--keep-float",
+                   "conv1.3,bn1", "--calibration", str(photos), "--out", str(out), "--no-mil-report")
+    assert proc.returncode in (0, 3), (proc.stdout + proc.stderr)[-3000:]  # 3: random-init's precision cost
+    artifact = out / w8a8.path.name
+    manifest = read_manifest(artifact)
+    mixed = manifest["quantization"]["mixed_precision"]
+    assert mixed["keep_float"] == ["conv1.3", "bn1"] and mixed["chosen_by"] == "--keep-float (by hand)"
+    assert mixed["float_ops"] and manifest["parity"]["fidelity"]["status"] == "pass"
+    assert manifest["parity"]["fidelity"]["error"] <= 1e-6
+    from edgevit.mil import load_program
+
+    def quantized_inputs(path):
+        return {op.inputs["input"].name for op in load_program(path).main.operations if op.op_type == "quantize"}
+
+    fewer, full = quantized_inputs(artifact), quantized_inputs(w8a8.path)
+    assert fewer < full, (len(fewer), len(full))
+    print(f"kept {mixed['keep_float']} ({mixed['float_ops']}): {len(full) - len(fewer)} of {len(full)} activation "
+          f"quantizations left out; fidelity {manifest['parity']['fidelity']['error']} / "
+          f"{manifest['parity']['fidelity']['bound']}")
+    hidden = {**manifest, "quantization": {**manifest["quantization"], "mixed_precision": None}}
+    write_manifest(artifact, hidden)
+    lied = edgevit("validate", str(artifact), "--calibration", str(photos))
+    text = " ".join((lied.stdout + lied.stderr).split())
+    assert lied.returncode == 3 and "activation quantization" in text, text[-2000:]

@@ -109,11 +109,12 @@ def test_scan_over_budget_says_how_long_and_offers_keep_float_by_hand(toy):
         sensitivity.scan(observed, model, inputs, budget_s=1e-6)
 
 
-def test_keep_float_outside_one_int8_pte_or_onnx_is_refused():
+def test_keep_float_outside_one_quantized_target_is_refused():
     from edgevit.base.arguments import check_convert
 
-    with pytest.raises(UsageError, match="--keep-float applies to --quantize int8 with one target"):
+    with pytest.raises(UsageError, match="--keep-float applies to one quantized target.*--compress w8a8 with"):
         check_convert("swiftformer-xs", "coreml", "out", compress="w8", keep_float="auto")
+    assert check_convert("swiftformer-xs", "coreml", "out", compress="w8a8", keep_float="auto").keep_float == "auto"
     with pytest.raises(UsageError, match="--keep-float applies"):
         check_convert("swiftformer-xs", "executorch", "out", keep_float="auto")
     with pytest.raises(UsageError, match="convert the other targets separately"):

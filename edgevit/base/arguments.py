@@ -298,7 +298,7 @@ def check_convert(model: object, target: object, out: object, *, weights: object
     if progress is not None and not callable(progress):
         raise UsageError(f"progress must be a callable taking a str, got {_type_name(progress)}")
     hub_tag, hub_revision = check_pretrained(pretrained, revision, weights)
-    keep = check_keep_float(keep_float, quant, targets)
+    keep = check_keep_float(keep_float, quant, targets, comp)
     if isinstance(scan_budget, bool) or not isinstance(scan_budget, int | float) or not 0 < scan_budget <= 86400:
         raise UsageError(f"scan_budget must be a number of seconds in (0, 86400], got {scan_budget!r}")
     return ConvertArgs(
@@ -312,17 +312,20 @@ def check_convert(model: object, target: object, out: object, *, weights: object
     )
 
 
-def check_keep_float(value: object, quantize: str | None, targets: Sequence[str]) -> list[str] | str | None:
-    """``auto``, or layer names (a list, or one comma-separated str); for one int8 target, .pte or .onnx (layer
-    names are the prepared model's module paths, and each target's sensitivity scan runs on its own quantized
-    program). Names are checked against the model's quantized layers once it is built
-    (edgevit.export.sensitivity.check_layer_names)."""
+def check_keep_float(value: object, quantize: str | None, targets: Sequence[str],
+                     compress: str | None = None) -> list[str] | str | None:
+    """``auto``, or layer names (a list, or one comma-separated str); for one quantized target: an int8 .pte or
+    .onnx, or a CoreML W8A8 package (layer names are the prepared model's module paths, and each target's
+    sensitivity scan runs on its own quantized program). Names are checked against the model's quantized layers
+    once it is built (edgevit.export.sensitivity.check_layer_names)."""
     if value is None:
         return None
-    if quantize != "int8" or list(targets) not in (["executorch"], ["onnx"]):
-        raise UsageError("--keep-float applies to --quantize int8 with one target, --target executorch or --target "
-                         "onnx (the layers are the prepared model's modules, ranked on that target's own int8 "
-                         "program); convert the other targets separately")
+    one_int8 = quantize == "int8" and list(targets) in (["executorch"], ["onnx"])
+    if not one_int8 and not (compress == "w8a8" and list(targets) == ["coreml"]):
+        raise UsageError("--keep-float applies to one quantized target: --quantize int8 with --target executorch or "
+                         "--target onnx, or --compress w8a8 with --target coreml (the layers are the prepared "
+                         "model's modules, ranked on that target's own quantized program); convert the other "
+                         "targets separately")
     if value == "auto":
         return "auto"
     names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value

@@ -20,7 +20,7 @@ from edgevit.base.arguments import DEPLOYMENT_TARGETS
 from edgevit.base.atomic import atomic_path
 from edgevit.base.errors import EdgevitError, ExportError
 from edgevit.export.failures import export_error
-from edgevit.export.mil_inspect import stats_of_program, to_exported_program
+from edgevit.export.mil_inspect import module_of, stats_of_program, to_exported_program
 from edgevit.models.registry import ModelSpec
 from edgevit.models.spec import imagenet_labels
 
@@ -56,6 +56,10 @@ COMPRESSION = {
 }
 # w8a8's calibration: the converted MLModel -> (coremltools activation_stats, what the manifest records of them)
 Calibrate = Callable[[Any], tuple[dict[str, dict[str, float]], dict]]
+# w8a8's --keep-float (edgevit.mil.keep_float.KeepFloat): choose(mlmodel, activation_stats, node -> module path, the
+# converted torch module) -> (MIL op names kept float, the manifest's mixed_precision record); written(compressed
+# mlmodel) -> its logits PSNR on the scan inputs, or None
+KeepFloat = Any
 
 
 def quantize_activations(mlmodel, activation_stats: dict[str, dict[str, float]], keep_float: tuple[str, ...] = ()):
@@ -144,19 +148,25 @@ def ranges_not_carried(program, activation_stats: dict[str, dict[str, float]], r
     return bad
 
 
-def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None):
+def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None, keep_float: KeepFloat = None,
+                     modules: dict[str, str] | None = None, module: nn.Module | None = None):
     """The model with its weights compressed (coremltools.optimize.coreml); returns (model, summary).
 
     ``w8a8`` first quantizes activations with ranges from ``calibrate(mlmodel)``, then weights (int8,
-    symmetric, per channel): coremltools' W8A8 recipe."""
+    symmetric, per channel): coremltools' W8A8 recipe. ``keep_float`` (w8a8 only) leaves the activations of the
+    layers it chooses in float; ``modules`` (torch.export node -> module path) and ``module`` (what was converted)
+    are what it chooses from."""
     import coremltools.optimize.coreml as cto
 
-    ranges_record = None
+    ranges_record = mixed = None
     if compress == "w8a8":
         if calibrate is None:
             raise ExportError("--compress w8a8 needs calibration inputs for the activation ranges")
         stats, ranges_record = calibrate(mlmodel)
-        mlmodel = quantize_activations(mlmodel, stats)
+        float_ops: list[str] = []
+        if keep_float is not None:
+            float_ops, mixed = keep_float.choose(mlmodel, stats, modules or {}, module)
+        mlmodel = quantize_activations(mlmodel, stats, tuple(float_ops))
         wrong = ranges_not_carried(mlmodel._mil_program, stats)
         if wrong:
             raise ExportError(f"--compress w8a8: {len(wrong)} activation quantize op(s) do not carry the calibrated "
@@ -179,11 +189,14 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None)
                        and getattr(o.outputs[0].val, "dtype", None) is not None
                        and o.outputs[0].val.dtype.kind == "f")  # the compressed data consts are int/uint
     function, scheme, minimum = COMPRESSION[compress]
+    if mixed is not None and mixed.get("chosen_by", "").startswith("--keep-float auto"):
+        mixed["written_psnr_db"] = keep_float.written(compressed)
     return compressed, {"scheme": f"{compress}: {scheme} (coremltools.optimize.coreml.{function})",
                         "minimum_deployment_target": minimum, "compressed_weight_ops": constexpr,
                         "float_weights_left": float_consts,
                         **({"activation_quantize_ops": ops.count("quantize"), "activation_ranges": ranges_record}
                            if ranges_record is not None else {}),
+                        **({"mixed_precision": mixed} if mixed is not None else {}),
                         "note": "weights under 2048 elements (biases, norms, small kernels) stay in float "
                                 "(coremltools' weight_threshold)"}
 
@@ -203,11 +216,13 @@ def coreml_metadata(spec: ModelSpec, winfo, version: str) -> dict[str, str]:
 def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision: str = "fp16",
                   deployment_target: str = "iOS17", tensor_input: bool = False,
                   metadata: dict[str, str] | None = None, num_classes: int = 1000,
-                  compress: str | None = None, calibrate: Calibrate | None = None) -> dict:
+                  compress: str | None = None, calibrate: Calibrate | None = None,
+                  keep_float: KeepFloat = None) -> dict:
     """Convert and save atomically; returns what the manifest records (input/output spec, MIL stats).
 
     ``compress`` (w8, w4, palette6, palette4) compresses the weights after conversion (compress_mlmodel);
-    w8a8 also quantizes activations, with ranges from ``calibrate`` (the MIL interpreter on calibration images).
+    w8a8 also quantizes activations, with ranges from ``calibrate`` (the MIL interpreter on calibration images),
+    except those of the layers ``keep_float`` keeps float (edgevit.mil.keep_float.KeepFloat).
     """
     import coremltools as ct
 
@@ -244,7 +259,8 @@ def export_coreml(prepared: nn.Module, spec: ModelSpec, out: Path, *, precision:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                mlmodel, compression = compress_mlmodel(mlmodel, compress, calibrate)
+                modules = {node.name: module_of(node) for node in program.graph.nodes}
+                mlmodel, compression = compress_mlmodel(mlmodel, compress, calibrate, keep_float, modules, module)
         except EdgevitError:
             raise
         except Exception as exc:  # noqa: BLE001

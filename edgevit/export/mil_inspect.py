@@ -58,6 +58,16 @@ def module_of(node: torch.fx.Node) -> str:
     return str(path).replace("L['self'].", "").replace("L__self___", "") or "(top level)"
 
 
+# what coremltools and torch.onnx append to a torch.export node's name when they name a value after it
+_VALUE_SUFFIX = re.compile(
+    r"(_cast_fp16|_cast_fp32|_to_fp16|_to_fp32|_QuantizeLinear_Output|_DequantizeLinear_Output)+$")
+
+
+def node_of_value(name: str) -> str:
+    """The torch.export node a MIL or ONNX value is named after (``conv2d_6_cast_fp16`` -> ``conv2d_6``)."""
+    return _VALUE_SUFFIX.sub("", name)
+
+
 def to_exported_program(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """torch.export in the ATEN dialect, the form coremltools' ExportedProgram frontend accepts."""
     program = torch.export.export(in_eval(module), (example,)).run_decompositions({})

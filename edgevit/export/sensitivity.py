@@ -35,8 +35,11 @@ DEFAULT_BUDGET_S = 600.0
 
 
 def psnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
-    """20*log10(max|ref| / RMSE), the definition edgevit's parity metrics use."""
+    """20*log10(max|ref| / RMSE), the definition edgevit's parity metrics use; -inf when ``actual`` is not finite
+    (an emulated program that overflowed: the worst outcome, not a NaN that would poison a ranking)."""
     ref, act = np.asarray(reference, np.float64), np.asarray(actual, np.float64)
+    if not np.isfinite(act).all():
+        return -math.inf
     rmse = math.sqrt(float(np.mean((act - ref) ** 2)))
     peak = float(np.max(np.abs(ref)))
     return math.inf if rmse == 0 else 20 * math.log10(peak / rmse) if peak > 0 else -math.inf
@@ -203,9 +206,10 @@ class LayerEffect:
     def noise(self) -> float:
         return 10.0 ** (-self.psnr_db / 10.0)
 
-    def to_json(self) -> dict:
-        return {"layer": self.layer, "ops": self.ops, "psnr_db_alone_int8": round(self.psnr_db, 2),
-                "noise_share": round(self.share, 4)}
+    def to_json(self) -> dict:  # a non-finite result (the emulation overflowed with this layer int8) is null
+        return {"layer": self.layer, "ops": self.ops,
+                "psnr_db_alone_int8": round(self.psnr_db, 2) if math.isfinite(self.psnr_db) else None,
+                "noise_share": round(self.share, 4) if math.isfinite(self.share) else None}
 
 
 Runner = Callable[[set[str]], np.ndarray]  # the layers kept float -> logits of the emulated program on the inputs
@@ -250,8 +254,8 @@ def rank_layers(layers: dict[str, list[str]], reference: np.ndarray, run: Runner
         effects.append(LayerEffect(layer, ops, psnr_db(reference, run(every - {layer})), 0.0))
         if progress and (i + 1) % 20 == 0:
             say(f"  scanned {i + 1}/{len(layers)} layers")
-    total = sum(e.noise for e in effects) or 1.0
-    for effect in effects:
+    total = sum(e.noise for e in effects if math.isfinite(e.noise)) or 1.0
+    for effect in effects:  # a layer whose int8 form overflows alone has no share: it ranks first, as infinite
         effect.share = effect.noise / total
     effects.sort(key=lambda e: -e.noise)
     say("layers ranked by the noise each adds alone in int8 (logits PSNR with only it quantized, share of the sum):")
@@ -272,8 +276,8 @@ def choose_layers(sensitivity: Sensitivity, goal_db: float, run: Runner,
     if sensitivity.int8_psnr_db >= goal_db or not ranking:
         return [], sensitivity.int8_psnr_db
     allowed = 10.0 ** (-goal_db / 10.0)
-    left = sum(e.noise for e in ranking)
-    count = 0
+    left = sum(e.noise for e in ranking if math.isfinite(e.noise))
+    count = sum(1 for e in ranking if not math.isfinite(e.noise))  # overflowing alone in int8: always kept float
     while count < len(ranking) and left > allowed:
         left -= ranking[count].noise
         count += 1

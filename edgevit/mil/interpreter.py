@@ -31,6 +31,9 @@ OVERFLOW = "\0fp16-overflow"  # env key: the first op whose fp16 storage overflo
 _CONST_OPS = frozenset({"const"})
 # observe(op, var, value): called with every op output as stored (after fp16 rounding, where it applies)
 Observer = Callable[[Any, Any, Any], None]
+# rewrite(var, value) -> value stored instead: an emulation that perturbs chosen values (a fake-quantized activation,
+# edgevit.export.coreml_sensitivity) runs the program's own kernels everywhere else; program inputs pass through it too
+Rewrite = Callable[[Any, Any], Any]
 
 
 def is_fp16(mil_dtype) -> bool:
@@ -76,13 +79,15 @@ def constants_of(function) -> dict[str, Any]:
 
 def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "auto",
                  constants: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
-                 observe: Observer | None = None, extra_outputs: Iterable[str] = ()) -> dict[str, Any]:
+                 observe: Observer | None = None, extra_outputs: Iterable[str] = (),
+                 rewrite: Rewrite | None = None) -> dict[str, Any]:
     """Run ``function`` on ``feeds`` (input name -> array in the input's dtype); output var name -> value.
 
     ``constants`` (from ``constants_of``) lets repeated runs of one program share its decoded weights.
     ``report`` receives ``fp16_overflow``: the first op whose finite result became infinite in fp16 storage.
     ``observe`` sees every op output as it is stored (for bisecting, or activation ranges for calibration);
-    ``extra_outputs`` names inner values to return beside the function's outputs (a classifier's logits).
+    ``extra_outputs`` names inner values to return beside the function's outputs (a classifier's logits);
+    ``rewrite`` replaces values as they are stored (inputs included), before ``observe`` sees them.
     """
     if precision not in PRECISIONS:
         raise MilInterpreterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -94,11 +99,13 @@ def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "au
         if name not in feeds:
             raise MilInterpreterError(f"no value for program input {name!r}")
         env[var] = _store(np.asarray(feeds[name], dtype=numpy_dtype(var.dtype)), var, precision)
+        if rewrite is not None:
+            env[var] = rewrite(var, env[var])
     import torch
 
     wanted = set(extra_outputs)
     with torch.inference_mode():  # no autograd bookkeeping: the kernels are pure functions of their inputs
-        run_block(function, env, precision, observe)
+        run_block(function, env, precision, observe, rewrite)
     if report is not None:
         report["fp16_overflow"] = env.get(OVERFLOW)
     values = {var.name: env[var] for var in function.outputs}
@@ -111,9 +118,10 @@ def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "au
     return values
 
 
-def run_block(block, env: dict[str, Any], precision: str, observe: Observer | None = None) -> None:
+def run_block(block, env: dict[str, Any], precision: str, observe: Observer | None = None,
+              rewrite: Rewrite | None = None) -> None:
     """Run every op of ``block`` in order, writing each output into ``env`` (and showing it to ``observe``)."""
-    nested = partial(run_block, precision=precision, observe=observe)
+    nested = partial(run_block, precision=precision, observe=observe, rewrite=rewrite)
     for op in block.operations:
         if op.op_type in _CONST_OPS:
             if op.outputs[0] not in env:
@@ -132,6 +140,8 @@ def run_block(block, env: dict[str, Any], precision: str, observe: Observer | No
                                       f"the op has {len(op.outputs)}", op.op_type, op.name)
         for var, value in zip(op.outputs, outputs, strict=True):
             env[var] = _store(value, var, precision)
+            if rewrite is not None:
+                env[var] = rewrite(var, env[var])
             if OVERFLOW not in env and _overflowed(value, env[var]):
                 env[OVERFLOW] = f"{op.op_type} {op.name!r}"
             if observe is not None:

@@ -71,3 +71,20 @@ def load_program(model: Any) -> LoadedProgram:
         raise MilInterpreterError(f"the ML program of {model} has no 'main' function")
     source = str(model) if isinstance(model, (str, Path)) else (getattr(mlmodel, "package_path", None) or "MLModel")
     return LoadedProgram(program, spec.description, spec.specificationVersion, str(source))
+
+
+def logits_var(function) -> str:
+    """The name of a classifier program's logits (the input of the softmax that makes its probabilities), or the
+    function's first output when it has no softmax before its outputs."""
+    outputs = list(function.outputs)
+    producers = {var.name: op for op in function.operations for var in op.outputs}
+    for out in outputs:
+        op = producers.get(out.name)
+        seen = 0
+        while op is not None and seen < 4:  # classify(probabilities=softmax(x)) or a cast after the softmax
+            if op.op_type == "softmax":
+                return op.x.name
+            source = next((v for v in op.inputs.values() if hasattr(v, "name") and v.name in producers), None)
+            op = producers.get(source.name) if source is not None else None
+            seen += 1
+    return outputs[0].name

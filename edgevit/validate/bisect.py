@@ -17,7 +17,6 @@ CoreML-delegated ``.pte`` says to bisect the ``.mlpackage`` of the same conversi
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,9 +25,8 @@ import numpy as np
 import torch
 
 from edgevit.base.errors import ArtifactError
+from edgevit.export.mil_inspect import node_of_value
 from edgevit.validate.metrics import rel_l2
-
-_SUFFIX = re.compile(r"(_cast_fp16|_cast_fp32|_to_fp16|_to_fp32|_QuantizeLinear_Output|_DequantizeLinear_Output)+$")
 
 
 @dataclass
@@ -94,7 +92,7 @@ def _report(artifact: Path, item, bound: float, artifact_values: dict[str, tuple
     """Compare the artifact's values (name -> (op type, value), in program order) with the reference's by name."""
     found, compared = [], 0
     for name, (op_type, value) in artifact_values.items():
-        node = _SUFFIX.sub("", name)
+        node = node_of_value(name)
         expected = reference.get(name, reference.get(node))
         if expected is None or expected.shape != np.shape(value):
             continue

@@ -14,29 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgevit.mil.load import logits_var  # noqa: F401 - re-exported: parity and bisect import it from here
 from edgevit.validate.fidelity import MIL_BOUND, Fidelity, judge_outputs, state_of, with_values
 from edgevit.validate.inputs import ValidationInput
 from edgevit.validate.stored_values import ValueCheck, check_stored, read_stored
 
 MIL_DERIVATION = "fp32 summation order, interpreter against torch (about 1e-7 per op; 1e-4 for the whole network)"
 MIL_COMPARED = "edgevit's MIL interpreter at fp32 vs the prepared model carrying the program's stored values"
-def logits_var(function) -> str:
-    """The name of a classifier program's logits (the input of the softmax that makes its probabilities), or the
-    function's first output when it has no softmax before its outputs."""
-    outputs = list(function.outputs)
-    producers = {var.name: op for op in function.operations for var in op.outputs}
-    for out in outputs:
-        op = producers.get(out.name)
-        seen = 0
-        while op is not None and seen < 4:  # classify(probabilities=softmax(x)) or a cast after the softmax
-            if op.op_type == "softmax":
-                return op.x.name
-            source = next((v for v in op.inputs.values() if hasattr(v, "name") and v.name in producers), None)
-            op = producers.get(source.name) if source is not None else None
-            seen += 1
-    return outputs[0].name
-
-
 def casts_input_to_fp16(function) -> bool:
     """Whether the program rounds a tensor input to fp16 before anything else (a tensor-input fp16 program does):
     the reference is then fed the same rounded input, since that rounding is part of what the program computes."""

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgevit.base.errors import ArtifactError, UsageError
+
 BOUND = 1e-6
 DERIVATION = ("the package and coremltools' W8A8 of the original made here with the recorded calibration set (carrying "
               "the package's activation scales where they are within calibration rounding), both run at fp32 by "
@@ -60,8 +62,9 @@ def rebuilt_w8a8(subject, manifest: dict) -> RebuiltProgram:
     per subject; RuntimeUnavailable when the calibration set cannot be rebuilt (a user's folder not given again)."""
     from edgevit.export.coreml import export_coreml
     from edgevit.mil import load_program
+    from edgevit.mil.keep_float import KeepFloat
     from edgevit.mil.ranges import coreml_calibrator
-    from edgevit.validate.quantized_reference import calibration_for
+    from edgevit.validate.quantized_reference import calibration_for, recorded_keep_float
 
     calibration = calibration_for(subject, manifest)
     options = manifest.get("export") or {}
@@ -69,14 +72,20 @@ def rebuilt_w8a8(subject, manifest: dict) -> RebuiltProgram:
     method = ranges.get("method") or "minmax"
     tensor_input = manifest["input"]["kind"] != "image"
     target = options.get("deployment_target", "iOS17")
-    key = ("coreml-w8a8", calibration.sha256, method, ranges.get("percentile"), target, tensor_input)
+    kept = recorded_keep_float(manifest)  # the layers the package says it kept float: rebuilt the same way
+    key = ("coreml-w8a8", calibration.sha256, method, ranges.get("percentile"), target, tensor_input,
+           tuple(kept or ()))
     if key not in subject.cache:
         extra = {"percentile": ranges["percentile"]} if ranges.get("percentile") is not None else {}
         calibrate = coreml_calibrator(calibration.images, calibration.tensors, method=method, **extra)
         with tempfile.TemporaryDirectory(prefix="edgevit-w8a8-reference-") as tmp:
             path = Path(tmp) / "reference.mlpackage"
-            export_coreml(subject.prepared, subject.spec, path, precision="fp16", deployment_target=target,
-                          tensor_input=tensor_input, compress="w8a8", calibrate=calibrate)
+            try:
+                export_coreml(subject.prepared, subject.spec, path, precision="fp16", deployment_target=target,
+                              tensor_input=tensor_input, compress="w8a8", calibrate=calibrate,
+                              keep_float=KeepFloat(kept) if kept else None)
+            except UsageError as exc:  # a recorded layer the model does not have
+                raise ArtifactError(f"the manifest's quantization.mixed_precision.keep_float: {exc}") from None
             subject.cache[key] = RebuiltProgram(load_program(path))
     return subject.cache[key]
 

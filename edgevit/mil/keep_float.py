@@ -1,0 +1,171 @@
+"""``--compress w8a8 --keep-float``: the layers kept float, by hand or by a sensitivity scan on an emulation.
+
+The scan does not re-run coremltools' activation passes per layer (4-5 s each on swiftformer-l1): it runs the
+weight-quantized program (int8 weights, float activations: what W8A8 stores) through edgevit's MIL interpreter and
+fake-quantizes, as they are stored, the tensors the passes would quantize for the layers left in int8
+(edgevit.export.coreml_layers.wanted_tensors) with the scale their calibrated range gives. The ranking and choice
+are edgevit.export.sensitivity's; the choice is written by coremltools' real passes and the written package measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgevit.export.coreml_layers import float_op_names, op_layers, quantizable_ops, wanted_tensors
+from edgevit.mil.interpreter import is_fp16
+
+COREML_SENSITIVITY_METHOD = ("quantize one at a time on the weight-quantized ML program run by edgevit's MIL "
+                             "interpreter, each layer's activations fake-quantized where coremltools' passes put "
+                             "their quantize/dequantize pairs; logits PSNR against the fp32 model; ranked by each "
+                             "layer's share of the summed noise")
+
+
+@dataclass
+class W8A8Emulation:
+    """The weight-quantized program, run with chosen activations fake-quantized as W8A8 stores them."""
+
+    model: Any  # MilModel of the program with int8 weights and float activations
+    scales: dict[str, float]  # tensor -> scale, as coremltools derives it from the calibrated range
+    wanted: dict[str, list[str]]  # layer -> tensors its int8 ops quantize
+    logits: str  # the value compared (a classifier's softmax input, or the output)
+    feed: Callable[[Any], dict]  # a scan input -> the predict dict
+    active: set[str] = field(default_factory=set)
+
+    def set_float(self, layers: set[str]) -> None:
+        self.active = {t for layer, tensors in self.wanted.items() if layer not in layers for t in tensors}
+
+    def _rewrite(self, var, value):
+        scale = self.scales.get(var.name) if var.name in self.active else None
+        if scale is None or not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            return value
+        fake = np.clip(np.round(value / scale), -128, 127) * scale
+        return fake.astype(np.float16).astype(np.float32) if is_fp16(var.dtype) else fake.astype(value.dtype)
+
+    def run(self, inputs: list) -> np.ndarray:
+        rows = [self.model.predict(self.feed(x), extra_outputs=(self.logits,), rewrite=self._rewrite)[self.logits]
+                for x in inputs]
+        return np.concatenate([np.asarray(r, np.float32).reshape(1, -1) for r in rows])
+
+
+def emulation(float_mlmodel, activation_stats: dict[str, dict[str, float]], layers: dict[str, list[str]]
+              ) -> W8A8Emulation:
+    """The emulation of ``float_mlmodel``'s W8A8 form: coremltools' int8 per-channel weights, scales from
+    ``activation_stats`` (edgevit.mil.ranges), ``layers`` from op_layers on the same program."""
+    import coremltools.optimize.coreml as cto
+
+    from edgevit.export.coreml import expected_scale
+    from edgevit.mil.load import logits_var
+    from edgevit.mil.predict import MilModel
+
+    weights = cto.linear_quantize_weights(float_mlmodel, cto.OptimizationConfig(
+        global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")))
+    model = MilModel(weights)
+    function = model.loaded.main
+    by_name = {op.name: op for op in quantizable_ops(function)}
+    wanted = {layer: sorted({t for name in names for t in wanted_tensors(by_name[name])})
+              for layer, names in layers.items()}
+    scales = {}
+    for tensors in wanted.values():
+        for t in tensors:
+            stats = activation_stats.get(t)
+            scale = expected_scale(stats["rmin"], stats["rmax"]) if stats else 0.0
+            scales[t] = scale if scale > 0 else 1.0  # coremltools sets a zero scale to 1
+    feature = model.loaded.description.input[0]
+    name = feature.name
+    return W8A8Emulation(model, scales, wanted, logits_var(function), lambda x: {name: x})
+
+
+def layer_runner(emulated: W8A8Emulation, inputs: list) -> Callable[[set[str]], np.ndarray]:
+    """edgevit.export.sensitivity's Runner: layers kept float -> emulated logits on ``inputs``."""
+
+    def run(float_layers: set[str]) -> np.ndarray:
+        emulated.set_float(float_layers)
+        return emulated.run(inputs)
+
+    return run
+
+
+def auto_keep_float(float_mlmodel, activation_stats: dict, layers: dict[str, list[str]], inputs: list,
+                    reference: np.ndarray, auto: dict, progress: Callable[[str], None] | None = None) -> dict:
+    """The scan and choice on the W8A8 emulation against the fp32 model's logits ``reference`` on ``inputs``
+    (predict inputs: PIL images for an image package, arrays otherwise); the manifest's mixed_precision record."""
+    from edgevit.export import sensitivity
+
+    clock = time.perf_counter()
+    run = layer_runner(emulation(float_mlmodel, activation_stats, layers), inputs)
+    scanned = sensitivity.rank_layers(layers, reference, run, inputs, method=COREML_SENSITIVITY_METHOD,
+                                      budget_s=auto.get("budget_s", sensitivity.DEFAULT_BUDGET_S), progress=progress)
+    kept, reached = sensitivity.choose_layers(scanned, auto["goal_db"], run, progress)
+    return {"keep_float": kept, "chosen_by": "--keep-float auto (sensitivity scan)", "goal_psnr_db": auto["goal_db"],
+            "emulated_psnr_db": round(reached, 2), "goal_reached": reached >= auto["goal_db"],
+            "sensitivity": scanned.to_json(), "seconds": round(time.perf_counter() - clock, 1)}
+
+
+class KeepFloat:
+    """What edgevit.export.coreml's W8A8 asks of ``--keep-float``: ``choose`` the float layers of a converted model
+    (their MIL op names and the manifest's mixed_precision record) and measure the ``written`` package.
+
+    ``keep``: layer names (by hand, or a manifest's record when the validation rebuilds the package) or "auto" with
+    ``photos`` (edgevit.validate.inputs items: the scan inputs), ``goal_db`` and ``budget_s``."""
+
+    def __init__(self, keep: list[str] | str, *, photos: list | None = None, goal_db: float = 35.0,
+                 budget_s: float = 600.0, progress: Callable[[str], None] | None = None):
+        self.keep, self.photos, self.goal_db, self.budget_s = keep, photos or [], goal_db, budget_s
+        self.progress = progress
+        self._inputs: list = []
+        self._reference: np.ndarray | None = None
+
+    def _scan_inputs(self, mlmodel, module) -> tuple[list, np.ndarray]:
+        import torch
+
+        from edgevit.mil.load import load_program
+
+        feature = load_program(mlmodel).description.input[0]
+        image = feature.type.WhichOneof("Type") == "imageType"
+        with torch.no_grad():
+            if image:
+                inputs = [item.image for item in self.photos]
+                pixels = [torch.from_numpy(np.asarray(i, np.float32)).permute(2, 0, 1)[None].contiguous()
+                          for i in inputs]
+                reference = torch.cat([module.logits(p) for p in pixels]).numpy()
+            else:
+                inputs = [item.tensor.numpy() for item in self.photos]
+                reference = torch.cat([module(item.tensor) for item in self.photos]).numpy()
+        return inputs, reference
+
+    def choose(self, mlmodel, activation_stats: dict, modules: dict[str, str], module) -> tuple[list[str], dict]:
+        from edgevit.export import sensitivity
+        from edgevit.mil.load import load_program
+
+        layers = op_layers(load_program(mlmodel).main, modules)
+        if self.keep != "auto":
+            sensitivity.check_layer_names(list(self.keep), layers)
+            mixed = {"keep_float": list(self.keep), "chosen_by": "--keep-float (by hand)"}
+        else:
+            if not self.photos:
+                raise ValueError("--keep-float auto needs the scan inputs (photos)")
+            self._inputs, self._reference = self._scan_inputs(mlmodel, module)
+            mixed = auto_keep_float(mlmodel, activation_stats, layers, self._inputs, self._reference,
+                                    {"goal_db": self.goal_db, "budget_s": self.budget_s}, self.progress)
+        mixed["quantized_layers"] = len(layers)
+        mixed["float_ops"] = float_op_names(layers, mixed["keep_float"])
+        return mixed["float_ops"], mixed
+
+    def written(self, compressed) -> float | None:
+        """The written package's logits PSNR on the scan inputs (its own fp16 storage, interpreter), after auto."""
+        if self._reference is None:
+            return None
+        from edgevit.export.sensitivity import psnr_db
+        from edgevit.mil.load import logits_var
+        from edgevit.mil.predict import MilModel
+
+        model = MilModel(compressed)
+        name, value = model.input_names[0], logits_var(model.loaded.main)
+        rows = [np.asarray(model.predict({name: x}, extra_outputs=(value,))[value], np.float32).reshape(1, -1)
+                for x in self._inputs]
+        return round(psnr_db(self._reference, np.concatenate(rows)), 2)

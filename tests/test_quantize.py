@@ -194,6 +194,9 @@ def test_w4_and_palette4_packages_run_through_the_mil_interpreter(tmp_path, sche
     if fidelity.status == "pass":  # (inconclusive: BatchNorms coremltools fused and compressed, as above)
         assert art.parity.status == ("pass" if art.parity.photos.psnr_db >= art.parity.cost.floor_db else "fail")
     assert 10 < art.parity.photos.psnr_db < 80  # 4-bit weights: measured, not exact
+    if scheme == "w4":  # test_resnet's stem (3 input channels) cannot be tiled by blocks of 32: per channel instead
+        assert manifest["quantization"]["w4_per_channel_weights"] >= 1
+        assert manifest["quantization"]["float_weights_left"] == 0
 
 
 # ------------------------------------------------------------------------------------------ calibration

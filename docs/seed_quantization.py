@@ -119,6 +119,34 @@ def table(rows: list[dict], models: list[str]) -> str:
     return "\n".join(lines)
 
 
+COREML_FORMS = ["coreml-w8", "coreml-w4", "coreml-palette6", "coreml-palette4", "coreml-w8a8",
+                "coreml-w8a8-keep-float-auto"]
+
+
+def coreml_table(rows: list[dict], models: list[str]) -> str:
+    """The README's CoreML table: per model, each compressed package's size against the fp16 package, logits PSNR
+    on the photos, top-1 agreement and verdict (a fail names its part)."""
+    heads = ["w8", "w4", "palette6", "palette4", "w8a8", "w8a8, --keep-float auto"]
+    lines = ["| model | fp16 MB | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
+    for model in models:
+        found = {r["form"]: r for r in rows if r["model"] == model}
+        base = found.get("coreml-fp16")
+        if base is None or not any(f in found for f in COREML_FORMS):
+            continue
+        cells = []
+        for form in COREML_FORMS:
+            r = found.get(form)
+            if r is None:
+                cells.append("–")
+                continue
+            verdict = r["verdict"] if not r["failed_part"] else f"{r['verdict']} ({r['failed_part']})"
+            kept = f", {r['float_layers']} of {r['quantized_layers']} float" if r.get("quantized_layers") else ""
+            cells.append(f"{r['bytes'] / base['bytes']:.2f}× · {r['cost_db']:.1f} dB · {r['top1']:.0%}{kept} · "
+                         f"{verdict}")
+        lines.append(f"| {model} | {base['bytes'] / 1e6:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+")
@@ -142,7 +170,10 @@ def main() -> None:
 
         for model in args.models:
             measure(model, args.out, args.goal, args.coreml, args.weights, rows, write, args.speedup)
-    print(table(rows, args.models))
+    print(table([r for r in rows if not r["form"].startswith("coreml")], args.models))
+    if any(r["form"].startswith("coreml") for r in rows):
+        print()
+        print(coreml_table(rows, args.models))
 
 
 if __name__ == "__main__":

@@ -265,16 +265,22 @@ def rank_layers(layers: dict[str, list[str]], reference: np.ndarray, run: Runner
     return Sensitivity(reference, inputs, base, effects, time.perf_counter() - start, method)
 
 
+# The scan runs on the whole photos; the verdict judges 12 views of them (halves and flips too), where three seed
+# models' choices measured 34.90-34.98 dB for a 35 dB goal: the choice aims this much above the goal
+AIM_MARGIN_DB = 0.5
+
+
 def choose_layers(sensitivity: Sensitivity, goal_db: float, run: Runner,
                   progress: Callable[[str], None] | None = None) -> tuple[list[str], float]:
-    """The fewest layers, most costly first, to keep in float for ``goal_db``: (layers, emulated PSNR). The
-    prediction (the noise of the layers left in int8 adds up) gives a first count; the emulation then bisects below
-    it (the prediction overshoots: roundings partly cancel) or steps above it while it misses. When even every
-    layer in float misses, all are kept and the PSNR reached is returned."""
+    """The fewest layers, most costly first, to keep in float for ``goal_db`` (aiming AIM_MARGIN_DB above it):
+    (layers, emulated PSNR). The prediction (the noise of the layers left in int8 adds up) gives a first count; the
+    emulation then bisects below it (the prediction overshoots: roundings partly cancel) or steps above it while it
+    misses. When even every layer in float misses, all are kept and the PSNR reached is returned."""
     say = progress or (lambda _m: None)
     ranking = sensitivity.ranking
     if sensitivity.int8_psnr_db >= goal_db or not ranking:
         return [], sensitivity.int8_psnr_db
+    goal_db += AIM_MARGIN_DB
     allowed = 10.0 ** (-goal_db / 10.0)
     left = sum(e.noise for e in ranking if math.isfinite(e.noise))
     count = sum(1 for e in ranking if not math.isfinite(e.noise))  # overflowing alone in int8: always kept float

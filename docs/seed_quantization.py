@@ -10,8 +10,9 @@ compressed ones (validated through edgevit's MIL interpreter, never the CoreML r
 artifact's manifest. Rows are appended to ``--jsonl`` as they finish and a row already there is not converted again, so
 an interrupted run resumes. Weights are edgevit's "exercised" random init unless ``--weights`` (one model) is given; the
 input share (how much of the logits depends on the input) is recorded with every row. ``--speedup`` also converts each
-model's fp32 artifact of the same target (unvalidated: it is only timed) and times it against each int8 row, one thread,
-alternated in one process (docs/interleaved_speedup.py); the CPU and its int8 flags are recorded beside.
+model's fp32 artifact of the same target (unvalidated: it is only timed) and times it against each int8 row, one thread
+(``--speedup 1,2``: also two), alternated in one process (docs/interleaved_speedup.py); the CPU and its int8 flags are
+recorded beside.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _row(model: str, form: str, result, seconds: float) -> dict:
 
 
 def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str | None, rows: list[dict],
-            write, speedup: bool) -> None:
+            write, speedup: list[int]) -> None:
     """Convert (or find in ``rows``) each form of ``model``; ``write`` gets every new or newly timed row."""
     from edgevit.api import convert
 
@@ -58,9 +59,12 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
             row = _row(model, form, result, time.perf_counter() - start)
             rows.append(row)
             write(row)
-        if speedup and "speedup" not in row and target != "coreml":
-            row.update(_time_against_fp32(model, target, out, weights, out / model / form / row["artifact"]))
-            write(row)
+        for threads in speedup:
+            key = "speedup" if threads == 1 else f"speedup_{threads}t"
+            if key not in row and target != "coreml":
+                row.update(_time_against_fp32(model, target, out, weights, out / model / form / row["artifact"],
+                                              threads))
+                write(row)
         return row
 
     for target in ("executorch", "onnx"):
@@ -77,7 +81,8 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
                 **goal_option)
 
 
-def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, artifact: Path) -> dict:
+def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, artifact: Path,
+                       threads: int = 1) -> dict:
     """The fp32 artifact of the same target (converted once, not validated) against ``artifact``, interleaved."""
     import sys
 
@@ -91,9 +96,11 @@ def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, 
         else []
     if not found:
         found = [convert(model, target, folder, weights=weights, validate=False, mil_report=False).artifacts[0].path]
-    timing = interleaved(found[0], artifact, threads=1, rounds=30)
-    return {"fp32_ms": round(timing["baseline_ms"], 2), "int8_ms": round(timing["candidate_ms"], 2),
-            "speedup": round(timing["speedup"], 3), "timing": {"threads": 1, "rounds": 30, "cpu": timing["cpu"]}}
+    timing = interleaved(found[0], artifact, threads=threads, rounds=30)
+    suffix = "" if threads == 1 else f"_{threads}t"
+    return {f"fp32_ms{suffix}": round(timing["baseline_ms"], 2), f"int8_ms{suffix}": round(timing["candidate_ms"], 2),
+            f"speedup{suffix}": round(timing["speedup"], 3),
+            f"timing{suffix}": {"threads": threads, "rounds": 30, "cpu": timing["cpu"]}}
 
 
 FORM_LABELS = {"executorch-int8": ".pte int8", "executorch-int8-keep-float-auto": ".pte int8, --keep-float auto",
@@ -103,7 +110,8 @@ FORM_LABELS = {"executorch-int8": ".pte int8", "executorch-int8-keep-float-auto"
 def table(rows: list[dict], models: list[str]) -> str:
     """The README's table: ``models`` in the given order, each form's row."""
     lines = ["| model | artifact | size MB | logits PSNR (photos) | top-1 | centered top-1 | float layers | verdict | "
-             "fidelity | fp32 → int8, 1 thread | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "fidelity | fp32 → int8, 1 thread | speed-up | speed-up, 2 threads |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in models:
         order = list(FORM_LABELS)
         for r in sorted((r for r in rows if r["model"] == model),
@@ -113,9 +121,10 @@ def table(rows: list[dict], models: list[str]) -> str:
             fid = f"{r['fidelity_error'] / r['fidelity_bound']:.2g}×" if r["fidelity_bound"] else "–"
             timed = f"{r['fp32_ms']:.1f} → {r['int8_ms']:.1f} ms" if r.get("int8_ms") else "not measured"
             speed = f"{r['speedup']:.2f}×" if r.get("speedup") else "–"
+            speed2 = f"{r['speedup_2t']:.2f}×" if r.get("speedup_2t") else "not measured"
             lines.append(f"| {model} | {FORM_LABELS.get(r['form'], r['form'])} | {r['bytes'] / 1e6:.1f} | "
                          f"{r['cost_db']:.1f} dB | {r['top1']:.0%} | {r['centered_top1']:.0%} | {kept} | {verdict} | "
-                         f"{fid} | {timed} | {speed} |")
+                         f"{fid} | {timed} | {speed} | {speed2} |")
     return "\n".join(lines)
 
 
@@ -157,7 +166,9 @@ def main() -> None:
     parser.add_argument("--coreml", nargs="*", default=[], choices=["fp16", "w8", "w4", "palette6", "palette4", "w8a8"],
                         help="CoreML packages to add: fp16 (uncompressed, the size baseline) and --compress schemes")
     parser.add_argument("--weights", help="a local checkpoint (one model only)")
-    parser.add_argument("--speedup", action="store_true", help="time each int8 row against its fp32 twin")
+    parser.add_argument("--speedup", nargs="?", const="1", default="", metavar="THREADS",
+                        help="time each int8 row against its fp32 twin, at 1 thread or at each of a comma-separated "
+                        "list (--speedup 1,2)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and stop")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.jsonl.read_text().splitlines()] if args.jsonl.exists() else []
@@ -169,7 +180,8 @@ def main() -> None:
             print(json.dumps(row), flush=True)
 
         for model in args.models:
-            measure(model, args.out, args.goal, args.coreml, args.weights, rows, write, args.speedup)
+            measure(model, args.out, args.goal, args.coreml, args.weights, rows, write,
+                    [int(t) for t in args.speedup.split(",") if t])
     print(table([r for r in rows if not r["form"].startswith("coreml")], args.models))
     if any(r["form"].startswith("coreml") for r in rows):
         print()

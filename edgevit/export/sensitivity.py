@@ -225,6 +225,7 @@ class Sensitivity:
     ranking: list[LayerEffect]  # most costly first
     seconds: float
     method: str = PT2E_METHOD
+    run: Runner | None = field(default=None, repr=False)  # the emulation scanned, for choose to reuse
 
     def to_json(self, top: int = 20) -> dict:
         return {"method": self.method, "inputs": len(self.inputs), "int8_psnr_db": round(self.int8_psnr_db, 2),
@@ -324,11 +325,14 @@ def scan(observed: torch.fx.GraphModule, reference_model: nn.Module, inputs: lis
     """rank_layers on the PT2E emulation of ``observed`` against ``reference_model`` (the fp32 prepared model)."""
     with torch.no_grad():
         reference = torch.cat([reference_model(x) for x in inputs]).numpy()
-    return rank_layers(quantized_layers(observed), reference, _pt2e_runner(observed, inputs), inputs,
-                       method=PT2E_METHOD, budget_s=budget_s, progress=progress)
+    run = _pt2e_runner(observed, inputs)
+    scanned = rank_layers(quantized_layers(observed), reference, run, inputs, method=PT2E_METHOD, budget_s=budget_s,
+                          progress=progress)
+    scanned.run = run
+    return scanned
 
 
 def choose(observed: torch.fx.GraphModule, sensitivity: Sensitivity, goal_db: float,
            progress: Callable[[str], None] | None = None) -> tuple[list[str], float]:
-    """choose_layers on the PT2E emulation of ``observed``."""
-    return choose_layers(sensitivity, goal_db, _pt2e_runner(observed, sensitivity.inputs), progress)
+    """choose_layers on the PT2E emulation of ``observed`` (the scan's, when it has one: one deep copy, not two)."""
+    return choose_layers(sensitivity, goal_db, sensitivity.run or _pt2e_runner(observed, sensitivity.inputs), progress)

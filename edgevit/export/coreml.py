@@ -186,6 +186,10 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None,
         if keep_float is not None:
             float_ops, mixed = keep_float.choose(mlmodel, stats, modules or {}, module)
         mlmodel = quantize_activations(mlmodel, stats, tuple(float_ops))
+        if float_ops and not quantized_activation_ops(mlmodel._mil_program):
+            raise ExportError(f"--compress w8a8 --keep-float: the {len(mixed['keep_float'])} layers kept float leave "
+                              "no activation quantized: that package is --compress w8 (int8 weights only); nothing "
+                              "was written")
         wrong = ranges_not_carried(mlmodel._mil_program, stats)
         if wrong:
             raise ExportError(f"--compress w8a8: {len(wrong)} activation quantize op(s) do not carry the calibrated "

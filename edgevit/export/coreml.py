@@ -20,6 +20,7 @@ from torch import nn
 from edgevit.base.arguments import DEPLOYMENT_TARGETS
 from edgevit.base.atomic import atomic_path
 from edgevit.base.errors import EdgevitError, ExportError
+from edgevit.export.coreml_layers import weight_consts
 from edgevit.export.failures import export_error
 from edgevit.export.mil_inspect import module_of, stats_of_program, to_exported_program
 from edgevit.models.registry import ModelSpec
@@ -178,18 +179,21 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None,
     import coremltools.optimize.coreml as cto
 
     ranges_record = mixed = None
+    float_ops: list[str] = []
     if compress == "w8a8":
         if calibrate is None:
             raise ExportError("--compress w8a8 needs calibration inputs for the activation ranges")
         stats, ranges_record = calibrate(mlmodel)
-        float_ops: list[str] = []
         if keep_float is not None:
             float_ops, mixed = keep_float.choose(mlmodel, stats, modules or {}, module)
         mlmodel = quantize_activations(mlmodel, stats, tuple(float_ops))
         if float_ops and not quantized_activation_ops(mlmodel._mil_program):
+            ceiling = ((mixed.get("sensitivity") or {}).get("every_layer_float_psnr_db"))
             raise ExportError(f"--compress w8a8 --keep-float: the {len(mixed['keep_float'])} layers kept float leave "
-                              "no activation quantized: that package is --compress w8 (int8 weights only); nothing "
-                              "was written")
+                              "no activation quantized: that is the fp16 package, not W8A8"
+                              + (f" (every layer float reaches {ceiling} dB on the scan's inputs: the goal is above "
+                                 "what fp16 storage itself gives; lower --min-psnr)" if ceiling is not None else "")
+                              + "; nothing was written")
         wrong = ranges_not_carried(mlmodel._mil_program, stats)
         if wrong:
             raise ExportError(f"--compress w8a8: {len(wrong)} activation quantize op(s) do not carry the calibrated "
@@ -197,7 +201,11 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None,
     per_channel_w4 = 0
     if compress in ("w8", "w8a8"):
         op = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
-        compressed = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=op))
+        fp16 = weight_consts(mlmodel._mil_program.functions["main"], float_ops) if compress == "w8a8" else []
+        if mixed is not None:
+            mixed["fp16_weights"] = len(fp16)
+        compressed = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(
+            global_config=op, op_name_configs=dict.fromkeys(fp16)))  # the float layers' weights stay fp16
     elif compress == "w4":
         fallback = w4_per_channel_weights(mlmodel._mil_program)
         per_channel_w4 = len(fallback)

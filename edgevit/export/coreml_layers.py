@@ -6,9 +6,11 @@ the output of each such op, or of the activation right after it (``insert_suffix
 whose ``op_name_configs`` entry is None gets neither. A layer here is a module of the prepared model (the MIL ops a
 ``torch.export`` node of it became); keeping it float sets its ops' configs to None.
 
-``wanted_tensors`` predicts, from the float program alone, which tensors the passes quantize for the layers left in
-int8 (checked against the passes' own output in tests/test_coreml_mixed_precision.py): the sensitivity scan
-(edgevit.mil.keep_float) fake-quantizes exactly those, without re-running the passes per layer.
+A layer kept float keeps its weights in fp16 too (``weight_consts``), as ``--keep-float`` does for the int8 ``.pte``
+and ``.onnx``: a float layer is float, and int8 weights alone can cost more than a goal (random-init fastvit-t8's w8
+package: 32.4 dB). ``wanted_tensors`` predicts, from the float program alone, which tensors the passes quantize for
+the layers left in int8 (checked against the passes' own output in tests/test_coreml_mixed_precision.py): the
+sensitivity scan (edgevit.mil.keep_float) fake-quantizes exactly those, without re-running the passes per layer.
 """
 
 from __future__ import annotations
@@ -82,3 +84,12 @@ def float_op_names(layers: dict[str, list[str]], keep: Iterable[str]) -> list[st
     return [name for layer in keep for name in layers[layer]]
 
 
+def weight_consts(function, op_names: Iterable[str]) -> list[str]:
+    """The const weights of the named ops (conv, linear): what a layer kept float keeps in fp16 too."""
+    wanted, found = set(op_names), []
+    for op in function.operations:
+        if op.name in wanted:
+            var = op.inputs.get("weight")
+            if var is not None and var.op is not None and var.op.op_type == "const" and var.name not in found:
+                found.append(var.name)
+    return found

@@ -1,9 +1,10 @@
 """``--compress w8a8 --keep-float``: the layers kept float, by hand or by a sensitivity scan on an emulation.
 
-The scan does not re-run coremltools' activation passes per layer (4-5 s each on swiftformer-l1): it runs the
-weight-quantized program (int8 weights, float activations: what W8A8 stores) through edgevit's MIL interpreter and
-fake-quantizes, as they are stored, the tensors the passes would quantize for the layers left in int8
-(edgevit.export.coreml_layers.wanted_tensors) with the scale their calibrated range gives. The ranking and choice
+The scan does not re-run coremltools' passes per layer (4-5 s each on swiftformer-l1): it runs the float program
+through edgevit's MIL interpreter with the int8 layers' weights as coremltools' int8 quantization stores them, and
+fake-quantizes, as they are stored, the tensors the passes would quantize for those layers
+(edgevit.export.coreml_layers.wanted_tensors) with the scale their calibrated range gives. A float layer keeps its
+fp16 weights and float activations. The ranking and choice
 are edgevit.export.sensitivity's; the choice is written by coremltools' real passes and the written package measured.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgevit.export.coreml_layers import float_op_names, op_layers, quantizable_ops, wanted_tensors
+from edgevit.export.coreml_layers import float_op_names, op_layers, quantizable_ops, wanted_tensors, weight_consts
 from edgevit.mil.interpreter import is_fp16
 
 COREML_SENSITIVITY_METHOD = ("quantize one at a time on the weight-quantized ML program run by edgevit's MIL "
@@ -27,17 +28,21 @@ COREML_SENSITIVITY_METHOD = ("quantize one at a time on the weight-quantized ML 
 
 @dataclass
 class W8A8Emulation:
-    """The weight-quantized program, run with chosen activations fake-quantized as W8A8 stores them."""
+    """The float program, run with the weights of int8 layers as coremltools' int8 per-channel quantization stores
+    them and chosen activations fake-quantized as W8A8 stores them."""
 
-    model: Any  # MilModel of the program with int8 weights and float activations
+    model: Any  # MilModel of the float program
     scales: dict[str, float]  # tensor -> scale, as coremltools derives it from the calibrated range
     wanted: dict[str, list[str]]  # layer -> tensors its int8 ops quantize
+    weights: dict[str, dict[Any, tuple[np.ndarray, np.ndarray]]]  # layer -> {const var: (fp16 value, int8 value)}
     logits: str  # the value compared (a classifier's softmax input, or the output)
     feed: Callable[[Any], dict]  # a scan input -> the predict dict
     active: set[str] = field(default_factory=set)
 
     def set_float(self, layers: set[str]) -> None:
         self.active = {t for layer, tensors in self.wanted.items() if layer not in layers for t in tensors}
+        self.model.carry_constants({var: values[0] if layer in layers else values[1]
+                                    for layer, consts in self.weights.items() for var, values in consts.items()})
 
     def _rewrite(self, var, value):
         scale = self.scales.get(var.name) if var.name in self.active else None
@@ -52,32 +57,56 @@ class W8A8Emulation:
         return np.concatenate([np.asarray(r, np.float32).reshape(1, -1) for r in rows])
 
 
-def emulation(float_mlmodel, activation_stats: dict[str, dict[str, float]], layers: dict[str, list[str]]
-              ) -> W8A8Emulation:
-    """The emulation of ``float_mlmodel``'s W8A8 form: coremltools' int8 per-channel weights, scales from
-    ``activation_stats`` (edgevit.mil.ranges), ``layers`` from op_layers on the same program."""
+def _int8_weights(float_mlmodel, sample: dict) -> dict[str, np.ndarray]:
+    """Const name -> its value as coremltools' int8 per-channel weight quantization stores it (the w8 program's
+    ``constexpr_*`` output, named ``<const>_quantized``, computed by the interpreter on one run)."""
     import coremltools.optimize.coreml as cto
 
+    from edgevit.mil.predict import MilModel
+
+    w8 = cto.linear_quantize_weights(float_mlmodel, cto.OptimizationConfig(
+        global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")))
+    found: dict[str, np.ndarray] = {}
+
+    def observe(op, var, value):
+        if op.op_type.startswith("constexpr_") and var.name.endswith("_quantized"):
+            found[var.name[:-len("_quantized")]] = np.asarray(value)
+
+    MilModel(w8).predict(sample, observe=observe)
+    return found
+
+
+def emulation(float_mlmodel, activation_stats: dict[str, dict[str, float]], layers: dict[str, list[str]],
+              sample: Any) -> W8A8Emulation:
+    """The emulation of ``float_mlmodel``'s W8A8 form: coremltools' int8 per-channel weights, scales from
+    ``activation_stats`` (edgevit.mil.ranges), ``layers`` from op_layers on the same program; ``sample`` is one scan
+    input (the weights' int8 values are read off one run of the weight-quantized program)."""
     from edgevit.export.coreml import expected_scale
+    from edgevit.mil.interpreter import constants_of
     from edgevit.mil.load import logits_var
     from edgevit.mil.predict import MilModel
 
-    weights = cto.linear_quantize_weights(float_mlmodel, cto.OptimizationConfig(
-        global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")))
-    model = MilModel(weights)
+    model = MilModel(float_mlmodel)
     function = model.loaded.main
+    name = model.loaded.description.input[0].name
     by_name = {op.name: op for op in quantizable_ops(function)}
-    wanted = {layer: sorted({t for name in names for t in wanted_tensors(by_name[name])})
-              for layer, names in layers.items()}
+    wanted = {layer: sorted({t for n in names for t in wanted_tensors(by_name[n])}) for layer, names in layers.items()}
     scales = {}
     for tensors in wanted.values():
         for t in tensors:
             stats = activation_stats.get(t)
             scale = expected_scale(stats["rmin"], stats["rmax"]) if stats else 0.0
             scales[t] = scale if scale > 0 else 1.0  # coremltools sets a zero scale to 1
-    feature = model.loaded.description.input[0]
-    name = feature.name
-    return W8A8Emulation(model, scales, wanted, logits_var(function), lambda x: {name: x})
+    int8 = _int8_weights(float_mlmodel, {name: sample})
+    originals = {var.name: (var, value) for var, value in constants_of(function).items() if hasattr(var, "name")}
+    weights = {}
+    for layer, names in layers.items():
+        weights[layer] = {}
+        for const in weight_consts(function, names):
+            var, value = originals[const]
+            if const in int8:  # under coremltools' weight_threshold (2048 elements) a weight stays fp16 anyway
+                weights[layer][var] = (value, np.asarray(int8[const]).astype(np.asarray(value).dtype))
+    return W8A8Emulation(model, scales, wanted, weights, logits_var(function), lambda x: {name: x})
 
 
 def layer_runner(emulated: W8A8Emulation, inputs: list) -> Callable[[set[str]], np.ndarray]:
@@ -97,7 +126,7 @@ def auto_keep_float(float_mlmodel, activation_stats: dict, layers: dict[str, lis
     from edgevit.export import sensitivity
 
     clock = time.perf_counter()
-    run = layer_runner(emulation(float_mlmodel, activation_stats, layers), inputs)
+    run = layer_runner(emulation(float_mlmodel, activation_stats, layers, inputs[0]), inputs)
     scanned = sensitivity.rank_layers(layers, reference, run, inputs, method=COREML_SENSITIVITY_METHOD,
                                       budget_s=auto.get("budget_s", sensitivity.DEFAULT_BUDGET_S), progress=progress)
     kept, reached = sensitivity.choose_layers(scanned, auto["goal_db"], run, progress)

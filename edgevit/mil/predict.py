@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from edgevit.mil.interpreter import PRECISIONS, Observer, Rewrite, constants_of, first_unsupported, run_function
-from edgevit.mil.kernels import MilInterpreterError
+from edgevit.mil.kernels import TORCH_CACHE, MilInterpreterError
 from edgevit.mil.load import LoadedProgram, load_program
 
 RUNTIME = "mil-reference"
@@ -50,6 +50,10 @@ class MilModel:
         if self._constants is None:
             self._constants = constants_of(self.loaded.main)
         self._constants.update(values)
+        cache = self._constants.get(TORCH_CACHE)
+        for var in values:  # the kernels' torch copy of a constant is made once: drop the stale ones
+            if cache is not None:
+                cache.pop(var, None)
 
     def predict(self, inputs: dict[str, Any], *, observe: Observer | None = None,
                 extra_outputs: tuple[str, ...] = (), rewrite: Rewrite | None = None) -> dict[str, Any]:

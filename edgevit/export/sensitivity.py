@@ -257,7 +257,8 @@ def rank_layers(layers: dict[str, list[str]], reference: np.ndarray, run: Runner
     ceiling = psnr_db(reference, run(every))  # every layer float: the fp32 model, or what stays quantized anyway
     floor_noise = 10.0 ** (-ceiling / 10.0)
     if math.isfinite(ceiling):
-        say(f"  every layer float: {ceiling:.1f} dB (what stays quantized besides these layers)")
+        say(f"  every layer float: {ceiling:.1f} dB (the ceiling no choice of layers passes: fp16 storage, or what "
+            "stays quantized besides them)")
     effects = []
     for i, (layer, ops) in enumerate(layers.items()):
         effects.append(LayerEffect(layer, ops, psnr_db(reference, run(every - {layer})), 0.0, floor_noise))

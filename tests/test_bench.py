@@ -73,6 +73,29 @@ def test_bench_a_single_artifact(xs_artifacts):
     assert doc["results"][0]["form"] == "executorch" and doc["results"][0]["status"] == "ok"
 
 
+def test_results_carry_the_size_and_the_recorded_psnr_and_the_report_plots_them(xs_artifacts, tmp_path):
+    """Issue 24's precision view: each artifact's size and the logits PSNR its manifest recorded sit beside its
+    latency in the results, the report's tables and CSV, and a per-model plot of PSNR against latency whose front
+    lists the artifacts no other is both faster and closer than."""
+    from edgevit.base.manifest import read_manifest
+    from edgevit.report import write_report
+
+    paths = [str(xs_artifacts[t]) for t in ("executorch", "onnx")]
+    doc = bench(paths, plan=Plan(warmup=1, iterations=2))
+    jsonschema.validate(doc, SCHEMA)
+    for result in doc["results"]:
+        path = xs_artifacts[result["form"]]
+        recorded = read_manifest(path)["parity"]["photos"]["psnr_db"]
+        assert result["artifact_bytes"] == path.stat().st_size
+        assert result["recorded_logits_psnr_db"] == pytest.approx(recorded, abs=0.01)
+    out = write_report(doc["results"], tmp_path / "report", {})
+    assert out.precision_png is not None and out.precision_png.read_bytes()[:4] == b"\x89PNG"
+    text = out.markdown.read_text()
+    assert "Precision: logits PSNR against latency" in text and "swiftformer-xs: " in text
+    assert "precision.png" in text and "MB" in text and "logits PSNR (recorded)" in text
+    assert "artifact_bytes" in out.results_csv.read_text().splitlines()[0]
+
+
 def test_bench_records_threads_flops_and_the_physical_peak(xs_artifacts, tmp_path):
     """--threads is what every result ran at; FLOPs, achieved GFLOP/s and percent of the physical peak are
     consistent and never above 100; each runtime's best GEMM sits beside the peak; --profile writes a per-op profile

@@ -13,6 +13,7 @@ rate (edgevit.bench.peak), its percent of peak.
 from __future__ import annotations
 
 import gc
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -79,11 +80,13 @@ def result_record(model: str, form: str, runtime: str, batch: int, input_shape: 
                   samples: list[float] | None = None, artifact: Path | None = None, sha256: str | None = None,
                   backend: str | None = None, precision: str = "fp32", load_ms: float | None = None,
                   peak_mb: float | None = None, status: str = "ok", error: str | None = None,
-                  compute_unit: str | None = None, threads: int | None = None, gflop: float | None = None) -> dict:
+                  compute_unit: str | None = None, threads: int | None = None, gflop: float | None = None,
+                  artifact_bytes: int | None = None, recorded_psnr_db: float | None = None) -> dict:
     """One result in the schema; absent measurements stay null (percent_of_peak is set by results_document)."""
     timing = _timing_fields(samples or [], gflop)
     return {
         "model": model, "form": form, "artifact": artifact.name if artifact else None, "artifact_sha256": sha256,
+        "artifact_bytes": artifact_bytes, "recorded_logits_psnr_db": recorded_psnr_db,
         "runtime": runtime, "backend": backend, "compute_unit": compute_unit, "precision": precision,
         "device": host_device(), "batch": batch, "input_shape": input_shape, "warmup": plan.warmup,
         **timing,
@@ -107,6 +110,21 @@ def bench_eager(model_name: str, form: str, module: torch.nn.Module, example: to
                          backend="eager-cpu", peak_mb=mem.growth_mb, threads=threads, gflop=gflop)
 
 
+def artifact_size(path: Path) -> int | None:
+    """Bytes on disk: the file, or every file of a package directory."""
+    try:
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    except OSError:
+        return None
+
+
+def recorded_psnr(manifest: dict) -> float | None:
+    """The logits PSNR on the photos the conversion's verdict recorded (what a precision costs), if any."""
+    photos = (manifest.get("parity") or {}).get("photos") or {}
+    value = photos.get("psnr_db")
+    return round(float(value), 2) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
 def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: torch.Tensor, plan: Plan, *,
                    threads: int | None = None, gflop: float | None = None) -> dict:
     """Load the artifact in its runtime and time it at ``threads`` (None: default_threads()); a runtime this host
@@ -116,7 +134,8 @@ def bench_artifact(model_name: str, artifact: Path, manifest: dict, example: tor
     form = {"executorch": "executorch", "onnx": "onnx", "coreml": "coreml"}[target]
     runtime = {"executorch": "executorch", "onnx": "onnxruntime", "coreml": "coreml"}[target]
     common = dict(artifact=artifact, sha256=manifest["sha256"], backend=manifest.get("backend"),
-                  precision=manifest["precision"], gflop=gflop)
+                  precision=manifest["precision"], gflop=gflop, artifact_bytes=artifact_size(artifact),
+                  recorded_psnr_db=recorded_psnr(manifest))
     try:
         with PeakRss() as mem:
             runner: Runner = open_runner(artifact, manifest, threads=threads)

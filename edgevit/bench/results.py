@@ -31,7 +31,7 @@ READABLE_VERSIONS = (1, 2, 3)
 # What version 2 added to each result; a version-1 result gets them as null when loaded.
 V2_RESULT_FIELDS = ("threads", "gflop", "gflop_per_s", "percent_of_peak", "interleaved")
 # What version 3 added to each result and to its device; older results get them as null when loaded.
-V3_RESULT_FIELDS = ("peak_note",)
+V3_RESULT_FIELDS = ("peak_note", "artifact_bytes", "recorded_logits_psnr_db")
 V3_DEVICE_FIELDS = ("cpu_model", "isa")
 OLDER_SCHEMAS = {1: SCHEMA_V1_PATH, 2: SCHEMA_V2_PATH}
 # What one report reads: a results file of at most RESULTS_FILE_LIMIT bytes (about 120,000 results of ~1 KB; refused

@@ -12,7 +12,8 @@ from edgevit.report.series import ParetoData
 from edgevit.report.speedups import SpeedupPair
 from edgevit.report.views import device_key, measured, variant_label
 
-RESULT_COLUMNS = ["model", "form", "runtime", "backend", "compute_unit", "precision", "batch", "threads",
+RESULT_COLUMNS = ["model", "form", "runtime", "backend", "compute_unit", "precision", "artifact_bytes",
+                  "recorded_logits_psnr_db", "batch", "threads",
                   "median_ms", "trimmed_mean_ms", "p90_ms", "percent_of_peak", "load_time_ms", "peak_memory_mb",
                   "memory_kind", "warmup", "iterations", "status", "error", "published_top1", "pareto",
                   "device_kind", "device_name", "device_os", "device_cpu", "source"]
@@ -36,7 +37,8 @@ def results_csv(results: Sequence[Mapping[str, Any]], top1: Mapping[str, float],
                                      "peak_memory_mb"))
         src = r.get(SOURCE_KEY) or {}
         return [r["model"], r["form"], r["runtime"], r.get("backend"), r.get("compute_unit"), r["precision"],
-                r["batch"], r.get("threads"), median, trimmed, p90, peak_pct, load, memory, r.get("memory_kind"),
+                r.get("artifact_bytes"), r.get("recorded_logits_psnr_db"), r["batch"], r.get("threads"), median,
+                trimmed, p90, peak_pct, load, memory, r.get("memory_kind"),
                 r["warmup"], r["iterations"], r["status"], r.get("error"), top1.get(r["model"]), pareto.status[i],
                 *device_key(r), src.get("file")]
     return _csv_bytes(RESULT_COLUMNS, (row(i, r) for i, r in enumerate(results)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +25,7 @@ class Block:
     text: str = ""
     items: list[str] = field(default_factory=list)
     table: Table | None = None
+    source: str = ""  # a figure's own PNG file name (default: the Pareto plot's)
 
 
 def _md_cell(text: str) -> str:
@@ -47,7 +48,7 @@ def to_markdown(blocks: Sequence[Block], png_name: str) -> str:
         elif b.kind == "ul":
             out.append("\n".join(f"- {_md_cell(i)}" for i in b.items))
         elif b.kind == "figure":
-            out.append(f"![{_md_cell(b.text)}]({png_name})")
+            out.append(f"![{_md_cell(b.text)}]({b.source or png_name})")
         elif b.table is not None:
             t = b.table
             lines = ["| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
@@ -74,9 +75,13 @@ def _html_cell(text: str, tag: str) -> str:
     return f"<{tag}{cls}>{html.escape(text)}</{tag}>"
 
 
-def to_html(blocks: Sequence[Block], title: str, png: bytes) -> str:
-    """The blocks as one HTML file with no external references: the plot is inlined as a data URI."""
-    data_uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def to_html(blocks: Sequence[Block], title: str, png: bytes, images: Mapping[str, bytes] | None = None) -> str:
+    """The blocks as one HTML file with no external references: the plots are inlined as data URIs (``images``:
+    a figure's ``source`` -> its PNG)."""
+    def uri(data: bytes) -> str:
+        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+    data_uri = uri(png)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
     for b in blocks:
@@ -85,7 +90,8 @@ def to_html(blocks: Sequence[Block], title: str, png: bytes) -> str:
         elif b.kind == "ul":
             out.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
         elif b.kind == "figure":
-            out.append(f'<figure><img alt="{html.escape(b.text)}" src="{data_uri}"></figure>')
+            src = uri(images[b.source]) if b.source and images and b.source in images else data_uri
+            out.append(f'<figure><img alt="{html.escape(b.text)}" src="{src}"></figure>')
         elif b.table is not None:
             head = "".join(_html_cell(h, "th") for h in b.table.headers)
             body = "".join("<tr>" + "".join(_html_cell(c, "td") for c in row) + "</tr>"

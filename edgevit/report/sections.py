@@ -21,6 +21,8 @@ from edgevit.report.views import (
     fmt_memory,
     fmt_ms,
     fmt_percent_of_peak,
+    fmt_psnr,
+    fmt_size,
     fmt_status,
     fmt_threads,
     measured,
@@ -60,7 +62,8 @@ def _trim_note(rows: Sequence[Mapping[str, Any]]) -> str:
     return "Trimmed mean drops " + " / ".join(f"{f:.0%}" for f in fractions) + " of samples from each end."
 
 
-RESULT_HEADERS = ["model", "form", "precision", "batch", "threads", "median ms", "trimmed mean ms", "p90 ms",
+RESULT_HEADERS = ["model", "form", "precision", "size", "logits PSNR (recorded)", "batch", "threads", "median ms",
+                  "trimmed mean ms", "p90 ms",
                   "% of peak", "load ms", "peak memory", "warm-up + iterations", "status / error",
                   "published top-1 %", "Pareto", "measured on", "source"]
 
@@ -69,7 +72,7 @@ def result_row(i: int, r: Mapping[str, Any], top1: Mapping[str, float], pareto: 
                sources: Sources) -> list[str]:
     """One result as the cells of RESULT_HEADERS."""
     acc = top1.get(r["model"])
-    return [r["model"], r["form"], r["precision"], str(r["batch"]), fmt_threads(r),
+    return [r["model"], r["form"], r["precision"], fmt_size(r), fmt_psnr(r), str(r["batch"]), fmt_threads(r),
             fmt_ms(measured(r, "median_ms")), fmt_ms(measured(r, "trimmed_mean_ms")),
             fmt_ms(measured(r, "p90_ms")), fmt_percent_of_peak(r), fmt_ms(measured(r, "load_time_ms")),
             fmt_memory(r), f"{r['warmup']} + {r['iterations']}", fmt_status(r),

@@ -40,6 +40,18 @@ def fmt_memory(r: Mapping[str, Any]) -> str:
     return f"{value:.1f} MB ({r.get('memory_kind') or 'kind not stated'})"
 
 
+def fmt_size(r: Mapping[str, Any]) -> str:
+    """The artifact's size on disk ("–" for an eager model, which has no file)."""
+    size = r.get("artifact_bytes")
+    return "–" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def fmt_psnr(r: Mapping[str, Any]) -> str:
+    """The logits PSNR the artifact's manifest recorded at conversion, or 'not recorded'."""
+    value = r.get("recorded_logits_psnr_db")
+    return "not recorded" if value is None else f"{value:.1f} dB"
+
+
 def fmt_percent_of_peak(r: Mapping[str, Any]) -> str:
     """The result's share of the device's peak compute (schema v2), or NOT_MEASURED if it has none."""
     value = measured(r, "percent_of_peak")

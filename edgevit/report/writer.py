@@ -12,6 +12,7 @@ from edgevit.base.errors import OutputError
 from edgevit.report.csv_files import results_csv, speedups_csv
 from edgevit.report.document import Block, to_html, to_markdown
 from edgevit.report.plot import render_plot
+from edgevit.report.precision_plot import PRECISION_PNG, precision_blocks, render_precision_plot
 from edgevit.report.published import published_latency_blocks
 from edgevit.report.sections import pareto_blocks, results_blocks, speedup_blocks, summary_blocks
 from edgevit.report.series import XAxis, pareto_data
@@ -31,6 +32,7 @@ class ReportPaths:
     png: Path
     results_csv: Path
     speedups_csv: Path
+    precision_png: Path | None = None  # logits PSNR against latency per model, when two artifacts of one have both
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
@@ -46,7 +48,8 @@ def _prepare_out_dir(out_dir: Path) -> None:
 def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_top1: Mapping[str, float],
                  title: str = DEFAULT_TITLE, x_axis: XAxis = "latency",
                  published_latency: Mapping[str, Mapping[str, Any]] | None = None) -> ReportPaths:
-    """Write report.md, a self-contained report.html (plot inlined), pareto.png, results.csv and speedups.csv.
+    """Write report.md, a self-contained report.html (plots inlined), pareto.png, results.csv and speedups.csv,
+    and precision.png (logits PSNR against latency per model) when the results carry recorded PSNRs.
 
     `results` are schema.json result dicts (as returned by load_results); `published_top1` maps model name to
     the paper's ImageNet top-1 in percent; `x_axis` is "latency" (median ms) or "throughput" (images/s);
@@ -67,12 +70,19 @@ def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_
     else:
         blocks += [Block("p", "No results were given."), Block("figure", "empty Pareto plot")]
     png = render_plot(pareto, x_axis)
+    precision_png = render_precision_plot(results)
     paths = ReportPaths(out_dir / "report.md", out_dir / "report.html", out_dir / "pareto.png",
-                        out_dir / "results.csv", out_dir / "speedups.csv")
+                        out_dir / "results.csv", out_dir / "speedups.csv",
+                        out_dir / PRECISION_PNG if precision_png is not None else None)
+    if precision_png is not None:
+        blocks += precision_blocks(results)
     _prepare_out_dir(out_dir)
     write_bytes_atomic(paths.png, png, _ADVICE)
+    if paths.precision_png is not None:
+        write_bytes_atomic(paths.precision_png, precision_png, _ADVICE)
     write_bytes_atomic(paths.markdown, to_markdown(blocks, paths.png.name).encode("utf-8"), _ADVICE)
-    write_bytes_atomic(paths.html, to_html(blocks, title, png).encode("utf-8"), _ADVICE)
+    images = {PRECISION_PNG: precision_png} if precision_png is not None else None
+    write_bytes_atomic(paths.html, to_html(blocks, title, png, images).encode("utf-8"), _ADVICE)
     write_bytes_atomic(paths.results_csv, results_csv(results, published_top1, pareto), _ADVICE)
     write_bytes_atomic(paths.speedups_csv, speedups_csv(pairs), _ADVICE)
     return paths

@@ -100,10 +100,10 @@ def _parser() -> argparse.ArgumentParser:
                     "the model's preprocessing; default: the bundled validation photos, cropped and flipped")
     cv.add_argument("--keep-float", metavar="auto|LAYER,...",
                     help="--quantize int8 with --target executorch or --target onnx, or --compress w8a8 with "
-                    "--target coreml (float activations there): keep layers in float. auto: rank every quantized "
-                    "layer by the noise it adds to the logits (each quantized alone, on an emulation of that "
-                    "target's quantized program), print the ranking and keep the fewest, most costly first, that "
-                    "reach --min-psnr (default 35 dB); or name the layers (module paths)")
+                    "--target coreml: keep layers in float (float activations and weights). auto: rank every "
+                    "quantized layer by the noise it adds to the logits (each quantized alone, on an emulation of "
+                    "that target's quantized program), print the ranking and keep the fewest, most costly first, "
+                    "that reach --min-psnr (default 35 dB); or name the layers (module paths)")
     cv.add_argument("--scan-budget", type=float, default=600.0, metavar="SECONDS",
                     help="--keep-float auto: refuse (with the estimate) a sensitivity scan longer than this")
     cv.add_argument("--wide", action="store_true",

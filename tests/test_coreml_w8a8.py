@@ -238,7 +238,7 @@ def test_w8a8_layers_kept_float_by_hand_are_rebuilt_and_a_hidden_one_fails(tiny,
     """--compress w8a8 --keep-float: the layers' ops get no quantize/dequantize pairs, the manifest names layers and
     ops, and the verdict rebuilds the same mixed program (fidelity 0). A manifest hiding the layers kept float makes
     the rebuild quantize them: fidelity fails on the activation quantization the package lacks. --keep-float with a
-    weight-only scheme is refused with the reason, and an unknown layer with the nearest names."""
+    weight-only scheme is refused with the reason."""
     from edgevit.base.manifest import read_manifest, write_manifest
 
     _, w8a8, photos = tiny
@@ -246,10 +246,7 @@ def test_w8a8_layers_kept_float_by_hand_are_rebuilt_and_a_hidden_one_fails(tiny,
     refused = edgevit("convert", TINY_CNN, "--target", "coreml", "--compress", "w8", "--keep-float", "conv1.3",
                       "--out", str(out))
     assert_refused(refused, "--keep-float applies to one quantized target", "--compress w8a8 with --target coreml")
-    bad = edgevit("convert", TINY_CNN, "--target", "coreml", "--compress", "w8a8", "--tensor-input", "--keep-float",
-                  "conv1.4", "--calibration", str(photos), "--out", str(out), "--no-mil-report")
-    assert_refused(bad, "no quantized layer named 'conv1.4'", "nearest: conv1.3")
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists() or not any(out.iterdir())  # (an unknown layer: test_coreml_mixed_precision.py)
     proc = edgevit("convert", TINY_CNN, "--target", "coreml", "--compress", "w8a8", "--tensor-input", "--keep-float",
                    "conv1.3,bn1", "--calibration", str(photos), "--out", str(out), "--no-mil-report")
     assert proc.returncode in (0, 3), (proc.stdout + proc.stderr)[-3000:]  # 3: random-init's precision cost

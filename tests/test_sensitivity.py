@@ -6,6 +6,8 @@ the int8 model must fail and the right one the mixed model must pass.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +221,43 @@ def test_a_float_layer_reads_an_int8_conv_dequantized_so_the_program_lowers():
     on = [(layer, fake.source) for layer, fakes in emulation.edges.items() for fake in fakes if fake.on]
     assert ("b", "a") in on  # a's output into b stays quantized
     assert not any(layer == "b" and source is None for layer, source in on)  # b's weight is float
+
+
+def _synthetic(noises: dict[str, float], floor: float = 0.0):
+    """A runner whose logits carry independent noise of the given power per int8 layer (and ``floor`` always):
+    PSNR arithmetic the choice can be checked against exactly."""
+    rng = np.random.default_rng(0)
+    reference = np.zeros((4, 1000))
+    reference[:, 0] = 1.0  # peak 1: PSNR = -10 log10(noise power)
+    unit = {name: rng.standard_normal(reference.shape) for name in [*noises, "(floor)"]}
+    for value in unit.values():
+        value /= np.sqrt(np.mean(value ** 2))
+
+    def run(float_layers: set[str]) -> np.ndarray:
+        out = reference + np.sqrt(floor) * unit["(floor)"]
+        for name, power in noises.items():
+            if name not in float_layers:
+                out = out + np.sqrt(power) * unit[name]
+        return out
+
+    return reference, run
+
+
+def test_the_choice_aims_above_the_goal_and_below_an_unreachable_ceiling():
+    """AIM_MARGIN_DB above the goal (the verdict reads more views than the scan); when every layer float still
+    misses the goal (what stays quantized anyway, e.g. CoreML's int8 weights), CEILING_MARGIN_DB below that ceiling,
+    each layer ranked by its noise beyond the floor."""
+    noises = {"a": 10 ** -3.0, "b": 10 ** -3.6, "c": 10 ** -4.2, "d": 10 ** -5.0}
+    reference, run = _synthetic(noises)
+    scanned = sensitivity.rank_layers({n: ["op"] for n in noises}, reference, run, [0], method="synthetic")
+    assert [e.layer for e in scanned.ranking] == ["a", "b", "c", "d"] and math.isinf(scanned.ceiling_db)
+    kept, reached = sensitivity.choose_layers(scanned, 40.0, run)
+    print(f"goal 40 dB: kept {kept}, {reached:.2f} dB (aim {40 + sensitivity.AIM_MARGIN_DB} dB)")
+    assert kept == ["a", "b"] and reached >= 40.0 + sensitivity.AIM_MARGIN_DB  # a float: 34.9 dB; a and b: 41.4 dB
+
+    reference, run = _synthetic(noises, floor=10 ** -3.5)  # every layer float: 35.0 dB
+    scanned = sensitivity.rank_layers({n: ["op"] for n in noises}, reference, run, [0], method="synthetic")
+    assert abs(scanned.ceiling_db - 35.0) < 0.2 and abs(scanned.ranking[0].noise - 1e-3) < 1e-4
+    kept, reached = sensitivity.choose_layers(scanned, 40.0, run)
+    print(f"ceiling {scanned.ceiling_db:.2f} dB, goal 40: kept {kept}, {reached:.2f} dB")
+    assert reached >= scanned.ceiling_db - sensitivity.CEILING_MARGIN_DB and len(kept) < len(noises)

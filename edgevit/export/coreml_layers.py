@@ -46,18 +46,29 @@ def quantizable_ops(function) -> list:
     return found
 
 
-def wanted_tensors(op) -> list[str]:
-    """The tensors quantized because ``op`` is: its live inputs (prefix pairs) and its output, or the output of the
-    activation that follows it when that activation has readers (the suffix pair). A tensor another int8 op also
-    wants is quantized once (coremltools removes the duplicate pair: same range, same scale)."""
-    _, binary, activations = _pass_rules()
-    names = [op.inputs["x"].name] + ([op.inputs["y"].name] if op.op_type in binary else [])
+def prefix_inputs(op) -> list[str]:
+    """The live inputs ``op``'s prefix pairs quantize: only ``op`` reads them quantized (other readers see the raw
+    tensor)."""
+    _, binary, _ = _pass_rules()
+    return [op.inputs["x"].name] + ([op.inputs["y"].name] if op.op_type in binary else [])
+
+
+def suffix_tensor(op) -> str | None:
+    """The tensor ``op``'s suffix pair quantizes for every reader: its output, or the output of the activation that
+    follows it when that activation has readers; None when its output has no reader."""
+    _, _, activations = _pass_rules()
     readers = list(op.outputs[0].child_ops)
-    if readers:
-        first = readers[0]
-        names.append(first.outputs[0].name if first.op_type in activations and first.outputs[0].child_ops
-                     else op.outputs[0].name)
-    return names
+    if not readers:
+        return None
+    first = readers[0]
+    return first.outputs[0].name if first.op_type in activations and first.outputs[0].child_ops else op.outputs[0].name
+
+
+def wanted_tensors(op) -> list[str]:
+    """The tensors quantized because ``op`` is (prefix inputs and suffix tensor). A tensor another int8 op also
+    wants is quantized once (coremltools removes the duplicate pair: same range, same scale)."""
+    suffix = suffix_tensor(op)
+    return prefix_inputs(op) + ([suffix] if suffix is not None else [])
 
 
 def op_layers(function, modules: dict[str, str]) -> dict[str, list[str]]:

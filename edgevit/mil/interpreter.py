@@ -9,6 +9,7 @@ skips the rounding, which shows how much of a difference fp16 storage alone make
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -34,6 +35,9 @@ Observer = Callable[[Any, Any, Any], None]
 # rewrite(var, value) -> value stored instead: an emulation that perturbs chosen values (a fake-quantized activation,
 # edgevit.export.coreml_sensitivity) runs the program's own kernels everywhere else; program inputs pass through it too
 Rewrite = Callable[[Any, Any], Any]
+# read(op, env) -> {var: value} the op reads instead of env's, or None: a per-edge perturbation (coremltools'
+# activation passes put a quantize/dequantize pair on one consumer's input; other readers see the raw tensor)
+Read = Callable[[Any, Any], Any]
 
 
 def is_fp16(mil_dtype) -> bool:
@@ -80,14 +84,15 @@ def constants_of(function) -> dict[str, Any]:
 def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "auto",
                  constants: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
                  observe: Observer | None = None, extra_outputs: Iterable[str] = (),
-                 rewrite: Rewrite | None = None) -> dict[str, Any]:
+                 rewrite: Rewrite | None = None, read: Read | None = None) -> dict[str, Any]:
     """Run ``function`` on ``feeds`` (input name -> array in the input's dtype); output var name -> value.
 
     ``constants`` (from ``constants_of``) lets repeated runs of one program share its decoded weights.
     ``report`` receives ``fp16_overflow``: the first op whose finite result became infinite in fp16 storage.
     ``observe`` sees every op output as it is stored (for bisecting, or activation ranges for calibration);
     ``extra_outputs`` names inner values to return beside the function's outputs (a classifier's logits);
-    ``rewrite`` replaces values as they are stored (inputs included), before ``observe`` sees them.
+    ``rewrite`` replaces values as they are stored (inputs included), before ``observe`` sees them; ``read``
+    replaces what one op reads (edgevit.mil.interpreter.Read).
     """
     if precision not in PRECISIONS:
         raise MilInterpreterError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -105,7 +110,7 @@ def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "au
 
     wanted = set(extra_outputs)
     with torch.inference_mode():  # no autograd bookkeeping: the kernels are pure functions of their inputs
-        run_block(function, env, precision, observe, rewrite)
+        run_block(function, env, precision, observe, rewrite, read)
     if report is not None:
         report["fp16_overflow"] = env.get(OVERFLOW)
     values = {var.name: env[var] for var in function.outputs}
@@ -119,16 +124,17 @@ def run_function(function, feeds: dict[str, np.ndarray], *, precision: str = "au
 
 
 def run_block(block, env: dict[str, Any], precision: str, observe: Observer | None = None,
-              rewrite: Rewrite | None = None) -> None:
+              rewrite: Rewrite | None = None, read: Read | None = None) -> None:
     """Run every op of ``block`` in order, writing each output into ``env`` (and showing it to ``observe``)."""
-    nested = partial(run_block, precision=precision, observe=observe, rewrite=rewrite)
+    nested = partial(run_block, precision=precision, observe=observe, rewrite=rewrite, read=read)
     for op in block.operations:
         if op.op_type in _CONST_OPS:
             if op.outputs[0] not in env:
                 env[op.outputs[0]] = const_value(op.outputs[0])
             continue
         try:
-            result = KERNELS[op.op_type](OpArgs(op, env, precision, nested))
+            overlay = read(op, env) if read is not None else None
+            result = KERNELS[op.op_type](OpArgs(op, ChainMap(overlay, env) if overlay else env, precision, nested))
         except MilInterpreterError:
             raise
         except Exception as exc:  # noqa: BLE001 - a kernel bug or bad program: name the op, keep the cause

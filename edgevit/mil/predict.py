@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgevit.mil.interpreter import PRECISIONS, Observer, Rewrite, constants_of, first_unsupported, run_function
+from edgevit.mil.interpreter import PRECISIONS, Observer, Read, Rewrite, constants_of, first_unsupported, run_function
 from edgevit.mil.kernels import TORCH_CACHE, MilInterpreterError
 from edgevit.mil.load import LoadedProgram, load_program
 
@@ -56,10 +56,11 @@ class MilModel:
                 cache.pop(var, None)
 
     def predict(self, inputs: dict[str, Any], *, observe: Observer | None = None,
-                extra_outputs: tuple[str, ...] = (), rewrite: Rewrite | None = None) -> dict[str, Any]:
+                extra_outputs: tuple[str, ...] = (), rewrite: Rewrite | None = None,
+                read: Read | None = None) -> dict[str, Any]:
         """``MLModel.predict``'s result; ``extra_outputs`` adds inner values by name (float32 arrays) and
-        ``observe(op, var, value)`` sees every op output and ``rewrite(var, value)`` replaces values as they are stored
-        (edgevit.mil.interpreter.run_function)."""
+        ``observe(op, var, value)`` sees every op output, ``rewrite(var, value)`` replaces values as they are stored
+        and ``read(op, env)`` what one op reads (edgevit.mil.interpreter.run_function)."""
         if not isinstance(inputs, dict):
             raise MilInterpreterError("inputs must be a dict of input name -> numpy array or PIL image")
         main = self.loaded.main
@@ -73,7 +74,7 @@ class MilModel:
             self._constants = constants_of(main)
         report: dict[str, Any] = {}
         values = run_function(main, feeds, precision=self.precision, constants=self._constants, report=report,
-                              observe=observe, extra_outputs=extra_outputs, rewrite=rewrite)
+                              observe=observe, extra_outputs=extra_outputs, rewrite=rewrite, read=read)
         self.fp16_overflow = self.fp16_overflow or report["fp16_overflow"]
         by_position = list(values.values())
         result: dict[str, Any] = {}

@@ -80,7 +80,8 @@ def staging_area(out: Path) -> Iterator[Path]:
     remove_stale_staging(out)
     stage = None
     try:
-        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=out))
+        with deferred_interrupts():  # a Ctrl-C between mkdtemp's mkdir and this assignment would leak the folder
+            stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=out))
         yield stage
     except OSError as exc:
         if stage is None:

@@ -152,6 +152,7 @@ def ranges_not_carried(program, activation_stats: dict[str, dict[str, float]], r
 
 
 W4_BLOCK = 32
+WEIGHT_THRESHOLD = 2048  # coremltools' weight_threshold: smaller weights (biases, norms, small kernels) stay float
 
 
 def w4_per_channel_weights(program) -> list[str]:
@@ -162,8 +163,8 @@ def w4_per_channel_weights(program) -> list[str]:
     for function in program.functions.values():
         for op in function.operations:
             value = op.outputs[0].val if op.op_type == "const" else None
-            if (isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim >= 2 and value.size >= 2048
-                    and value.shape[1] % W4_BLOCK):
+            if (isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim >= 2
+                    and value.size >= WEIGHT_THRESHOLD and value.shape[1] % W4_BLOCK):
                 names.append(op.name)
     return names
 
@@ -223,7 +224,7 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None,
     constexpr = {t: ops.count(t) for t in sorted(set(ops)) if t.startswith("constexpr_")}
     float_consts = sum(1 for f in compressed._mil_program.functions.values() for o in f.operations
                        if o.op_type == "const" and o.outputs[0].val is not None
-                       and getattr(o.outputs[0].val, "size", 0) >= 2048
+                       and getattr(o.outputs[0].val, "size", 0) >= WEIGHT_THRESHOLD
                        and getattr(o.outputs[0].val, "dtype", None) is not None
                        and o.outputs[0].val.dtype.kind == "f"  # the compressed data consts are int/uint
                        and not any(c.op_type.startswith("constexpr_") for c in o.outputs[0].child_ops))  # scales
@@ -237,8 +238,8 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None,
                            if ranges_record is not None else {}),
                         **({"mixed_precision": mixed} if mixed is not None else {}),
                         **({"w4_per_channel_weights": per_channel_w4} if compress == "w4" else {}),
-                        "note": "weights under 2048 elements (biases, norms, small kernels) stay in float "
-                                "(coremltools' weight_threshold)"}
+                        "note": f"weights under {WEIGHT_THRESHOLD} elements (biases, norms, small kernels) stay in "
+                                "float (coremltools' weight_threshold)"}
 
 
 def coreml_metadata(spec: ModelSpec, winfo, version: str) -> dict[str, str]:

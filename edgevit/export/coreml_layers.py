@@ -101,6 +101,6 @@ def weight_consts(function, op_names: Iterable[str]) -> list[str]:
     for op in function.operations:
         if op.name in wanted:
             var = op.inputs.get("weight")
-            if var is not None and var.op is not None and var.op.op_type == "const" and var.name not in found:
+            if var is not None and _is_const(var) and var.name not in found:
                 found.append(var.name)
     return found

@@ -315,12 +315,6 @@ def _onnx_auto_keep_float(quantized, pre_model, layers: dict[str, list[str]], in
     float model's logits ``reference`` on ``inputs``."""
     from edgevit.export import onnx_sensitivity, sensitivity
 
-    clock = time.perf_counter()
-    emulation = onnx_sensitivity.QdqEmulation(quantized, pre_model, layers, input_name)
-    run = onnx_sensitivity.layer_runner(emulation, inputs)
-    scanned = sensitivity.rank_layers(layers, reference, run, inputs, method=ONNX_SENSITIVITY_METHOD,
-                                      budget_s=auto.get("budget_s", sensitivity.DEFAULT_BUDGET_S), progress=progress)
-    kept, reached = sensitivity.choose_layers(scanned, auto["goal_db"], run, progress)
-    return {"keep_float": kept, "chosen_by": "--keep-float auto (sensitivity scan)", "goal_psnr_db": auto["goal_db"],
-            "emulated_psnr_db": round(reached, 2), "goal_reached": reached >= auto["goal_db"],
-            "sensitivity": scanned.to_json(), "seconds": round(time.perf_counter() - clock, 1)}
+    run = onnx_sensitivity.layer_runner(onnx_sensitivity.QdqEmulation(quantized, pre_model, layers, input_name), inputs)
+    return sensitivity.auto_choice(layers, reference, run, inputs, auto, method=ONNX_SENSITIVITY_METHOD,
+                                   progress=progress)

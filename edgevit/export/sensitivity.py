@@ -330,6 +330,19 @@ def choose_layers(sensitivity: Sensitivity, goal_db: float, run: Runner,
     return tried[high]
 
 
+def auto_choice(layers: dict[str, list[str]], reference: np.ndarray, run: Runner, inputs: list, auto: dict, *,
+                method: str, progress: Callable[[str], None] | None = None) -> dict:
+    """rank_layers then choose_layers through ``run``, against ``reference`` on ``inputs``, for ``auto``
+    ({"goal_db", "budget_s"}): the manifest's mixed_precision record of a --keep-float auto choice."""
+    clock = time.perf_counter()
+    scanned = rank_layers(layers, reference, run, inputs, method=method,
+                          budget_s=auto.get("budget_s", DEFAULT_BUDGET_S), progress=progress)
+    kept, reached = choose_layers(scanned, auto["goal_db"], run, progress)
+    return {"keep_float": kept, "chosen_by": "--keep-float auto (sensitivity scan)", "goal_psnr_db": auto["goal_db"],
+            "emulated_psnr_db": round(reached, 2), "goal_reached": reached >= auto["goal_db"],
+            "sensitivity": scanned.to_json(), "seconds": round(time.perf_counter() - clock, 1)}
+
+
 def _pt2e_runner(observed: torch.fx.GraphModule, inputs: list[torch.Tensor]) -> Runner:
     emulation = emulate(observed)
 

@@ -12,7 +12,6 @@ are edgevit.export.sensitivity's; the choice is written by coremltools' real pas
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from edgevit.export.coreml_layers import (
     weight_consts,
 )
 from edgevit.mil.interpreter import is_fp16
+from edgevit.mil.load import LoadedProgram
 
 COREML_SENSITIVITY_METHOD = ("quantize one at a time on the weight-quantized ML program run by edgevit's MIL "
                              "interpreter, each layer's activations fake-quantized where coremltools' passes put "
@@ -101,7 +101,7 @@ def _int8_weights(float_mlmodel, sample: dict) -> dict[str, np.ndarray]:
 
 
 def emulation(float_mlmodel, activation_stats: dict[str, dict[str, float]], layers: dict[str, list[str]],
-              sample: Any) -> W8A8Emulation:
+              sample: Any, loaded: LoadedProgram | None = None) -> W8A8Emulation:
     """The emulation of ``float_mlmodel``'s W8A8 form: coremltools' int8 per-channel weights, scales from
     ``activation_stats`` (edgevit.mil.ranges), ``layers`` from op_layers on the same program; ``sample`` is one scan
     input (the weights' int8 values are read off one run of the weight-quantized program)."""
@@ -110,7 +110,7 @@ def emulation(float_mlmodel, activation_stats: dict[str, dict[str, float]], laye
     from edgevit.mil.load import logits_var
     from edgevit.mil.predict import MilModel
 
-    model = MilModel(float_mlmodel)
+    model = MilModel(loaded or float_mlmodel)
     function = model.loaded.main
     name = model.loaded.description.input[0].name
     by_name = {op.name: op for op in quantizable_ops(function)}
@@ -130,7 +130,7 @@ def emulation(float_mlmodel, activation_stats: dict[str, dict[str, float]], laye
         weights[layer] = {}
         for const in weight_consts(function, names):
             var, value = originals[const]
-            if const in int8:  # under coremltools' weight_threshold (2048 elements) a weight stays fp16 anyway
+            if const in int8:  # under coremltools' weight_threshold (WEIGHT_THRESHOLD) a weight stays fp16 anyway
                 weights[layer][var] = (value, np.asarray(int8[const]).astype(np.asarray(value).dtype))
     return W8A8Emulation(model, scales, prefix, suffix, weights, logits_var(function), lambda x: {name: x})
 
@@ -146,19 +146,16 @@ def layer_runner(emulated: W8A8Emulation, inputs: list) -> Callable[[set[str]], 
 
 
 def auto_keep_float(float_mlmodel, activation_stats: dict, layers: dict[str, list[str]], inputs: list,
-                    reference: np.ndarray, auto: dict, progress: Callable[[str], None] | None = None) -> dict:
+                    reference: np.ndarray, auto: dict, progress: Callable[[str], None] | None = None,
+                    loaded: LoadedProgram | None = None) -> dict:
     """The scan and choice on the W8A8 emulation against the fp32 model's logits ``reference`` on ``inputs``
-    (predict inputs: PIL images for an image package, arrays otherwise); the manifest's mixed_precision record."""
+    (predict inputs: PIL images for an image package, arrays otherwise); the manifest's mixed_precision record.
+    ``loaded``: ``float_mlmodel`` already loaded (edgevit.mil.load), not loaded again."""
     from edgevit.export import sensitivity
 
-    clock = time.perf_counter()
-    run = layer_runner(emulation(float_mlmodel, activation_stats, layers, inputs[0]), inputs)
-    scanned = sensitivity.rank_layers(layers, reference, run, inputs, method=COREML_SENSITIVITY_METHOD,
-                                      budget_s=auto.get("budget_s", sensitivity.DEFAULT_BUDGET_S), progress=progress)
-    kept, reached = sensitivity.choose_layers(scanned, auto["goal_db"], run, progress)
-    return {"keep_float": kept, "chosen_by": "--keep-float auto (sensitivity scan)", "goal_psnr_db": auto["goal_db"],
-            "emulated_psnr_db": round(reached, 2), "goal_reached": reached >= auto["goal_db"],
-            "sensitivity": scanned.to_json(), "seconds": round(time.perf_counter() - clock, 1)}
+    run = layer_runner(emulation(float_mlmodel, activation_stats, layers, inputs[0], loaded), inputs)
+    return sensitivity.auto_choice(layers, reference, run, inputs, auto, method=COREML_SENSITIVITY_METHOD,
+                                   progress=progress)
 
 
 class KeepFloat:
@@ -175,12 +172,10 @@ class KeepFloat:
         self._inputs: list = []
         self._reference: np.ndarray | None = None
 
-    def _scan_inputs(self, mlmodel, module) -> tuple[list, np.ndarray]:
+    def _scan_inputs(self, loaded: LoadedProgram, module) -> tuple[list, np.ndarray]:
         import torch
 
-        from edgevit.mil.load import load_program
-
-        feature = load_program(mlmodel).description.input[0]
+        feature = loaded.description.input[0]
         image = feature.type.WhichOneof("Type") == "imageType"
         with torch.no_grad():
             if image:
@@ -197,16 +192,17 @@ class KeepFloat:
         from edgevit.export import sensitivity
         from edgevit.mil.load import load_program
 
-        layers = op_layers(load_program(mlmodel).main, modules)
+        loaded = load_program(mlmodel)  # once: the layers, the scan inputs and the emulation all read it
+        layers = op_layers(loaded.main, modules)
         if self.keep != "auto":
             sensitivity.check_layer_names(list(self.keep), layers)
             mixed = {"keep_float": list(self.keep), "chosen_by": "--keep-float (by hand)"}
         else:
             if not self.photos:
                 raise ValueError("--keep-float auto needs the scan inputs (photos)")
-            self._inputs, self._reference = self._scan_inputs(mlmodel, module)
+            self._inputs, self._reference = self._scan_inputs(loaded, module)
             mixed = auto_keep_float(mlmodel, activation_stats, layers, self._inputs, self._reference,
-                                    {"goal_db": self.goal_db, "budget_s": self.budget_s}, self.progress)
+                                    {"goal_db": self.goal_db, "budget_s": self.budget_s}, self.progress, loaded)
         mixed["quantized_layers"] = len(layers)
         mixed["float_ops"] = float_op_names(layers, mixed["keep_float"])
         return mixed["float_ops"], mixed

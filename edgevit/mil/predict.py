@@ -51,8 +51,8 @@ class MilModel:
             self._constants = constants_of(self.loaded.main)
         self._constants.update(values)
         cache = self._constants.get(TORCH_CACHE)
-        for var in values:  # the kernels' torch copy of a constant is made once: drop the stale ones
-            if cache is not None:
+        if cache is not None:  # the kernels' torch copy of a constant is made once: drop the stale ones
+            for var in values:
                 cache.pop(var, None)
 
     def predict(self, inputs: dict[str, Any], *, observe: Observer | None = None,

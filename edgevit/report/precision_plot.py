@@ -3,7 +3,7 @@
 Each point is one measured artifact whose manifest recorded the logits PSNR of its conversion's verdict (fp32,
 fp16, int8, w8a8, ..., each runtime and thread count its own point); the step line joins the points no other point
 of the panel beats on both axes (faster and closer to the fp32 model). Models with fewer than two such points, and
-results with no latency, are left out (the report says which). At most MAX_MODELS panels.
+results with no latency, are left out. At most MAX_MODELS panels.
 """
 
 from __future__ import annotations

@@ -149,12 +149,12 @@ def test_scan_over_budget_is_refused_before_the_scan(toy):
 def test_a_goal_above_what_fp16_gives_is_refused_naming_the_ceiling(toy):
     """Every layer float is the fp16 package: a goal above its PSNR cannot be met by W8A8, and keeping every layer
     float would write a package with no activation quantized. Refused, naming what every layer float reaches;
-    keeping every layer by hand is refused the same way. Nothing is written."""
+    keeping every layer by hand is refused as options that contradict W8A8. Nothing is written."""
     from edgevit.base.errors import ExportError
 
     keep = KeepFloat("auto", photos=toy.inputs, goal_db=150.0)
     with pytest.raises(ExportError, match=r"leave no activation quantized.*every layer float reaches [\d.]+ dB"):
         compress_mlmodel(toy.mlmodel, "w8a8", lambda m: (toy.stats, {}), keep, toy.modules, toy.model)
-    with pytest.raises(ExportError, match="leave no activation quantized: that is the fp16 package"):
+    with pytest.raises(UsageError, match="leave no activation quantized: that is the fp16 package"):
         compress_mlmodel(toy.mlmodel, "w8a8", lambda m: (toy.stats, {}), KeepFloat(list(toy.layers)), toy.modules,
                          toy.model)

@@ -271,3 +271,38 @@ def test_w8a8_layers_kept_float_by_hand_are_rebuilt_and_a_hidden_one_fails(tiny,
     lied = edgevit("validate", str(artifact), "--calibration", str(photos))
     text = " ".join((lied.stdout + lied.stderr).split())
     assert lied.returncode == 3 and "activation quantization" in text, text[-2000:]
+
+
+@pytest.mark.parametrize("tamper", ["unknown layer", "every layer"])
+def test_w8a8_manifest_naming_impossible_float_layers_is_a_bad_artifact(tiny, tmp_path, tamper):
+    """The validation rebuilds the package with the layers its manifest says it kept float. A manifest naming a
+    layer the model lacks, or every layer (no activation left quantized: that is no W8A8 package), cannot be rebuilt:
+    the verdict blames the manifest (a bad artifact, exit 2), not the user's options or the exporter."""
+    import shutil
+
+    from edgevit.api import _subject_of
+    from edgevit.base.manifest import read_manifest, write_manifest
+    from edgevit.base.naming import manifest_path
+    from edgevit.export.coreml_layers import op_layers
+    from edgevit.export.mil_inspect import module_of, to_exported_program
+    from edgevit.mil import load_program
+
+    _, w8a8, photos = tiny
+    artifact = tmp_path / w8a8.path.name
+    shutil.copytree(w8a8.path, artifact)
+    shutil.copy(manifest_path(w8a8.path), manifest_path(artifact))
+    manifest = read_manifest(artifact)
+    if tamper == "unknown layer":
+        kept = ["no_such_layer"]
+    else:
+        subject = _subject_of(manifest, get_spec(TINY_CNN), None)
+        program = to_exported_program(subject.prepared, subject.inputs[0].tensor)
+        layers = op_layers(load_program(artifact).main, {n.name: module_of(n) for n in program.graph.nodes})
+        kept = list(layers)
+    mixed = {"keep_float": kept, "chosen_by": "--keep-float (by hand)", "quantized_layers": len(kept)}
+    write_manifest(artifact, {**manifest, "quantization": {**manifest["quantization"], "mixed_precision": mixed}})
+    proc = edgevit("validate", str(artifact), "--calibration", str(photos))
+    text = " ".join((proc.stdout + proc.stderr).split())
+    expected = "no_such_layer" if tamper == "unknown layer" else "leave no activation quantized"
+    assert proc.returncode != 0 and "mixed_precision.keep_float" in text and expected in text, text[-2000:]
+    print(f"{tamper} ({len(kept)} named): exit {proc.returncode}: {text[-300:]}")

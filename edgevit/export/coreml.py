@@ -19,7 +19,7 @@ from torch import nn
 
 from edgevit.base.arguments import DEPLOYMENT_TARGETS
 from edgevit.base.atomic import atomic_path
-from edgevit.base.errors import EdgevitError, ExportError
+from edgevit.base.errors import EdgevitError, ExportError, UsageError
 from edgevit.export.coreml_layers import weight_consts
 from edgevit.export.failures import export_error
 from edgevit.export.mil_inspect import module_of, stats_of_program, to_exported_program
@@ -190,7 +190,9 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None,
         mlmodel = quantize_activations(mlmodel, stats, tuple(float_ops))
         if float_ops and not quantized_activation_ops(mlmodel._mil_program):
             ceiling = ((mixed.get("sensitivity") or {}).get("every_layer_float_psnr_db"))
-            raise ExportError(f"--compress w8a8 --keep-float: the {len(mixed['keep_float'])} layers kept float leave "
+            # by hand (or a manifest's record the validation rebuilds): the options contradict --compress w8a8
+            error = ExportError if keep_float.keep == "auto" else UsageError
+            raise error(f"--compress w8a8 --keep-float: the {len(mixed['keep_float'])} layers kept float leave "
                               "no activation quantized: that is the fp16 package, not W8A8"
                               + (f" (every layer float reaches {ceiling} dB on the scan's inputs: the goal is above "
                                  "what fp16 storage itself gives; lower --min-psnr)" if ceiling is not None else "")

@@ -87,8 +87,8 @@ def precision_blocks(results: Sequence[Mapping[str, Any]]) -> list[Block]:
              for model, pts in sorted(by_model.items())]
     return [Block("h2", "Precision: logits PSNR against latency, per model"),
             Block("p", "Each artifact's logits PSNR on the photos against the fp32 original, as its manifest "
-                       "recorded at conversion (edgevit's verdict; the benchmark does not re-measure it), against its "
-                       "median latency here. Per model, the artifacts no other is both faster and closer than, "
-                       "fastest first:"),
+                       "claims (the benchmark does not re-measure it; edgevit validate re-judges an artifact), "
+                       "against its median latency here. Per model, the artifacts no other is both faster and closer "
+                       "than, fastest first:"),
             Block("ul", items=items),
             Block("figure", "logits PSNR against latency per model", source=PRECISION_PNG)]

@@ -1,17 +1,18 @@
-"""Speed-up of one artifact over another, timed alternately in one process (load on a shared host hits both).
+"""Speed-up of one artifact over another by edgevit's fair protocol (edgevit.bench.fair), in one process.
 
     PYTHONPATH=$PWD python docs/interleaved_speedup.py art/m.executorch.xnnpack.fp32.pte \\
-        art/m.executorch.xnnpack.int8.pte --threads 1 --rounds 30
+        art/m.executorch.xnnpack.int8.pte --threads 1 --rounds 10
 
-Each round runs the baseline once, then the candidate once, on the same random input; prints the medians and the
-median of the per-round ratios (baseline ms / candidate ms), with the CPU model and its int8-relevant ISA flags.
+Blocks of 5 calls per form, alternated in a random order for ``--rounds`` rounds, the first call of each block
+discarded, an onnxruntime session with worker threads released between its blocks and ExecuTorch's pool sized before
+either loads; prints each form's median, the ratio of block medians (baseline ms / candidate ms) with its 95% bootstrap
+interval, and the CPU model with its int8-relevant ISA flags. (Alternating single calls charged each form for the
+other's still-spinning threads: at 2 threads an onnxruntime int8 session timed after an fp32 one ran slower than at 1.)
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -32,29 +33,23 @@ def isa() -> str:
     return f"{model}; " + " ".join(f for f in wanted if f in flags)
 
 
-def interleaved(baseline: Path, candidate: Path, threads: int = 1, rounds: int = 30) -> dict:
-    """Median latency of each artifact and the median of the per-round ratios (baseline / candidate), the two run
-    alternately on the same random input after 3 warm-up runs each."""
+def interleaved(baseline: Path, candidate: Path, threads: int = 1, rounds: int = 10) -> dict:
+    """Each artifact's median latency and the fair ratio baseline / candidate (above 1: the candidate is faster)
+    with its bootstrap interval, on one random input."""
     from edgevit.base.manifest import read_manifest
-    from edgevit.validate.runtimes import open_runner
+    from edgevit.bench.fair import Protocol
+    from edgevit.bench.host import compare_artifacts
 
-    runners = [open_runner(p, read_manifest(p), threads=threads) for p in (baseline, candidate)]
-    x = torch.randn(*read_manifest(baseline)["input"]["shape"])
-    for runner in runners:
-        for _ in range(3):
-            runner.run(x)
-    base, cand, ratios = [], [], []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        runners[0].run(x)
-        t1 = time.perf_counter()
-        runners[1].run(x)
-        t2 = time.perf_counter()
-        base.append((t1 - t0) * 1e3)
-        cand.append((t2 - t1) * 1e3)
-        ratios.append((t1 - t0) / (t2 - t1))
-    return {"baseline_ms": statistics.median(base), "candidate_ms": statistics.median(cand),
-            "speedup": statistics.median(ratios), "threads": threads, "rounds": rounds, "cpu": isa()}
+    manifests = [read_manifest(p) for p in (baseline, candidate)]
+    x = torch.randn(*manifests[0]["input"]["shape"])
+    protocol = Protocol(rounds=rounds, block=5, warmup=3)
+    result = compare_artifacts((candidate, manifests[1]), (baseline, manifests[0]), x, protocol, threads=threads)
+    if result is None:
+        raise SystemExit(f"{baseline.name} or {candidate.name} cannot be timed here")
+    record = result.to_json()
+    return {"baseline_ms": record["against_median_ms"], "candidate_ms": record["median_ms"],
+            "speedup": record["ratio"], "ci": [record["ci_low"], record["ci_high"]], "threads": threads,
+            "rounds": rounds, "block": 5, "protocol": "fair blocks", "cpu": isa()}
 
 
 def main() -> None:
@@ -62,13 +57,14 @@ def main() -> None:
     parser.add_argument("baseline", type=Path)
     parser.add_argument("candidate", type=Path)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of one 5-call block per form (at least 6)")
     args = parser.parse_args()
     timing = interleaved(args.baseline, args.candidate, args.threads, args.rounds)
-    print(f"{timing['cpu']}; {args.threads} thread(s), {args.rounds} interleaved rounds")
+    print(f"{timing['cpu']}; {args.threads} thread(s), {args.rounds} rounds of 5-call blocks (fair protocol)")
     print(f"{args.baseline.name}: median {timing['baseline_ms']:.1f} ms")
     print(f"{args.candidate.name}: median {timing['candidate_ms']:.1f} ms")
-    print(f"speed-up (median of per-round ratios): {timing['speedup']:.2f}x")
+    low, high = timing["ci"]
+    print(f"speed-up (ratio of block medians): {timing['speedup']:.2f}x, 95% interval {low:.2f}-{high:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ artifact's manifest. Rows are appended to ``--jsonl`` as they finish and a row a
 an interrupted run resumes. Weights are edgevit's "exercised" random init unless ``--weights`` (one model) is given; the
 input share (how much of the logits depends on the input) is recorded with every row. ``--speedup`` also converts each
 model's fp32 artifact of the same target (unvalidated: it is only timed) and times it against each int8 row, one thread
-(``--speedup 1,2``: also two), alternated in one process (docs/interleaved_speedup.py); the CPU and its int8 flags are
-recorded beside.
+(``--speedup 1,2``: also two) by edgevit's fair protocol in one process (docs/interleaved_speedup.py): the ratio of
+block medians with its 95% interval; the CPU and its int8 flags are recorded beside.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 DEFAULT_GOAL = 35.0  # edgevit's --keep-float auto goal without --min-psnr
+ROUNDS = 10  # of the fair protocol (docs/interleaved_speedup.py): 10 rounds of one 5-call block per form
 
 
 def _row(model: str, form: str, result, seconds: float) -> dict:
@@ -60,7 +61,7 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
             rows.append(row)
             write(row)
         for threads in speedup:
-            key = "speedup" if threads == 1 else f"speedup_{threads}t"
+            key = "speedup_ci" if threads == 1 else f"speedup_ci_{threads}t"  # timed by the fair protocol
             if key not in row and target != "coreml":
                 row.update(_time_against_fp32(model, target, out, weights, out / model / form / row["artifact"],
                                               threads))
@@ -96,11 +97,12 @@ def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, 
         else []
     if not found:
         found = [convert(model, target, folder, weights=weights, validate=False, mil_report=False).artifacts[0].path]
-    timing = interleaved(found[0], artifact, threads=threads, rounds=30)
+    timing = interleaved(found[0], artifact, threads=threads, rounds=ROUNDS)
     suffix = "" if threads == 1 else f"_{threads}t"
     return {f"fp32_ms{suffix}": round(timing["baseline_ms"], 2), f"int8_ms{suffix}": round(timing["candidate_ms"], 2),
-            f"speedup{suffix}": round(timing["speedup"], 3),
-            f"timing{suffix}": {"threads": threads, "rounds": 30, "cpu": timing["cpu"]}}
+            f"speedup{suffix}": round(timing["speedup"], 3), f"speedup_ci{suffix}": timing["ci"],
+            f"timing{suffix}": {"threads": threads, "rounds": ROUNDS, "block": timing["block"],
+                                "protocol": timing["protocol"], "cpu": timing["cpu"]}}
 
 
 FORM_LABELS = {"executorch-int8": ".pte int8", "executorch-int8-keep-float-auto": ".pte int8, --keep-float auto",
@@ -120,12 +122,19 @@ def table(rows: list[dict], models: list[str]) -> str:
             verdict = r["verdict"] + (f" ({r['failed_part']})" if r["failed_part"] else "")
             fid = f"{r['fidelity_error'] / r['fidelity_bound']:.2g}×" if r["fidelity_bound"] else "–"
             timed = f"{r['fp32_ms']:.1f} → {r['int8_ms']:.1f} ms" if r.get("int8_ms") else "not measured"
-            speed = f"{r['speedup']:.2f}×" if r.get("speedup") else "–"
-            speed2 = f"{r['speedup_2t']:.2f}×" if r.get("speedup_2t") else "not measured"
+            speed, speed2 = _speedup(r, ""), _speedup(r, "_2t")
             lines.append(f"| {model} | {FORM_LABELS.get(r['form'], r['form'])} | {r['bytes'] / 1e6:.1f} | "
                          f"{r['cost_db']:.1f} dB | {r['top1']:.0%} | {r['centered_top1']:.0%} | {kept} | {verdict} | "
                          f"{fid} | {timed} | {speed} | {speed2} |")
     return "\n".join(lines)
+
+
+def _speedup(row: dict, suffix: str) -> str:
+    """``1.62× (1.58–1.66)``: the fair ratio and its 95% interval; "not measured" when the row has none."""
+    ratio, ci = row.get(f"speedup{suffix}"), row.get(f"speedup_ci{suffix}")
+    if ratio is None or ci is None:
+        return "not measured"
+    return f"{ratio:.2f}× ({ci[0]:.2f}–{ci[1]:.2f})"
 
 
 COREML_FORMS = ["coreml-w8", "coreml-w4", "coreml-palette6", "coreml-palette4", "coreml-w8a8",

@@ -284,6 +284,9 @@ def _sweep_parsers(sub) -> None:
     sw.add_argument("--cache", metavar="DIR", help="artifact cache (default: $EDGEVIT_CACHE, else "
                     "$XDG_CACHE_HOME/edgevit or ~/.cache/edgevit)")
     sw.add_argument("--no-bench", action="store_true", help="convert and validate only")
+    sw.add_argument("--rebench", action="store_true",
+                    help="time every artifact again, even where the cache holds a timing of it on this host with "
+                    "the same bench settings (the default reuses those: a warm re-run times nothing)")
     sw.add_argument("--iterations", type=int, help="timed iterations per artifact (default 10)")
     sw.add_argument("--retries", type=int, help="retries of a task that raised or whose worker died (default 1)")
     sw.add_argument("--engine", choices=["auto", "ray", "serial"], default="auto",

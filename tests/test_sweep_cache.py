@@ -79,6 +79,45 @@ def test_second_run_converts_nothing(first_run, tmp_path, capsys):
     assert seconds < 30, seconds
 
 
+def test_second_run_reuses_this_hosts_timing_and_rebench_times_again(first_run, tmp_path):
+    """A warm re-run with the same bench settings on this host re-times nothing: the row and results carry the
+    first run's timing (and say when it was taken). Other settings, --rebench, or a stored timing of other bytes
+    time the artifact again."""
+    from edgevit.bench.host_info import timing_fingerprint
+    from edgevit.validate.threads import default_threads
+
+    doc, _out, cache, _seen = first_run
+    first = doc.rows[0]
+    plan = build_plan(**PLAN, iterations=2, warmup=0)
+    warm = run_sweep(plan, tmp_path / "warm", cache_dir=cache, engine="serial")
+    row = warm.rows[0]
+    assert row["status"] == "cached" and row["bench_cache"].startswith("hit (timed 20")
+    assert row["bench_median_ms"] == first["bench_median_ms"] and row["bench_worker"] == first["bench_worker"]
+    assert load_results([tmp_path / "warm" / RESULTS_FILE])[0]["median_ms"] == first["bench_median_ms"]
+    from edgevit.studies.sweep.document import summary_line
+
+    assert "1 timings of this host reused from the cache" in summary_line(warm.rows)
+    other = run_sweep(build_plan(**PLAN, iterations=3, warmup=0), tmp_path / "other", cache_dir=cache,
+                      engine="serial").rows[0]
+    again = run_sweep(plan, tmp_path / "again", cache_dir=cache, engine="serial", rebench=True).rows[0]
+    for timed in (other, again):
+        assert timed["bench"] == "ok" and timed["bench_cache"] is None and timed["bench_median_ms"] > 0
+    # a stored timing whose artifact sha256 is not the entry's is not used
+    timings = Path(cache) / "entries" / first["key"] / "timings"
+    stored = sorted(timings.glob("*.json"))
+    assert len(stored) == 2  # iterations 2 and 3: two fingerprints
+    fingerprint = timing_fingerprint({"iterations": 2, "warmup": 0, "threads": default_threads(),
+                                      "harness": "edgevit.api.bench"})
+    mine = timings / f"{fingerprint}.json"
+    record = json.loads(mine.read_text())
+    record["artifact_sha256"] = "0" * 64
+    mine.write_text(json.dumps(record))
+    retimed = run_sweep(plan, tmp_path / "tampered", cache_dir=cache, engine="serial").rows[0]
+    assert retimed["bench_cache"] is None and retimed["bench"] == "ok"
+    print(f"first {first['bench_median_ms']} ms; reused {row['bench_median_ms']} ms ({row['bench_cache']}); "
+          f"iterations 3: {other['bench_median_ms']} ms; --rebench: {again['bench_median_ms']} ms")
+
+
 def test_key_covers_what_determines_the_artifact(first_run):
     doc, _out, cache, _seen = first_run
     entry, problem = ArtifactCache(cache).lookup(doc.rows[0]["key"])

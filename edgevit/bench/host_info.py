@@ -7,6 +7,8 @@ every result records them: a figure from an AVX2-only host and one from an AMX h
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import socket
@@ -54,3 +56,12 @@ def isa_summary(flags: list[str]) -> str:
 def host_device() -> dict:
     return {"kind": "host", "name": socket.gethostname(), "os": platform.platform(),
             "cpu": f"{cpu_model()} ({os.cpu_count()} logical cores)", "cpu_model": cpu_model(), "isa": isa_flags()}
+
+
+def timing_fingerprint(settings: dict) -> str:
+    """SHA-256 naming this host as a place timings were taken, with the bench ``settings`` they used: a stored
+    timing is reused only where the same fingerprint would time it again (edgevit.export.cache)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    host = {"cpu_model": cpu_model(), "isa": isa_flags(), "cores": cores, "logical_cores": os.cpu_count(),
+            "os": platform.platform(), "name": socket.gethostname(), "settings": settings}
+    return hashlib.sha256(json.dumps(host, sort_keys=True, default=str).encode()).hexdigest()

@@ -88,7 +88,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     with SweepProgress(args.quiet) as progress:
         doc = run_sweep(plan, args.out, cache_dir=args.cache, engine=args.engine, address=args.address,
                         unschedulable_after=args.unschedulable_after, num_cpus=args.ray_cpus,
-                        events=SweepEvents(engine=progress.engine, update=progress.update))
+                        events=SweepEvents(engine=progress.engine, update=progress.update), rebench=args.rebench)
     console.print(Markdown(sweep_table_markdown(doc.rows)))
     console.print(summary_line(doc.rows))
     out = Path(args.out)

@@ -12,6 +12,11 @@ Layout under the root (``$EDGEVIT_CACHE``, else ``$XDG_CACHE_HOME/edgevit``, els
     entries/<key>/<artifact>.json      the artifact's manifest (records its sha256)
     entries/<key>/<artifact>.inputs/   its validation bundle
     entries/<key>/entry.json           the key's inputs, the artifact's name and sha256: written last
+    entries/<key>/timings/<host>.json  a sweep's timing of the artifact on one host and bench setting (optional)
+
+A timing is a measurement, not a conversion: it is kept so that a warm sweep re-run on the same host with the
+same bench settings re-times nothing, and it is tied to the artifact's sha256 (a timing of other bytes is ignored).
+``<host>`` is edgevit.bench.host_info.timing_fingerprint: CPU model, ISA, usable cores, OS and the bench settings.
 
 Writers never corrupt it: an artifact appears in an entry only through :func:`edgevit.export.publish.publish`
 (under an exclusive ``flock`` on the entry folder), and ``entry.json`` is written atomically after it under the
@@ -43,6 +48,8 @@ from edgevit.export.publish import deferred_interrupts, folder_lock, publish, st
 
 ENTRY_FILE = "entry.json"
 ENTRY_FORMAT = "edgevit-cache-entry/1"
+TIMINGS_DIR = "timings"
+TIMING_FORMAT = "edgevit-cache-timing/1"
 # What the key records of the tools: the ones whose version can change an artifact's bytes or its verdict.
 KEY_TOOLS = ("edgevit", "torch", "coremltools", "executorch", "onnxruntime")
 # Source trees whose code decides what is exported (the converters' rewrites, the exporters and their passes).
@@ -203,6 +210,38 @@ class ArtifactCache:
                       "created": utc_now_iso(), "inputs": inputs}
             write_text_atomic(folder / ENTRY_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
         return CacheEntry(key, artifact, manifest, record)
+
+    def timing(self, key: str, fingerprint: str, sha256: str) -> dict | None:
+        """The timing stored for ``key`` under ``fingerprint`` if it timed the bytes ``sha256``; None otherwise
+        (none stored, unreadable, or of other bytes: the caller times the artifact again)."""
+        path = self._timing_path(key, fingerprint)
+        if not path.exists():
+            return None
+        with folder_lock(self.entry_dir(key), shared=True):
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+        if not isinstance(stored, dict) or stored.get("format") != TIMING_FORMAT \
+                or stored.get("artifact_sha256") != sha256 or not isinstance(stored.get("value"), dict):
+            return None
+        return stored
+
+    def record_timing(self, key: str, fingerprint: str, sha256: str, value: dict) -> None:
+        """Keep a timing of the entry's artifact (bytes ``sha256``) on the host ``fingerprint`` names."""
+        folder = self.entry_dir(key)
+        if not folder.is_dir():
+            return
+        with folder_lock(folder):
+            path = self._timing_path(key, fingerprint)
+            path.parent.mkdir(exist_ok=True)
+            write_text_atomic(path, json.dumps({"format": TIMING_FORMAT, "artifact_sha256": sha256,
+                                                "timed_at": utc_now_iso(), "value": value}) + "\n")
+
+    def _timing_path(self, key: str, fingerprint: str) -> Path:
+        if len(fingerprint) != 64 or any(c not in "0123456789abcdef" for c in fingerprint):
+            raise ValueError(f"not a timing fingerprint: {fingerprint!r}")
+        return self.entry_dir(key) / TIMINGS_DIR / f"{fingerprint}.json"
 
     def touch(self, key: str) -> None:
         """Mark an entry used now (prune keeps recently used entries)."""

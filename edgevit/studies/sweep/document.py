@@ -30,7 +30,7 @@ def new_row(cell: Cell) -> dict:
     return {**cell.to_json(), "key": None, "status": "pending", "cache": None, "parity": None,
             "parity_reason": None, "parity_runtime": None, "error": None, "attempts": [], "convert_s": None,
             "peak_rss_mb": None, "worker": None, "bench": None, "bench_median_ms": None, "bench_error": None,
-            "bench_worker": None}
+            "bench_worker": None, "bench_cache": None}
 
 
 class SweepDocument:
@@ -126,4 +126,9 @@ def summary_line(rows: list[dict]) -> str:
     parity = Counter(r.get("parity") for r in rows if r["status"] in DONE)
     parts = [f"{counts.get(s, 0)} {s}" for s in ("converted", "cached", "failed", "unschedulable") if counts.get(s)]
     verdicts = ", ".join(f"{n} {k or 'not validated'}" for k, n in sorted(parity.items(), key=lambda x: str(x[0])))
-    return f"{len(rows)} cells: {', '.join(parts) or 'nothing done'}" + (f"; parity: {verdicts}" if verdicts else "")
+    timed = sum(r.get("bench") is not None and not r.get("bench_cache") for r in rows)
+    reused = sum(bool(r.get("bench_cache")) for r in rows)
+    timings = ", ".join(p for p in (f"{timed} timed" if timed else "", f"{reused} timings of this host reused "
+                                    "from the cache (--rebench times them again)" if reused else "") if p)
+    return (f"{len(rows)} cells: {', '.join(parts) or 'nothing done'}" + (f"; parity: {verdicts}" if verdicts else "")
+            + (f"; {timings}" if timings else ""))

@@ -5,7 +5,10 @@
 2. On the engine: one conversion task per remaining cell (convert -> validate, into its cache entry), with the
    failure policy of ``engines.run_jobs``; each finished task's artifact is verified and copied out as it ends.
 3. Then one timing task per artifact, on the bench resource, once no conversion runs any more (timings never share
-   a machine with a conversion or with each other).
+   a machine with a conversion or with each other). A timing is kept in the artifact's cache entry under this host's
+   fingerprint and bench settings (edgevit.bench.host_info.timing_fingerprint): a re-run on the same local host
+   re-times nothing (row ``bench_cache`` "hit", with when it was timed) unless ``rebench``. Timings on an existing
+   cluster or on a device resource are not reused: this process cannot fingerprint the node that takes them.
 
 ``sweep.json`` and ``results.json`` are rewritten after every event, so an interrupted sweep keeps its finished rows.
 """
@@ -58,7 +61,7 @@ def make_engine(engine: str, address: str | None, unschedulable_after: float,
 def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None = None, engine: str = "auto",
               address: str | None = None, unschedulable_after: float = 120.0, num_cpus: int | None = None,
               convert_cpus: float = 1, convert_memory_gb: float = DEFAULT_CONVERT_MEMORY_GB,
-              events: SweepEvents | None = None, engine_instance=None) -> SweepDocument:
+              events: SweepEvents | None = None, engine_instance=None, rebench: bool = False) -> SweepDocument:
     """Run ``plan`` into ``out`` (artifacts in ``out/artifacts``, sweep.json, results.json); returns the document.
 
     ``engine``: "ray" (``address``/RAY_ADDRESS, else a local cluster of ``num_cpus``), "serial" (this process),
@@ -84,11 +87,21 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
     bench_jobs: list[Job] = []
     convert_resources = {"CPU": convert_cpus, "memory": convert_memory_gb * 2**30}
 
-    def queue_bench(i: int) -> None:
-        if plan.bench:
-            bench_jobs.append(Job(f"bench:{i}", "edgevit.studies.sweep.tasks:bench_task",
-                                  {"artifact": str(out / rows[i]["artifact"]), "iterations": plan.iterations,
-                                   "warmup": plan.warmup}, {"CPU": 1, plan.bench_resource: 1}))
+    fingerprint = _timing_fingerprint(plan, address, engine_instance)
+    artifact_sha: dict[int, str] = {}
+
+    def queue_bench(i: int, sha256: str) -> None:
+        if not plan.bench:
+            return
+        artifact_sha[i] = sha256
+        stored = cache.timing(rows[i]["key"], fingerprint, sha256) if fingerprint and not rebench else None
+        if stored is not None:
+            _timed(rows[i], stored["value"], doc)
+            rows[i]["bench_cache"] = f"hit (timed {stored['timed_at']})"
+            return
+        bench_jobs.append(Job(f"bench:{i}", "edgevit.studies.sweep.tasks:bench_task",
+                              {"artifact": str(out / rows[i]["artifact"]), "iterations": plan.iterations,
+                               "warmup": plan.warmup}, {"CPU": 1, plan.bench_resource: 1}))
 
     for i, cell in enumerate(plan.cells):
         row = rows[i]
@@ -104,7 +117,7 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
             cache.touch(key)
             _finish(row, cache.materialize(entry, artifacts), out, entry.manifest.get("parity"), "cached")
             row["cache"] = "hit"
-            queue_bench(i)
+            queue_bench(i, entry.record["sha256"])
         else:
             row["cache"] = row["cache"] or "miss"
             convert_jobs.append(Job(f"convert:{i}", "edgevit.studies.sweep.tasks:convert_task",
@@ -113,7 +126,9 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
                                     # one worker kept for 40 conversions grew from 1.3 to 4.8 GB resident (README)
                                     fresh_process=True))
     cached = sum(r["status"] == "cached" for r in rows)
-    update(f"{cached} cached, {len(convert_jobs)} to convert")
+    reused = sum(bool(r.get("bench_cache")) for r in rows)
+    update(f"{cached} cached, {len(convert_jobs)} to convert" + (f"; {reused} timing(s) of this host reused "
+                                                                  "(--rebench to time again)" if reused else ""))
     if not convert_jobs and not bench_jobs:
         doc.finish()
         return doc
@@ -135,19 +150,15 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
         row = rows[int(i)]
         row["attempts"] = list(outcome.job.attempts)
         if kind == "convert":
-            _converted(row, outcome, final, cache, artifacts, out)
-            if row["status"] == "converted":
-                queue_bench(int(i))
+            sha256 = _converted(row, outcome, final, cache, artifacts, out)
+            if row["status"] == "converted" and sha256 is not None:
+                queue_bench(int(i), sha256)
             update(f"{row['model']} {row['target']} {row['variant']}: {row['status']}"
                    + (f" ({row['error'][:120]})" if row["status"] in ("failed", "unschedulable") else ""))
         elif outcome.ok:
-            records = outcome.value["results"]
-            doc.add_results(records, outcome.value["peak"], outcome.value["host"])
-            ok = [r for r in records if r["status"] == "ok"]
-            row["bench"] = "ok" if ok else records[0]["status"] if records else "no result"
-            row["bench_median_ms"] = ok[0]["median_ms"] if ok else None
-            row["bench_error"] = None if ok else (records[0]["error"] if records else None)
-            row["bench_worker"] = {k: outcome.value[k] for k in ("host", "pid", "node")}
+            _timed(row, outcome.value, doc)
+            if fingerprint:
+                cache.record_timing(row["key"], fingerprint, artifact_sha[int(i)], outcome.value)
             update(f"timed {row['artifact']}")
         elif final:
             row["bench"], row["bench_error"] = "failed", outcome.reason
@@ -170,22 +181,48 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
     return doc
 
 
-def _converted(row: dict, outcome: Outcome, final: bool, cache, artifacts: Path, out: Path) -> None:
+def _timing_fingerprint(plan: SweepPlan, address: str | None, engine_instance) -> str | None:
+    """This host's timing fingerprint, or None where the timings run elsewhere (an existing cluster, a device)."""
+    from edgevit.bench.host_info import timing_fingerprint
+    from edgevit.studies.sweep.plan import DEFAULT_BENCH_RESOURCE
+    from edgevit.validate.threads import default_threads
+
+    remote = address or os.environ.get("RAY_ADDRESS") or getattr(engine_instance, "address", None)
+    if not plan.bench or remote or plan.bench_resource != DEFAULT_BENCH_RESOURCE:
+        return None
+    return timing_fingerprint({"iterations": plan.iterations, "warmup": plan.warmup, "threads": default_threads(),
+                               "harness": "edgevit.api.bench"})
+
+
+def _timed(row: dict, value: dict, doc: SweepDocument) -> None:
+    """A bench task's outcome (new, or kept in the cache) into its row and the results."""
+    records = value["results"]
+    doc.add_results(records, value["peak"], value["host"])
+    ok = [r for r in records if r["status"] == "ok"]
+    row["bench"] = "ok" if ok else records[0]["status"] if records else "no result"
+    row["bench_median_ms"] = ok[0]["median_ms"] if ok else None
+    row["bench_error"] = None if ok else (records[0]["error"] if records else None)
+    row["bench_worker"] = {k: value[k] for k in ("host", "pid", "node")}
+
+
+def _converted(row: dict, outcome: Outcome, final: bool, cache, artifacts: Path, out: Path) -> str | None:
+    """Record a conversion's outcome in its row; the artifact's sha256 when it is converted and verified."""
     if not outcome.ok:
         if final:
             row["status"] = "unschedulable" if outcome.kind == "unschedulable" else "failed"
             row["error"] = outcome.reason
         else:
             row["status"] = "retrying"
-        return
+        return None
     value = outcome.value
     entry, problem = cache.lookup(row["key"])
     if entry is None:
         row["status"], row["error"] = "failed", f"the converted artifact's cache entry did not verify: {problem}"
-        return
+        return None
     _finish(row, cache.materialize(entry, artifacts), out, value["parity"], "converted")
     row.update(convert_s=value["convert_s"], peak_rss_mb=value["peak_rss_mb"],
                worker={k: value[k] for k in ("host", "pid", "node")})
+    return entry.record["sha256"]
 
 
 def _finish(row: dict, path: Path, out: Path, parity: dict | None, status: str) -> None:

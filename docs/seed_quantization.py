@@ -12,7 +12,8 @@ an interrupted run resumes. Weights are edgevit's "exercised" random init unless
 input share (how much of the logits depends on the input) is recorded with every row. ``--speedup`` also converts each
 model's fp32 artifact of the same target (unvalidated: it is only timed) and times it against each int8 row, one thread
 (``--speedup 1,2``: also two) by edgevit's fair protocol in one process (docs/interleaved_speedup.py): the ratio of
-block medians with its 95% interval; the CPU and its int8 flags are recorded beside.
+block medians with its 95% interval; the CPU and its int8 flags are recorded beside. With ``--speedup``, each
+model's int8 ``.pte`` is also timed against its int8 ``.onnx`` the same way (a third table).
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
             goal_option = {} if goal == DEFAULT_GOAL else {"min_psnr": goal}  # --min-psnr is the floor as well
             one(f"{target}-int8-keep-float-auto", target, quantize="int8", keep_float="auto", scan_budget=5000,
                 **goal_option)
+    pte, onnx = (next((r for r in rows if r["model"] == model and r["form"] == f), None)
+                 for f in ("executorch-int8", "onnx-int8"))
+    for threads in speedup if pte and onnx else []:  # the int8 .pte against onnxruntime's int8, head to head
+        suffix = "" if threads == 1 else f"_{threads}t"
+        if f"vs_onnx_ci{suffix}" not in pte:
+            timing = interleaved_timing(out / model / "onnx-int8" / onnx["artifact"],
+                                        out / model / "executorch-int8" / pte["artifact"], threads)
+            pte.update({f"vs_onnx{suffix}": round(timing["speedup"], 3), f"vs_onnx_ci{suffix}": timing["ci"],
+                        f"onnx_int8_ms{suffix}": round(timing["baseline_ms"], 2),
+                        f"pte_int8_ms{suffix}": round(timing["candidate_ms"], 2)})
+            write(pte)
     for scheme in coreml:  # fp16: the uncompressed package, the baseline of the size ratios
         row = one(f"coreml-{scheme}", "coreml", **({} if scheme == "fp16" else {"compress": scheme}))
         if scheme == "w8a8" and row["cost_db"] is not None and row["cost_db"] < goal:
@@ -82,14 +94,19 @@ def measure(model: str, out: Path, goal: float, coreml: list[str], weights: str 
                 **goal_option)
 
 
-def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, artifact: Path,
-                       threads: int = 1) -> dict:
-    """The fp32 artifact of the same target (converted once, not validated) against ``artifact``, interleaved."""
+def interleaved_timing(baseline: Path, candidate: Path, threads: int) -> dict:
+    """docs/interleaved_speedup.py's fair-protocol timing (ratio above 1: ``candidate`` faster)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
     from interleaved_speedup import interleaved
 
+    return interleaved(baseline, candidate, threads=threads, rounds=ROUNDS)
+
+
+def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, artifact: Path,
+                       threads: int = 1) -> dict:
+    """The fp32 artifact of the same target (converted once, not validated) against ``artifact``, interleaved."""
     from edgevit.api import convert
 
     folder = out / model / f"{target}-fp32"
@@ -97,7 +114,7 @@ def _time_against_fp32(model: str, target: str, out: Path, weights: str | None, 
         else []
     if not found:
         found = [convert(model, target, folder, weights=weights, validate=False, mil_report=False).artifacts[0].path]
-    timing = interleaved(found[0], artifact, threads=threads, rounds=ROUNDS)
+    timing = interleaved_timing(found[0], artifact, threads)
     suffix = "" if threads == 1 else f"_{threads}t"
     return {f"fp32_ms{suffix}": round(timing["baseline_ms"], 2), f"int8_ms{suffix}": round(timing["candidate_ms"], 2),
             f"speedup{suffix}": round(timing["speedup"], 3), f"speedup_ci{suffix}": timing["ci"],
@@ -126,6 +143,24 @@ def table(rows: list[dict], models: list[str]) -> str:
             lines.append(f"| {model} | {FORM_LABELS.get(r['form'], r['form'])} | {r['bytes'] / 1e6:.1f} | "
                          f"{r['cost_db']:.1f} dB | {r['top1']:.0%} | {r['centered_top1']:.0%} | {kept} | {verdict} | "
                          f"{fid} | {timed} | {speed} | {speed2} |")
+    return "\n".join(lines)
+
+
+def head_to_head_table(rows: list[dict], models: list[str]) -> str:
+    """The int8 ``.pte`` against the int8 ``.onnx`` of each model: onnxruntime's ms / the ``.pte``'s (above 1: the
+    ``.pte`` is faster) with its interval, at 1 and 2 threads."""
+    lines = ["| model | .pte int8 vs .onnx int8, 1 thread | 2 threads |", "|---|---|---|"]
+    for model in models:
+        r = next((r for r in rows if r["model"] == model and r["form"] == "executorch-int8"), None)
+        if r is None or "vs_onnx" not in r:
+            continue
+        cells = []
+        for suffix in ("", "_2t"):
+            ci = r.get(f"vs_onnx_ci{suffix}")
+            cells.append("not measured" if ci is None else
+                         f"{r[f'vs_onnx{suffix}']:.2f}× ({ci[0]:.2f}–{ci[1]:.2f}); {r[f'pte_int8_ms{suffix}']:.1f} vs "
+                         f"{r[f'onnx_int8_ms{suffix}']:.1f} ms")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -192,6 +227,9 @@ def main() -> None:
             measure(model, args.out, args.goal, args.coreml, args.weights, rows, write,
                     [int(t) for t in args.speedup.split(",") if t])
     print(table([r for r in rows if not r["form"].startswith("coreml")], args.models))
+    if any("vs_onnx" in r for r in rows):
+        print()
+        print(head_to_head_table(rows, args.models))
     if any(r["form"].startswith("coreml") for r in rows):
         print()
         print(coreml_table(rows, args.models))

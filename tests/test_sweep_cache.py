@@ -114,6 +114,12 @@ def test_second_run_reuses_this_hosts_timing_and_rebench_times_again(first_run, 
     mine.write_text(json.dumps(record))
     retimed = run_sweep(plan, tmp_path / "tampered", cache_dir=cache, engine="serial").rows[0]
     assert retimed["bench_cache"] is None and retimed["bench"] == "ok"
+    # one of these bytes' own, whose records no longer conform to the results schema, is timed again too
+    record = json.loads(mine.read_text())
+    record["value"]["results"] = [{"median_ms": "fast"}]
+    mine.write_text(json.dumps(record))
+    edited = run_sweep(plan, tmp_path / "edited", cache_dir=cache, engine="serial").rows[0]
+    assert edited["bench_cache"] is None and edited["bench"] == "ok" and edited["bench_median_ms"] > 0
     print(f"first {first['bench_median_ms']} ms; reused {row['bench_median_ms']} ms ({row['bench_cache']}); "
           f"iterations 3: {other['bench_median_ms']} ms; --rebench: {again['bench_median_ms']} ms")
 

@@ -193,10 +193,10 @@ def compress_mlmodel(mlmodel, compress: str, calibrate: Calibrate | None = None,
             # by hand (or a manifest's record the validation rebuilds): the options contradict --compress w8a8
             error = ExportError if keep_float.keep == "auto" else UsageError
             raise error(f"--compress w8a8 --keep-float: the {len(mixed['keep_float'])} layers kept float leave "
-                              "no activation quantized: that is the fp16 package, not W8A8"
-                              + (f" (every layer float reaches {ceiling} dB on the scan's inputs: the goal is above "
-                                 "what fp16 storage itself gives; lower --min-psnr)" if ceiling is not None else "")
-                              + "; nothing was written")
+                        "no activation quantized: that is the fp16 package, not W8A8"
+                        + (f" (every layer float reaches {ceiling} dB on the scan's inputs: the goal is above "
+                           "what fp16 storage itself gives; lower --min-psnr)" if ceiling is not None else "")
+                        + "; nothing was written")
         wrong = ranges_not_carried(mlmodel._mil_program, stats)
         if wrong:
             raise ExportError(f"--compress w8a8: {len(wrong)} activation quantize op(s) do not carry the calibrated "

@@ -128,7 +128,7 @@ def summary_line(rows: list[dict]) -> str:
     verdicts = ", ".join(f"{n} {k or 'not validated'}" for k, n in sorted(parity.items(), key=lambda x: str(x[0])))
     timed = sum(r.get("bench") is not None and not r.get("bench_cache") for r in rows)
     reused = sum(bool(r.get("bench_cache")) for r in rows)
-    timings = ", ".join(p for p in (f"{timed} timed" if timed else "", f"{reused} timings of this host reused "
-                                    "from the cache (--rebench times them again)" if reused else "") if p)
+    timings = ", ".join(p for p in (f"{timed} timing task(s) run" if timed else "", f"{reused} timings of this host "
+                                    "reused from the cache (--rebench times them again)" if reused else "") if p)
     return (f"{len(rows)} cells: {', '.join(parts) or 'nothing done'}" + (f"; parity: {verdicts}" if verdicts else "")
             + (f"; {timings}" if timings else ""))

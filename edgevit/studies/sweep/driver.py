@@ -95,7 +95,7 @@ def run_sweep(plan: SweepPlan, out: str | Path, *, cache_dir: str | Path | None 
             return
         artifact_sha[i] = sha256
         stored = cache.timing(rows[i]["key"], fingerprint, sha256) if fingerprint and not rebench else None
-        if stored is not None:
+        if stored is not None and _usable_timing(stored["value"]):
             _timed(rows[i], stored["value"], doc)
             rows[i]["bench_cache"] = f"hit (timed {stored['timed_at']})"
             return
@@ -192,6 +192,22 @@ def _timing_fingerprint(plan: SweepPlan, address: str | None, engine_instance) -
         return None
     return timing_fingerprint({"iterations": plan.iterations, "warmup": plan.warmup, "threads": default_threads(),
                                "harness": "edgevit.api.bench"})
+
+
+def _usable_timing(value: dict) -> bool:
+    """A stored bench task outcome that still reads as one: its records conform to the results schema and it names
+    where it ran. Anything else (an edited or truncated file) is timed again rather than trusted."""
+    from edgevit.base.errors import SchemaError
+    from edgevit.bench.results import SCHEMA_VERSION, validate_document
+
+    if not all(k in value for k in ("results", "peak", "host", "pid", "node")):
+        return False
+    try:
+        validate_document({"schema_version": SCHEMA_VERSION, "harness": "host", "created": "stored",
+                           "peak": value["peak"], "results": value["results"]}, "a stored timing")
+    except SchemaError:
+        return False
+    return True
 
 
 def _timed(row: dict, value: dict, doc: SweepDocument) -> None:

@@ -98,7 +98,9 @@ def interleaved_timing(baseline: Path, candidate: Path, threads: int) -> dict:
     """docs/interleaved_speedup.py's fair-protocol timing (ratio above 1: ``candidate`` faster)."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parent))
+    here = str(Path(__file__).parent)
+    if here not in sys.path:  # called once per timed pair
+        sys.path.insert(0, here)
     from interleaved_speedup import interleaved
 
     return interleaved(baseline, candidate, threads=threads, rounds=ROUNDS)

@@ -391,7 +391,7 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
     fp32 peak and each runtime's best GEMM are taken at the same count (edgevit.bench.peak). A ``.pte`` and its
     ``.onnx`` are timed against each other by the fair protocol (edgevit.bench.fair). ``profile`` (needs ``out``)
     also writes a per-op profile of each timed ``.pte`` / ``.onnx`` beside ``out``, as
-    ``<out stem>.<artifact>.profile.json``.
+    ``<out stem>.<artifact>.b<batch>.profile.json``.
     """
     from edgevit.validate.threads import check_threads
 
@@ -436,7 +436,7 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
         with output_folder(out_path.parent):
             write_text_atomic(out_path, json.dumps(document, indent=1) + "\n")
             for artifact, prof in profiles:
-                path = profile_path(out_path, artifact)
+                path = profile_path(out_path, artifact, prof["batch"])
                 write_text_atomic(path, json.dumps(prof, indent=1) + "\n")
                 say(f"wrote {path}")
     return document
@@ -466,9 +466,10 @@ def profile(artifact: str | Path, *, threads: int | None = None, iterations: int
         return profile_artifact(path, threads=n_threads, iterations=iterations, warmup=warmup)
 
 
-def profile_path(results_file: Path, artifact: Path) -> Path:
-    """Where ``bench --profile`` writes an artifact's profile: beside the results file, named after both."""
-    return results_file.with_name(f"{results_file.stem}.{artifact.name}.profile.json")
+def profile_path(results_file: Path, artifact: Path, batch: int) -> Path:
+    """Where ``bench --profile`` writes an artifact's profile: beside the results file, named after both and the
+    batch (the .pte timed at batch 1 and at batch 32 has one name)."""
+    return results_file.with_name(f"{results_file.stem}.{artifact.name}.b{batch}.profile.json")
 
 
 def _resolve_bench_item(item: str) -> str:

@@ -177,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
                     "runtime/backend); the default table fits 120 columns; --out FILE keeps every field")
     be.add_argument("--profile", action="store_true",
                     help="host: also write a per-op profile of each timed .pte/.onnx beside --out "
-                    "(<out stem>.<artifact>.profile.json; see `edgevit profile`)")
+                    "(<out stem>.<artifact>.b<batch>.profile.json; see `edgevit profile`)")
 
     pf = sub.add_parser(
         "profile", help="per-op time table of a .pte or .onnx on this host",

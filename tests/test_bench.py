@@ -118,8 +118,8 @@ def test_bench_records_threads_flops_and_the_physical_peak(xs_artifacts, tmp_pat
         assert r["percent_of_peak"] <= 100 and r["peak_note"] is None
     else:
         assert "the measurement is wrong" in r["peak_note"]
-    prof = json.loads((tmp_path / f"one.{xs_artifacts['onnx'].name}.profile.json").read_text())
-    assert prof["threads"] == 1 and prof["runtime"] == "onnxruntime" and prof["total_ms"] > 0
+    prof = json.loads((tmp_path / f"one.{xs_artifacts['onnx'].name}.b1.profile.json").read_text())
+    assert prof["threads"] == 1 and prof["batch"] == 1 and prof["runtime"] == "onnxruntime" and prof["total_ms"] > 0
 
 
 def test_bench_threads_must_be_positive(xs_artifacts):

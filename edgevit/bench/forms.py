@@ -35,8 +35,8 @@ def profile_into(profiles: list[tuple[Path, dict]] | None, path: Path, record: d
         return
     from edgevit.bench.profile import profile_artifact
 
-    progress(f"profiling {path.name} op by op")
-    profiles.append((path, profile_artifact(path, threads=record["threads"]).to_dict()))
+    progress(f"profiling {path.name} op by op at batch {record['batch']}")
+    profiles.append((path, {**profile_artifact(path, threads=record["threads"]).to_dict(), "batch": record["batch"]}))
 
 
 def model_gflop(module, input_size: Sequence[int], batch: int) -> float | None:

@@ -423,6 +423,7 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
             results += bench_model(item, folder, batch_sizes, plan, work_dir, say, n_threads, profile_to)
     from edgevit.bench.host import results_document
     from edgevit.bench.peak import peak_record
+    from edgevit.bench.profile_files import profile_file
     from edgevit.bench.results import validate_document
 
     say(f"deriving this CPU's physical fp32 peak and timing each runtime's GEMM at {n_threads} thread(s)")
@@ -436,7 +437,7 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
         with output_folder(out_path.parent):
             write_text_atomic(out_path, json.dumps(document, indent=1) + "\n")
             for artifact, prof in profiles:
-                path = profile_path(out_path, artifact, prof["batch"])
+                path = profile_file(out_path, artifact.name, prof["batch"])
                 write_text_atomic(path, json.dumps(prof, indent=1) + "\n")
                 say(f"wrote {path}")
     return document
@@ -464,12 +465,6 @@ def profile(artifact: str | Path, *, threads: int | None = None, iterations: int
     n_threads = check_threads(threads)
     with reading(path):
         return profile_artifact(path, threads=n_threads, iterations=iterations, warmup=warmup)
-
-
-def profile_path(results_file: Path, artifact: Path, batch: int) -> Path:
-    """Where ``bench --profile`` writes an artifact's profile: beside the results file, named after both and the
-    batch (the .pte timed at batch 1 and at batch 32 has one name)."""
-    return results_file.with_name(f"{results_file.stem}.{artifact.name}.b{batch}.profile.json")
 
 
 def _resolve_bench_item(item: str) -> str:

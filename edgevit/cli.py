@@ -197,7 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "report", help="tables and a Pareto plot from any mix of results files",
         description="Read results files of any harness (host, iOS, Android; edgevit/bench/schema.json), write "
-        "report.md, a self-contained report.html and pareto.png (latency vs published top-1).",
+        "report.md, a self-contained report.html and pareto.png (latency vs published top-1). Host results of "
+        "`edgevit bench` get a table of each .pte against its .onnx (fair ratio with its interval, % of this CPU's "
+        "physical peak, and the slowest op type of each when `bench --profile` left profiles beside the file).",
     )
     rp.add_argument("results", nargs="+", help="results JSON files")
     rp.add_argument("--out", default="reports", help="output directory (default: reports)")

@@ -29,12 +29,13 @@ def test_stats_match_numpy_and_the_definition():
     assert stats.summarize([])["median_ms"] is None
 
 
-def test_host_bench_writes_the_schema(xs_artifacts, tmp_path):
+def test_host_bench_writes_the_schema(xs_artifacts, tmp_path, capsys):
     """The .pte and .onnx are timed against each other by the fair protocol: their medians are the protocol's
-    kept samples (first of each block dropped), so the table's medians and ratio come from one measurement."""
+    kept samples (first of each block dropped), so the table's medians and ratio come from one measurement; the
+    report puts them in one row with the slowest op type of each runtime's profile."""
     out = tmp_path / "bench.json"
     doc = bench(["swiftformer-xs"], artifacts=xs_artifacts["onnx"].parent, batches=[1],
-                plan=Plan(warmup=1, iterations=18), out=out, threads=1)
+                plan=Plan(warmup=1, iterations=18), out=out, threads=1, profile=True)
     jsonschema.validate(json.loads(out.read_text()), SCHEMA)
     forms = {r["form"]: r for r in doc["results"]}
     assert set(forms) == {"original-eager", "prepared-eager", "executorch", "onnx", "coreml"}
@@ -52,6 +53,20 @@ def test_host_bench_writes_the_schema(xs_artifacts, tmp_path):
     assert forms["executorch"]["artifact_sha256"] and forms["executorch"]["load_time_ms"] > 0
     assert forms["coreml"]["status"] == "not_run" and forms["coreml"]["median_ms"] is None
     assert forms["executorch"]["device"]["isa"] == isa_flags() and forms["executorch"]["device"]["cpu_model"]
+
+    from edgevit.cli import main
+
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "The .pte against onnxruntime (fair protocol)" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| swiftformer-xs | 1 | 1 |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5] == f"{paired['ratio']:.2f}× [{paired['ci_low']:.2f}–{paired['ci_high']:.2f}]"
+    profiles = {t: json.loads((tmp_path / f"bench.{forms[t]['artifact']}.b1.profile.json").read_text())
+                for t in ("executorch", "onnx")}
+    for cell, prof in zip(cells[8:10], (profiles["executorch"], profiles["onnx"]), strict=True):
+        assert cell.startswith(prof["by_type"][0]["op_type"]) and "not profiled" not in cell
 
 
 def test_a_plan_too_short_for_the_protocol_times_each_alone_and_says_how_many_it_needs(xs_artifacts):

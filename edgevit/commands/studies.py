@@ -11,13 +11,14 @@ from edgevit.commands.output import console, progress_printer
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from edgevit.bench.profile_files import profiles_beside
     from edgevit.bench.results import load_results
     from edgevit.models.catalog import published_latency, published_top1
     from edgevit.report import DEFAULT_TITLE, write_report
 
     results = load_results([_results_file(Path(p)) for p in args.results])
     paths = write_report(results, Path(args.out), published_top1(), title=args.title or DEFAULT_TITLE,
-                         x_axis=args.x_axis, published_latency=published_latency())
+                         x_axis=args.x_axis, published_latency=published_latency(), profiles=profiles_beside(results))
     for path in (paths.markdown, paths.html, paths.png, paths.results_csv, paths.speedups_csv):
         console.print(f"[green]wrote[/] {path}")
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgevit.base.atomic import write_bytes_atomic
 from edgevit.base.errors import OutputError
+from edgevit.bench.profile_files import ProfileKey
 from edgevit.report.csv_files import results_csv, speedups_csv
 from edgevit.report.document import Block, to_html, to_markdown
 from edgevit.report.plot import render_plot
@@ -17,6 +18,7 @@ from edgevit.report.published import published_latency_blocks
 from edgevit.report.sections import pareto_blocks, results_blocks, speedup_blocks, summary_blocks
 from edgevit.report.series import XAxis, pareto_data
 from edgevit.report.speedups import speedup_pairs
+from edgevit.report.versus import versus_blocks
 from edgevit.report.views import Sources
 
 DEFAULT_TITLE = "edgevit benchmark report"
@@ -47,14 +49,16 @@ def _prepare_out_dir(out_dir: Path) -> None:
 
 def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_top1: Mapping[str, float],
                  title: str = DEFAULT_TITLE, x_axis: XAxis = "latency",
-                 published_latency: Mapping[str, Mapping[str, Any]] | None = None) -> ReportPaths:
+                 published_latency: Mapping[str, Mapping[str, Any]] | None = None,
+                 profiles: Mapping[ProfileKey, Mapping[str, Any]] | None = None) -> ReportPaths:
     """Write report.md, a self-contained report.html (plots inlined), pareto.png, results.csv and speedups.csv,
     and precision.png (logits PSNR against latency per model) when the results carry recorded PSNRs.
 
     `results` are schema.json result dicts (as returned by load_results); `published_top1` maps model name to
     the paper's ImageNet top-1 in percent; `x_axis` is "latency" (median ms) or "throughput" (images/s);
     `published_latency` maps model name to the phone latency its paper published (edgevit.models.catalog), shown
-    in its own section beside device-harness results.
+    in its own section beside device-harness results; `profiles` (edgevit.bench.profile_files.profiles_beside)
+    name each runtime's slowest op type in the table of the .pte against onnxruntime.
     """
     if x_axis not in ("latency", "throughput"):
         raise ValueError(f"x_axis must be 'latency' or 'throughput', got {x_axis!r}")
@@ -64,7 +68,7 @@ def write_report(results: Sequence[Mapping[str, Any]], out_dir: Path, published_
     pairs = speedup_pairs(results)
     blocks = [Block("h1", title), *summary_blocks(results, sources)]
     if results:
-        blocks += [*pareto_blocks(pareto, x_axis), *speedup_blocks(pairs),
+        blocks += [*versus_blocks(results, profiles or {}), *pareto_blocks(pareto, x_axis), *speedup_blocks(pairs),
                    *results_blocks(results, published_top1, pareto, sources),
                    *published_latency_blocks(results, published_latency or {})]
     else:

@@ -55,7 +55,7 @@ test-all: $(STAMP) tools
 	$(PY) -m pytest -q --timeout=3600 -p no:logging -m ''
 
 # Host report for the seed models at 1 and 2 threads (batches 1 and 32), each .pte timed against its .onnx by the
-# fair protocol and profiled op by op: reports/report.md (with the .pte-vs-onnxruntime table), report.html,
+# fair protocol and profiled op by op (not the eager PyTorch forms: `edgevit bench MODEL` times those too): reports/report.md (with the .pte-vs-onnxruntime table), report.html,
 # pareto.png, the raw results JSON per thread count with the profiles beside them, and the protocol's self-check.
 BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 fastvit-t8 fastvit-t12 fastvit-s12 \
 		fastvit-sa12 fastvit-sa24 fastvit-sa36 fastvit-ma36 turbovit hiera-t
@@ -64,7 +64,7 @@ BENCH_THREADS ?= 1 2
 BENCH_ARGS ?=
 bench: $(STAMP)
 	for t in $(BENCH_THREADS); do \
-	  $(VENV)/bin/edgevit bench $(BENCH_MODELS) --threads $$t --profile $(BENCH_ARGS) \
+	  $(VENV)/bin/edgevit bench $(BENCH_MODELS) --threads $$t --profile --no-eager $(BENCH_ARGS) \
 	    --out reports/host-bench-$${t}t.json || exit 1; \
 	done
 	$(VENV)/bin/edgevit report $(foreach t,$(BENCH_THREADS),reports/host-bench-$(t)t.json) --out reports

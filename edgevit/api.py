@@ -382,7 +382,8 @@ def _device_validate(artifact: Path, manifest: dict, spec: ModelSpec, device: Pa
 
 def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, batches: Sequence[int] = (1, 32),
           plan: Plan | None = None, out: str | Path | None = None, work_dir: str | Path | None = None,
-          progress: Progress | None = None, threads: int | None = None, profile: bool = False) -> dict:
+          progress: Progress | None = None, threads: int | None = None, profile: bool = False,
+          eager: bool = True) -> dict:
     """Time every form of each model (or each given artifact) in this process; returns the results document.
 
     Every item is resolved (a known model, or an existing artifact with a manifest that describes it) before
@@ -391,7 +392,7 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
     fp32 peak and each runtime's best GEMM are taken at the same count (edgevit.bench.peak). A ``.pte`` and its
     ``.onnx`` are timed against each other by the fair protocol (edgevit.bench.fair). ``profile`` (needs ``out``)
     also writes a per-op profile of each timed ``.pte`` / ``.onnx`` beside ``out``, as
-    ``<out stem>.<artifact>.b<batch>.profile.json``.
+    ``<out stem>.<artifact>.b<batch>.profile.json``. ``eager`` False skips the eager PyTorch forms of each model.
     """
     from edgevit.validate.threads import check_threads
 
@@ -420,7 +421,7 @@ def bench(models: str | Sequence[str], *, artifacts: str | Path | None = None, b
         if kind == "artifact":
             results.append(bench_one_artifact(Path(item), plan, say, n_threads, profile_to))
         else:
-            results += bench_model(item, folder, batch_sizes, plan, work_dir, say, n_threads, profile_to)
+            results += bench_model(item, folder, batch_sizes, plan, work_dir, say, n_threads, profile_to, eager)
     from edgevit.bench.host import results_document
     from edgevit.bench.peak import peak_record
     from edgevit.bench.profile_files import profile_file

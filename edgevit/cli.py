@@ -178,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--profile", action="store_true",
                     help="host: also write a per-op profile of each timed .pte/.onnx beside --out "
                     "(<out stem>.<artifact>.b<batch>.profile.json; see `edgevit profile`)")
+    be.add_argument("--no-eager", action="store_true",
+                    help="host: time only the .pte and .onnx of each model, not its eager PyTorch forms (at batch 32 "
+                    "those take longer than everything else; `make bench` skips them)")
 
     pf = sub.add_parser(
         "profile", help="per-op time table of a .pte or .onnx on this host",

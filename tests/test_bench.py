@@ -82,6 +82,14 @@ def test_a_plan_too_short_for_the_protocol_times_each_alone_and_says_how_many_it
     assert pte["interleaved"]["ratio"] is None and "at least 18 timed iterations" in pte["interleaved"]["note"]
 
 
+def test_no_eager_times_only_the_artifacts(xs_artifacts):
+    """make bench's --no-eager: the .pte and .onnx (and CoreML's not-run row), no eager PyTorch form."""
+    doc = bench(["swiftformer-xs"], artifacts=xs_artifacts["onnx"].parent, batches=[1],
+                plan=Plan(warmup=0, iterations=3), threads=1, eager=False)
+    assert sorted(r["form"] for r in doc["results"]) == ["coreml", "executorch", "onnx"]
+    assert all(r["median_ms"] > 0 for r in doc["results"] if r["form"] != "coreml")
+
+
 def test_bench_a_single_artifact(xs_artifacts):
     doc = bench([str(xs_artifacts["executorch"])], plan=Plan(warmup=1, iterations=2))
     jsonschema.validate(doc, SCHEMA)

@@ -85,8 +85,9 @@ def bench_one_artifact(path: Path, plan: Plan | None, progress: Progress, thread
 
 def bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan: Plan | None,
                 work_dir: str | Path | None, progress: Progress, threads: int | None = None,
-                profiles: list[tuple[Path, dict]] | None = None) -> list[dict]:
-    """Every form of registered model ``name`` at each batch size (module docstring)."""
+                profiles: list[tuple[Path, dict]] | None = None, eager: bool = True) -> list[dict]:
+    """Every form of registered model ``name`` at each batch size (module docstring); ``eager`` False leaves out
+    the eager original and prepared model (the .pte and .onnx are still exported from the prepared model)."""
     import tempfile
 
     import torch
@@ -99,18 +100,19 @@ def bench_model(name: str, artifacts: Path | None, batches: Sequence[int], plan:
     spec = get_spec(name)
     original, _ = build_model(spec)
     prepared = get_converter(spec.converter).prepare(original).module
-    original_gflop = model_gflop(original, spec.input_size, 1)
+    original_gflop = model_gflop(original, spec.input_size, 1) if eager else None
     prepared_gflop = model_gflop(prepared, spec.input_size, 1)
     results = []
     with tempfile.TemporaryDirectory(prefix="edgevit-bench-", dir=work_dir) as tmp:
         for batch in batches:
             p = plan or default_plan(batch)
             example = torch.randn((batch, *spec.input_size), generator=torch.Generator().manual_seed(batch))
-            progress(f"{spec.name} batch {batch}: eager original / prepared")
-            results.append(bench_eager(spec.name, "original-eager", original, example, p, threads=threads,
-                                       gflop=original_gflop and original_gflop * batch))
-            results.append(bench_eager(spec.name, "prepared-eager", prepared, example, p, threads=threads,
-                                       gflop=prepared_gflop and prepared_gflop * batch))
+            if eager:
+                progress(f"{spec.name} batch {batch}: eager original / prepared")
+                results.append(bench_eager(spec.name, "original-eager", original, example, p, threads=threads,
+                                           gflop=original_gflop and original_gflop * batch))
+                results.append(bench_eager(spec.name, "prepared-eager", prepared, example, p, threads=threads,
+                                           gflop=prepared_gflop and prepared_gflop * batch))
             gflop = prepared_gflop and prepared_gflop * batch
             with ExitStack() as held:  # each published artifact read under its folder's lock, checked first
                 pair = [_artifact_for(spec, prepared, target, example, artifacts, Path(tmp), held, progress)

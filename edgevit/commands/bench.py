@@ -111,7 +111,8 @@ def run_bench(args: argparse.Namespace) -> int:
     plan = plan_with(args.warmup, args.iterations)
     warnings.filterwarnings("ignore")
     document = bench(args.items, artifacts=args.artifacts, batches=args.batch, plan=plan, out=args.out,
-                     progress=progress_printer(args.quiet), threads=args.threads, profile=args.profile)
+                     progress=progress_printer(args.quiet), threads=args.threads, profile=args.profile,
+                     eager=not args.no_eager)
     table, notes = bench_table(document, args.wide)
     print_table(table, args.wide)
     for note in notes:

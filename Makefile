@@ -59,8 +59,8 @@ test-all: $(STAMP) tools
 # pareto.png, the raw results JSON per thread count with the profiles beside them, and the protocol's self-check.
 BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 fastvit-t8 fastvit-t12 fastvit-s12 \
 		fastvit-sa12 fastvit-sa24 fastvit-sa36 fastvit-ma36 turbovit hiera-t
+# e.g. make bench BENCH_THREADS=1 BENCH_ARGS="--batch 1" (default: 1 and 2 threads, batches 1 and 32)
 BENCH_THREADS ?= 1 2
-# e.g. make bench BENCH_THREADS=1 BENCH_ARGS="--batch 1" (default: batches 1 and 32)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	for t in $(BENCH_THREADS); do \

@@ -114,8 +114,8 @@ def test_bench_profiles_only_what_it_timed(tiny):
     from edgevit.bench.forms import profile_into
 
     profiles: list = []
-    profile_into(profiles, tiny["pte"], {"status": "not_run", "threads": None}, lambda _m: None)
+    profile_into(profiles, tiny["pte"], {"status": "not_run", "threads": None, "batch": 1}, lambda _m: None)
     assert profiles == []
-    profile_into(profiles, tiny["onnx"], {"status": "ok", "threads": 1}, lambda _m: None)
+    profile_into(profiles, tiny["onnx"], {"status": "ok", "threads": 1, "batch": 1}, lambda _m: None)
     ((path, prof),) = profiles
-    assert path == tiny["onnx"] and prof["threads"] == 1 and prof["ops"]
+    assert path == tiny["onnx"] and prof["threads"] == 1 and prof["batch"] == 1 and prof["ops"]

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from edgevit.base.errors import ArtifactError
-from edgevit.bench.profile import PROFILE_KIND
-from edgevit.bench.profile_files import MAX_PROFILE_BYTES, profile_file, profiles_beside
+from edgevit.bench.profile_files import MAX_PROFILE_BYTES, PROFILE_KIND, profile_file, profiles_beside
 from edgevit.bench.results import SOURCE_KEY
 from edgevit.report.versus import slowest_op_type
 

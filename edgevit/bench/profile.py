@@ -30,11 +30,11 @@ import numpy as np
 
 from edgevit.base.errors import ArtifactError, UsageError
 from edgevit.base.native_output import native_stderr_to_log
+from edgevit.bench.profile_files import PROFILE_KIND
 from edgevit.export.pte_check import MAX_INPUT_ELEMENTS, check_pte
 from edgevit.validate.runtimes import runtime_errors
 from edgevit.validate.threads import check_threads, onnxruntime_options, set_executorch_threads
 
-PROFILE_KIND = "edgevit-profile/1"
 # ETDump events of the runtime itself, not of an op.
 _FRAMEWORK_EVENTS = {"Method::execute", "Method::init", "Program::load_method", "OPERATOR_CALL", "DELEGATE_CALL"}
 

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from edgevit.base.errors import ArtifactError
-from edgevit.bench.profile import PROFILE_KIND
 from edgevit.bench.results import SOURCE_KEY
+
+# What a profile file says it is (edgevit.bench.profile.Profile.to_dict); kept here, not in profile.py, so the
+# report reads profiles without importing the runtimes that make them.
+PROFILE_KIND = "edgevit-profile/1"
 
 # A profile is a few hundred ops; anything far larger is not one of ours, and is refused unread.
 MAX_PROFILE_BYTES = 20 * 1024 * 1024

@@ -55,8 +55,9 @@ test-all: $(STAMP) tools
 	$(PY) -m pytest -q --timeout=3600 -p no:logging -m ''
 
 # Host report for the seed models at 1 and 2 threads (batches 1 and 32), each .pte timed against its .onnx by the
-# fair protocol and profiled op by op (not the eager PyTorch forms: `edgevit bench MODEL` times those too): reports/report.md (with the .pte-vs-onnxruntime table), report.html,
-# pareto.png, the raw results JSON per thread count with the profiles beside them, and the protocol's self-check.
+# fair protocol and profiled op by op (not the eager PyTorch forms: `edgevit bench MODEL` times those too):
+# reports/report.md (with the .pte-vs-onnxruntime table), report.html, pareto.png, the raw results JSON per thread
+# count with the profiles beside them, and the protocol's self-check.
 BENCH_MODELS ?= swiftformer-xs swiftformer-s swiftformer-l1 swiftformer-l3 fastvit-t8 fastvit-t12 fastvit-s12 \
 		fastvit-sa12 fastvit-sa24 fastvit-sa36 fastvit-ma36 turbovit hiera-t
 # e.g. make bench BENCH_THREADS=1 BENCH_ARGS="--batch 1" (default: 1 and 2 threads, batches 1 and 32)

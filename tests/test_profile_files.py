@@ -33,6 +33,7 @@ def test_the_profile_of_each_batch_is_found_and_named_in_the_report(tmp_path):
     ("{not json", "not a readable profile"),
     (json.dumps({"kind": "something-else", "by_type": []}), "not an edgevit profile"),
     (json.dumps([1, 2]), "not an edgevit profile"),
+    (json.dumps({"kind": PROFILE_KIND, "by_type": [{"op_type": "Conv", "ms": "slow"}]}), "not an edgevit profile"),
 ])
 def test_a_broken_profile_is_refused_by_name(tmp_path, content, says):
     path = profile_file(tmp_path / "run.json", "m.pte", 1)

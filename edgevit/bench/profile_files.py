@@ -31,6 +31,22 @@ def profile_file(results_file: Path, artifact_name: str, batch: int) -> Path:
     return results_file.with_name(f"{results_file.stem}.{artifact_name}.b{batch}.profile.json")
 
 
+def profile_key(result: Mapping[str, Any]) -> ProfileKey | None:
+    """Which profile belongs to ``result`` (as load_results returns it); None for a result without an artifact or
+    without the file it was loaded from."""
+    source = result.get(SOURCE_KEY) or {}
+    if not result.get("artifact") or not source.get("file"):
+        return None
+    return source["file"], result["artifact"], result["batch"]
+
+
+def _is_op_type_row(row: Any) -> bool:
+    """One entry of a profile's by_type list, as Profile.by_type writes it."""
+    return (isinstance(row, dict) and isinstance(row.get("op_type"), str)
+            and isinstance(row.get("kernel"), str | None) and isinstance(row.get("ops"), int)
+            and all(isinstance(row.get(k), int | float) for k in ("ms", "percent")))
+
+
 def read_profile(path: Path) -> dict[str, Any]:
     """One profile file, checked to be an edgevit profile (ArtifactError naming the file otherwise)."""
     size = path.stat().st_size
@@ -41,8 +57,10 @@ def read_profile(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path}: not a readable profile ({exc}); remove it or re-run bench --profile") from None
-    if not isinstance(doc, dict) or doc.get("kind") != PROFILE_KIND or not isinstance(doc.get("by_type"), list):
-        raise ArtifactError(f"{path}: not an edgevit profile (kind {PROFILE_KIND!r} with a by_type list expected)")
+    if not isinstance(doc, dict) or doc.get("kind") != PROFILE_KIND or not isinstance(doc.get("by_type"), list) \
+            or not all(_is_op_type_row(row) for row in doc["by_type"]):
+        raise ArtifactError(f"{path}: not an edgevit profile (kind {PROFILE_KIND!r} with a by_type list of op types "
+                            "(op_type, kernel, ops, ms, percent) expected)")
     return doc
 
 
@@ -51,11 +69,10 @@ def profiles_beside(results: Sequence[Mapping[str, Any]]) -> dict[ProfileKey, di
     results file; artifacts without one are simply absent (bench ran without --profile)."""
     found: dict[ProfileKey, dict[str, Any]] = {}
     for r in results:
-        source = r.get(SOURCE_KEY) or {}
-        if not r.get("artifact") or not source.get("file"):
+        key = profile_key(r)
+        if key is None or key in found:
             continue
-        key = (source["file"], r["artifact"], r["batch"])
-        path = profile_file(Path(source["file"]), r["artifact"], r["batch"])
-        if key not in found and path.is_file():
+        path = profile_file(Path(key[0]), key[1], key[2])
+        if path.is_file():
             found[key] = read_profile(path)
     return found

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edgevit.bench.host_info import isa_summary
-from edgevit.bench.profile_files import ProfileKey
+from edgevit.bench.profile_files import ProfileKey, profile_key
 from edgevit.bench.results import SOURCE_KEY
 from edgevit.report.document import Block, Table
 from edgevit.report.views import device_key, fmt_ms, fmt_percent_of_peak, measured, measured_on
@@ -27,10 +27,12 @@ Pair = tuple[Mapping[str, Any], Mapping[str, Any] | None]
 def versus_pairs(results: Sequence[Mapping[str, Any]]) -> list[Pair]:
     """Each .pte result with a fair ratio against its .onnx, and that .onnx result (same file, model, batch,
     threads), in model / threads / batch order."""
-    onnx = {(r.get(SOURCE_KEY, {}).get("file"), r["model"], r["batch"], r.get("threads")): r
-            for r in results if r["form"] == "onnx"}
-    pairs = [(r, onnx.get((r.get(SOURCE_KEY, {}).get("file"), r["model"], r["batch"], r.get("threads"))))
-             for r in results if r["form"] == "executorch" and (r.get("interleaved") or {}).get("ratio")]
+    def run(r: Mapping[str, Any]) -> tuple:  # a .pte and its .onnx: one file, model, batch and thread count
+        return (r.get(SOURCE_KEY, {}).get("file"), r["model"], r["batch"], r.get("threads"))
+
+    onnx = {run(r): r for r in results if r["form"] == "onnx"}
+    pairs = [(r, onnx.get(run(r))) for r in results
+             if r["form"] == "executorch" and (r.get("interleaved") or {}).get("ratio")]
     return sorted(pairs, key=lambda p: (device_key(p[0]), p[0]["model"], p[0].get("threads") or 0, p[0]["batch"]))
 
 
@@ -38,7 +40,7 @@ def slowest_op_type(r: Mapping[str, Any] | None, profiles: Mapping[ProfileKey, M
     """'<op type> (<kernel>), <ms> ms, <percent>% of <ops> ops' from the result's profile, or why there is none."""
     if r is None or not r.get("artifact"):
         return "no artifact"
-    prof = profiles.get((r.get(SOURCE_KEY, {}).get("file"), r["artifact"], r["batch"]))
+    prof = profiles.get(profile_key(r))
     if prof is None:
         return "not profiled (bench --profile)"
     if not prof["by_type"]:

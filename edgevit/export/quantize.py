@@ -19,6 +19,7 @@ from torch import nn
 
 from edgevit.base.errors import ExportError, UsageError
 from edgevit.export.mil_inspect import in_eval, module_of
+from edgevit.export.shared_weights import untie_shared_weights
 
 _QDQ_NAMES = ("quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel",
               "choose_qparams")
@@ -124,7 +125,9 @@ def observe_pt2e(prepared: nn.Module, example: torch.Tensor, calibration: list[t
     program = torch.export.export(in_eval(prepared), (example,))
     times["export_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    observed = prepare_pt2e(program.module(), XNNPACKQuantizer().set_global(quantization_config(activation_observer)))
+    graph_module = program.module()
+    untie_shared_weights(graph_module)  # one quantization per use (edgevit.export.shared_weights)
+    observed = prepare_pt2e(graph_module, XNNPACKQuantizer().set_global(quantization_config(activation_observer)))
     times["prepare_pt2e_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     calibrate(observed, calibration)

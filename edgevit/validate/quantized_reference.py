@@ -15,7 +15,9 @@ images) and compares what the artifact stores with what it makes.
   too, and against the emulation within ``RUNTIME_BOUND`` (else inconclusive: a runtime kernel computing something
   else than the program, as onnxruntime's fused QLinearSoftmax did; edgevit.export.quantize).
 - ``.pte`` (XNNPACK): every constant the XNNPACK graphs store (int8 weights in XNNPACK's layout, per-channel
-  scales, float tensors) must be byte-identical to one the reference's PT2E-converted program holds, and every
+  scales, float tensors, and the 1x1 depthwise weights and biases XNNPACK's lowering derives from a float BatchNorm
+  that no conv precedes) must be byte-identical to one the reference's PT2E-converted program holds or derives; every
+  int32 bias must be what XNNPACK derives for its own layer and that layer's input quantization, and every
   per-tensor activation quantization (scale, zero point) must be one the reference uses; then the runtime's
   output against the converted program (which emulates its quantize/dequantize ops in float) within
   ``RUNTIME_BOUND``; when every stored value matches and only that bound is missed, the verdict is inconclusive
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -231,8 +234,8 @@ def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example,
                                         activation_observer=observer, keep_float=kept)
         with torch.no_grad():
             outputs = [converted(item.tensor).numpy() for item in subject.inputs]
-        subject.cache[key] = (np.concatenate(outputs).astype(np.float32), _reference_hashes(converted),
-                              _reference_qparams(converted), _derived_by_weight(converted))
+        subject.cache[key] = (np.concatenate(outputs).astype(np.float32), reference_hashes(converted),
+                              _reference_qparams(converted), derived_by_weight(converted))
     quantized, known, params, derived = subject.cache[key]
     fidelity = judge_outputs(quantized, actual, RUNTIME_BOUND,
                              "the XNNPACK int8 runtime vs edgevit's PT2E quantization of the original (quantize/"
@@ -250,19 +253,21 @@ def _pte_fidelity(subject, artifact: Path, manifest: dict, calibration, example,
 
 
 def _compare_pte(artifact: Path, known: set[str], params: list[tuple[float, int]],
-                 derived: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
+                 derived: dict[str, list[DerivedBias]] | None = None) -> dict:
     """Every XNNPACK constant but the biases must be byte-identical to a tensor of the converted program (int8
-    weights and fp32 scales, in one of the layouts XNNPACK stores: as is, OIHW -> OHWI, depthwise -> 1HWC); every
-    int32 bias and its per-channel scales must be what XNNPACK derives for the layer whose weights the same node
-    reads (a zeroed bias must not pass as another layer's zero bias), within calibration rounding; every per-tensor
-    activation quantization one the converted program uses, within calibration rounding."""
+    weights and fp32 scales, in one of the layouts XNNPACK stores: as is, OIHW -> OHWI, depthwise -> 1HWC) or to
+    one XNNPACK's lowering derives from it (a float BatchNorm's 1x1 depthwise weights and bias); every int32 bias and
+    its per-channel scales must be what XNNPACK derives for the layer whose weights the same node reads, applied to
+    the input quantization that node reads (a zeroed bias must not pass as another layer's zero bias, nor one use of
+    shared weights' bias as another use's), within calibration rounding; every per-tensor activation quantization one
+    the converted program uses, within calibration rounding."""
     from edgevit.export.pte_xnnpack import per_tensor_quant_params, xnnpack_programs
 
     derived = derived or {}
     broken, checked = [], 0
     for program in xnnpack_programs(artifact):
         layers = _bias_layers(program)
-        per_layer = set(layers) | {scale for _, scale in layers.values() if scale is not None}
+        per_layer = {layer.bias for layer in layers} | {layer.scales for layer in layers if layer.scales is not None}
         for index, data in program.constants.items():
             if index in per_layer:  # an int32 bias or its scales: checked against its own layer below
                 continue
@@ -271,13 +276,13 @@ def _compare_pte(artifact: Path, known: set[str], params: list[tuple[float, int]
                 broken.append({"tensor": f"constant {index} ({len(data)} bytes)",
                                "parameter": "the quantized reference", "rule": "byte-identical", "bad": 1, "of": 1,
                                "worst": float("inf")})
-        for bias_index, (filter_index, scale_index) in layers.items():
+        for layer in layers:
             checked += 1
-            expected = derived.get(hashlib.sha256(program.constants.get(filter_index, b"")).hexdigest())
-            bias, scales = program.constants.get(bias_index, b""), program.constants.get(scale_index, b"")
-            if expected is None or not same_calibrated(bias, expected[1]) or (
-                    scale_index is not None and not same_calibrated(scales, expected[0])):
-                broken.append({"tensor": f"int32 bias {bias_index} ({len(bias)} bytes)",
+            candidates = derived.get(hashlib.sha256(program.constants.get(layer.filter, b"")).hexdigest(), [])
+            bias = program.constants.get(layer.bias, b"")
+            scales = program.constants.get(layer.scales, b"") if layer.scales is not None else None
+            if not any(_is_derived(bias, scales, layer.input_scale, c) for c in candidates):
+                broken.append({"tensor": f"int32 bias {layer.bias} ({len(bias)} bytes) of node {layer.node}",
                                "parameter": "the bias XNNPACK derives for the layer whose weights its node reads",
                                "rule": "bias / (input scale · weight scales), calibration rounding", "bad": 1,
                                "of": 1, "worst": float("inf")})
@@ -293,11 +298,40 @@ def _compare_pte(artifact: Path, known: set[str], params: list[tuple[float, int]
     return {"checked": checked, "broken": broken, "unmatched": [], "graph": None}
 
 
-def _bias_layers(program) -> dict[int, tuple[int, int | None]]:
-    """Constant index of each node's int32 bias -> (constant index of the weights the node reads, constant index
-    of the bias's per-channel scales, if any)."""
-    found = {}
-    for node in program.nodes:
+@dataclass(frozen=True)
+class BiasLayer:
+    """An XNNPACK node that reads an int32 bias: the node's index, the constants of its bias, of the weights it reads
+    and of the bias's per-channel scales (if any), and the scale of the activation it reads (None when that is not
+    int8 per tensor: a float node handed an int32 bias is never a layer the reference derives)."""
+
+    node: int
+    bias: int
+    filter: int
+    scales: int | None
+    input_scale: float | None
+
+
+@dataclass(frozen=True)
+class DerivedBias:
+    """One use of a conv/linear's int8 weights in the reference: the scale of the activation it reads, and the bias
+    scales (fp32) and int32 bias XNNPACK derives for that use. Weights applied twice (CoaT's shared positional
+    convs) have one per use."""
+
+    input_scale: float
+    scales: np.ndarray
+    bias: np.ndarray
+
+
+def _is_derived(bias: bytes, scales: bytes | None, input_scale: float | None, candidate: DerivedBias) -> bool:
+    if input_scale is None or not same_qparams((input_scale, 0), (candidate.input_scale, 0)):
+        return False
+    return same_calibrated(bias, candidate.bias) and (scales is None or same_calibrated(scales, candidate.scales))
+
+
+def _bias_layers(program) -> list[BiasLayer]:
+    """Each node of ``program`` that reads an int32 bias (one bias may be read by several nodes)."""
+    found = []
+    for position, node in enumerate(program.nodes):
         fields = node.get("xnode_union") or {}
         if "bias_id" not in fields or "filter_id" not in fields:
             continue
@@ -306,7 +340,12 @@ def _bias_layers(program) -> dict[int, tuple[int, int | None]]:
             continue
         filter_tensor, _ = program.values.get(fields["filter_id"], ({}, None))
         scale_index = ((quantized or {}).get("quant_params") or {}).get("scale_buffer_idx")
-        found[bias_tensor.get("constant_buffer_idx", 0)] = (filter_tensor.get("constant_buffer_idx", 0), scale_index)
+        _, input_quantized = program.values.get(fields.get("input1_id", -1), ({}, None))
+        input_params = (input_quantized or {}).get("quant_params") or {}
+        input_scale = (float(input_params["scale"]) if (input_quantized or {}).get("quant_params_type")
+                       == "PerTensorQuant" and "scale" in input_params else None)
+        found.append(BiasLayer(position, bias_tensor.get("constant_buffer_idx", 0),
+                               filter_tensor.get("constant_buffer_idx", 0), scale_index, input_scale))
     return found
 
 
@@ -326,24 +365,27 @@ def same_calibrated(data: bytes, reference: np.ndarray) -> bool:
     return bool(np.all(np.abs(stored - expected) <= slack))
 
 
-def _derived_by_weight(converted) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """sha256 of a conv/linear's int8 weights (each layout XNNPACK may store) -> (its bias scales as fp32, its int32
-    bias), as XNNPACK's lowering derives them: the bias of a node is checked against its own layer's."""
-    found = {}
-    for weights, scale, bias in _derived_layers(converted):
-        pair = (scale.detach().numpy().astype(np.float32), bias.detach().numpy())
-        for variant in _layouts(weights):
-            found[hashlib.sha256(np.ascontiguousarray(variant).tobytes()).hexdigest()] = pair
+def derived_by_weight(converted) -> dict[str, list[DerivedBias]]:
+    """sha256 of a conv/linear's int8 weights (each layout XNNPACK may store) -> each use of them: what XNNPACK's
+    lowering derives for it (the bias of a node is checked against its own layer's, and its own input's)."""
+    found: dict[str, list[DerivedBias]] = {}
+    for weights, in_scale, scale, bias in _derived_layers(converted):
+        use = DerivedBias(in_scale, scale.detach().numpy().astype(np.float32), bias.detach().numpy())
+        layouts = {hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for v in _layouts(weights)}
+        for key in layouts:
+            found.setdefault(key, []).append(use)
     return found
 
 
-def _reference_hashes(converted) -> set[str]:
-    """sha256 of every int8 / float tensor the converted program holds (in each layout XNNPACK may store it): what
-    a constant other than a bias must be byte-identical to."""
+def reference_hashes(converted) -> set[str]:
+    """sha256 of every int8 / float tensor the converted program holds (in each layout XNNPACK may store it), and of
+    the 1x1 depthwise weights and bias XNNPACK's lowering derives from each float BatchNorm: what a constant other
+    than a bias must be byte-identical to."""
     tensors = list(converted.state_dict().values())
     for node in converted.graph.nodes:
         if node.op == "get_attr" and isinstance(_attr(converted, node.target), torch.Tensor):
             tensors.append(_attr(converted, node.target))
+    tensors += _batch_norms_as_depthwise(converted)
     hashes = set()
     for tensor in tensors:
         if tensor.dtype not in (torch.int8, torch.uint8, torch.float32, torch.float64):
@@ -351,6 +393,27 @@ def _reference_hashes(converted) -> set[str]:
         for variant in _layouts(tensor):
             hashes.add(hashlib.sha256(np.ascontiguousarray(variant).tobytes()).hexdigest())
     return hashes
+
+
+def _batch_norms_as_depthwise(converted) -> list[torch.Tensor]:
+    """The per-channel weight and bias of each float BatchNorm of the converted program (one no conv precedes, so
+    no fold removed it), as ExecuTorch's XNNPACK lowering derives them to run it as a 1x1 depthwise conv
+    (backends/xnnpack/_passes/decompose_batch_norm.py: computed in float64, stored in the parameters' dtype). The
+    lowering's own function computes them, so the bytes are the ones it stores; a changed value is not among them."""
+    from executorch.backends.xnnpack._passes.decompose_batch_norm import DecomposeBatchNorm
+
+    found = []
+    for node in converted.graph.nodes:
+        if node.op != "call_function" or "batch_norm" not in str(node.target):
+            continue
+        params = [_attr(converted, a.target) if isinstance(a, torch.fx.Node) and a.op == "get_attr" else None
+                  for a in node.args[1:5]]
+        gamma, beta, mean, var = params
+        eps = node.args[7] if "aten.batch_norm" in str(node.target) else node.args[-1]
+        if not isinstance(mean, torch.Tensor) or not isinstance(var, torch.Tensor) or not isinstance(eps, float):
+            continue
+        found += list(DecomposeBatchNorm.compute_w_and_b(eps, mean, var, gamma, beta))
+    return found
 
 
 def _attr(module, target) -> object:
@@ -363,9 +426,9 @@ def _attr(module, target) -> object:
     return value
 
 
-def _derived_layers(converted) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(int8 weights, bias scale, int32 bias) of each conv/linear with int8 input and weights, as ExecuTorch's
-    XNNPACK lowering computes them (backends/xnnpack/operators/quant_params.py, QuantParams.from_bias)."""
+def _derived_layers(converted) -> list[tuple[torch.Tensor, float, torch.Tensor, torch.Tensor]]:
+    """(int8 weights, input scale, bias scale, int32 bias) of each conv/linear with int8 input and weights, as
+    ExecuTorch's XNNPACK lowering computes them (backends/xnnpack/operators/quant_params.py, QuantParams.from_bias)."""
     found = []
     for node in converted.graph.nodes:
         if node.op != "call_function" or not any(k in str(node.target) for k in ("conv", "linear")):
@@ -385,7 +448,7 @@ def _derived_layers(converted) -> list[tuple[torch.Tensor, torch.Tensor, torch.T
         scale = w_scale * in_scale
         quantized = torch.ops.quantized_decomposed.quantize_per_channel.default(
             bias, scale, torch.zeros_like(scale, dtype=torch.int64), 0, -(2**31), 2**31 - 1, torch.int32)
-        found.append((weights, scale, quantized))
+        found.append((weights, in_scale, scale, quantized))
     return found
 
 

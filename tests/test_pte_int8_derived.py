@@ -143,3 +143,18 @@ def test_one_uses_bias_in_the_others_place_is_caught(built, tmp_path):
     broken = _compare(copy, converted)["broken"]
     print(f"\nbiases of the shared conv's two uses swapped: {[b['tensor'] for b in broken]}")
     assert len(broken) == 2 and all("int32 bias" in b["tensor"] for b in broken)
+
+
+def test_a_node_reading_value_0_has_its_input_scale():
+    """flatc's JSON leaves out a field equal to its default: a node reading value 0 (a delegate's first input) has
+    no ``input1_id`` (xcit's first linear in a delegate); its input scale must still be found."""
+    from types import SimpleNamespace
+
+    values = {0: ({"datatype": "xnn_datatype_qint8"}, {"quant_params_type": "PerTensorQuant",
+                                                       "quant_params": {"scale": 0.125}}),
+              1: ({"datatype": "xnn_datatype_qcint8", "constant_buffer_idx": 1}, None),
+              2: ({"datatype": "xnn_datatype_qcint32", "constant_buffer_idx": 3},
+                  {"quant_params": {"scale_buffer_idx": 4}})}
+    program = SimpleNamespace(nodes=[{"xnode_union_type": "XNNFullyConnected",
+                                      "xnode_union": {"filter_id": 1, "bias_id": 2, "output_id": 5}}], values=values)
+    assert reference._bias_layers(program) == [reference.BiasLayer(0, 3, 1, 4, 0.125)]

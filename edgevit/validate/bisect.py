@@ -119,12 +119,12 @@ def _bisect_mil(subject, artifact: Path, manifest: dict, item, top: int) -> Bise
     image = manifest["input"]["kind"] == "image"
     module = ImageClassifier(subject.prepared, subject.spec.mean, subject.spec.std).eval() if image \
         else subject.prepared
-    check, carried, fp16 = check_programs([loaded.main], module)
+    example = (torch.from_numpy(np.asarray(item.image, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
+               if image else item.tensor)
+    check, carried, fp16 = check_programs([loaded.main], module, lambda reference: reference(example))
     for broken in check.broken:  # a stored value its rule rejects is compared with the original's, not carried
         carried.pop(broken["parameter"], None)
     reference_module = with_values(module, carried, round_fp16=fp16)
-    example = (torch.from_numpy(np.asarray(item.image, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
-               if image else item.tensor)
     reference, modules = _export_values(reference_module, example)
     seen: dict[str, tuple[str, np.ndarray]] = {}
 

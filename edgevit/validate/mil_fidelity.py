@@ -16,6 +16,7 @@ from torch import nn
 
 from edgevit.mil.load import logits_var  # noqa: F401 - re-exported: parity and bisect import it from here
 from edgevit.validate.fidelity import MIL_BOUND, Fidelity, judge_outputs, state_of, with_values
+from edgevit.validate.folded_norms import check_folded, conv_norm_pairs
 from edgevit.validate.inputs import ValidationInput
 from edgevit.validate.stored_values import ValueCheck, check_stored, read_stored
 
@@ -41,12 +42,21 @@ def stores_fp16(stored) -> bool:
     return any(t.kind != "fp32" for t in stored)
 
 
-def check_programs(functions: Sequence, reference: nn.Module) -> tuple[ValueCheck, dict[str, np.ndarray], bool]:
-    """The stored-values check over every program (a ``.pte`` may hold several), what they store by parameter,
-    and whether they store fp16."""
+def check_programs(functions: Sequence, reference: nn.Module, run_once: Callable[[nn.Module], object] | None = None
+                   ) -> tuple[ValueCheck, dict[str, np.ndarray], bool]:
+    """The stored-values check over every program (a ``.pte`` may hold several), what they store by parameter
+    (the convs coremltools folded with their BatchNorm included, when ``run_once`` runs the reference once so that
+    they can be found: edgevit.validate.folded_norms), and whether they store fp16."""
+    return _checked(functions, reference, run_once)[:3]
+
+
+def _checked(functions: Sequence, reference: nn.Module, run_once: Callable[[nn.Module], object] | None):
     stored = [t for function in functions for t in read_stored(function)]
-    check, carried = check_stored(stored, state_of(reference))
-    return check, carried, stores_fp16(stored)
+    state = state_of(reference)
+    check, carried = check_stored(stored, state)
+    if run_once is not None:
+        check_folded(stored, state, conv_norm_pairs(reference, run_once), check, carried)
+    return check, carried, stores_fp16(stored), stored
 
 
 UNMATCHED_LARGE = 64  # a compressed tensor this large without a parameter is a weight coremltools fused itself
@@ -79,9 +89,7 @@ def mil_fidelity(functions: Sequence, reference: nn.Module, inputs: list[Validat
         def run_reference(module, item):
             return exact_reference(module, dataclasses.replace(item, tensor=item.tensor.half().float()))
 
-    stored = [t for function in functions for t in read_stored(function)]
-    check, carried = check_stored(stored, state_of(reference))
-    fp16 = stores_fp16(stored)
+    check, carried, fp16, stored = _checked(functions, reference, lambda module: run_reference(module, inputs[0]))
     unmatched = [t for t in stored if t.name in set(check.unmatched)]
     carrying = with_values(reference, carried, round_fp16=fp16)
     with torch.no_grad():

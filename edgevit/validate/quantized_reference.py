@@ -340,7 +340,7 @@ def _bias_layers(program) -> list[BiasLayer]:
             continue
         filter_tensor, _ = program.values.get(fields["filter_id"], ({}, None))
         scale_index = ((quantized or {}).get("quant_params") or {}).get("scale_buffer_idx")
-        _, input_quantized = program.values.get(fields.get("input1_id", -1), ({}, None))
+        _, input_quantized = program.values.get(fields.get("input1_id", 0), ({}, None))  # flatc omits a 0
         input_params = (input_quantized or {}).get("quant_params") or {}
         input_scale = (float(input_params["scale"]) if (input_quantized or {}).get("quant_params_type")
                        == "PerTensorQuant" and "scale" in input_params else None)

@@ -136,13 +136,13 @@ def check_stored(stored: list[StoredTensor], state: dict[str, np.ndarray]) -> tu
             continue
         result.checked += 1
         carried[key] = tensor.dense
-        broken = _broken(tensor, np.asarray(state[key], dtype=np.float32))
+        broken = broken_under_rule(tensor, np.asarray(state[key], dtype=np.float32))
         if broken is not None:
             result.broken.append({"tensor": tensor.name, "parameter": key, **broken})
     return result, carried
 
 
-def _broken(tensor: StoredTensor, original: np.ndarray) -> dict | None:
+def broken_under_rule(tensor: StoredTensor, original: np.ndarray) -> dict | None:
     """None when every stored value is what its rule makes of the original; else how often and how far off.
 
     Each rule is ``|stored - original| <= exact + slack``: ``exact`` what the format itself allows (0 for a float,

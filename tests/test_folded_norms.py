@@ -53,11 +53,11 @@ def test_pairs_are_a_conv_straight_into_its_norm_and_its_layer_scale():
     state = {k: v.detach().numpy() for k, v in model.state_dict().items() if v.is_floating_point()}
     x = torch.randn(1, 3, 8, 8)
     with torch.no_grad():
-        weight, bias = folded(state, pairs[0])
+        weight, bias, _, _ = folded(state, pairs[0])
         fused = nn.functional.conv2d(x, torch.from_numpy(weight), torch.from_numpy(bias))
         assert torch.allclose(fused, model.norm(model.conv(x)), atol=1e-5)
         y = torch.randn(1, 4, 8, 8)
-        weight, bias = folded(state, pairs[1], with_scale=True)
+        weight, bias, _, _ = folded(state, pairs[1], with_scale=True)
         fused = nn.functional.conv2d(y, torch.from_numpy(weight), torch.from_numpy(bias))
         assert torch.allclose(fused, model.ls(model.norm_scaled(model.conv_scaled(y))), atol=1e-5)
 

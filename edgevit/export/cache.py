@@ -53,7 +53,8 @@ TIMING_FORMAT = "edgevit-cache-timing/1"
 # What the key records of the tools: the ones whose version can change an artifact's bytes or its verdict.
 KEY_TOOLS = ("edgevit", "torch", "coremltools", "executorch", "onnxruntime")
 # Source trees whose code decides what is exported (the converters' rewrites, the exporters and their passes).
-_SOURCE_ROOTS = ("converters", "edgevit/export", "edgevit/models")
+# what decides an artifact and the verdict its manifest records (a cached cell reports that verdict)
+_SOURCE_ROOTS = ("converters", "edgevit/export", "edgevit/models", "edgevit/validate", "edgevit/mil")
 
 
 def default_cache_dir() -> Path:
@@ -70,7 +71,8 @@ def default_cache_dir() -> Path:
 
 @cache
 def source_digest() -> str:
-    """SHA-256 of the converter, exporter and model-definition sources: an edited rewrite changes every key."""
+    """SHA-256 of the converter, exporter, model-definition, validation and MIL-interpreter sources: an edited
+    rewrite changes every key, and so does an edited check (a cached row reports the verdict recorded with it)."""
     root = Path(__file__).resolve().parents[2]
     digest = hashlib.sha256()
     for sub in _SOURCE_ROOTS:

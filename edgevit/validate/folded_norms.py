@@ -107,9 +107,16 @@ def _key(prefix: str, leaf: str) -> str:
     return f"{prefix}.{leaf}" if prefix else leaf
 
 
-def folded(state: dict[str, np.ndarray], pair: ConvNorm, with_scale: bool = False) -> tuple[np.ndarray, np.ndarray]:
+# fp32 roundings in a fold (var + eps, sqrt, divide, subtract, multiply, add, a layer scale), each at most half an
+# fp32 ulp of the magnitude it acts on: the stored fold may differ from this one by that much more than its rule
+FOLD_ROUNDINGS = 8
+
+
+def folded(state: dict[str, np.ndarray], pair: ConvNorm, with_scale: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The conv's weight and bias with its BatchNorm folded in (and its layer scale after, ``with_scale``), in fp32
-    and in the order coremltools folds them."""
+    and in the order coremltools folds them, and a bound on each element's fp32 rounding (cancellation in the bias
+    makes that relative to the terms, not to the result)."""
     weight = state[_key(pair.conv, "weight")].astype(np.float32)
     bias = state.get(_key(pair.conv, "bias"))
     bias = np.zeros(weight.shape[0], np.float32) if bias is None else bias.astype(np.float32)
@@ -119,11 +126,13 @@ def folded(state: dict[str, np.ndarray], pair: ConvNorm, with_scale: bool = Fals
     mean = state[_key(pair.norm, "running_mean")].astype(np.float32)
     var = state[_key(pair.norm, "running_var")].astype(np.float32)
     root = np.sqrt(var + np.float32(pair.eps))
-    weight, bias = weight * (gamma / root).reshape(-1, 1, 1, 1), beta + (bias - mean) * gamma / root
+    weight, terms = weight * (gamma / root).reshape(-1, 1, 1, 1), np.abs(beta) + np.abs((bias - mean) * gamma / root)
+    bias = beta + (bias - mean) * gamma / root
     if with_scale and pair.scale is not None:
         scale = state[pair.scale].astype(np.float32).reshape(-1)
-        weight, bias = weight * scale.reshape(-1, 1, 1, 1), bias * scale
-    return weight, bias
+        weight, bias, terms = weight * scale.reshape(-1, 1, 1, 1), bias * scale, terms * np.abs(scale)
+    unit = FOLD_ROUNDINGS * float(np.finfo(np.float32).eps) / 2
+    return weight, bias, unit * np.abs(weight), unit * terms
 
 
 def check_folded(stored: list[StoredTensor], state: dict[str, np.ndarray], pairs: list[ConvNorm],
@@ -133,13 +142,13 @@ def check_folded(stored: list[StoredTensor], state: dict[str, np.ndarray], pairs
     tensor (nor its plain weight) is broken. Updates ``check`` and ``carried`` in place."""
     free = {t.name: t for t in stored if t.name in set(check.unmatched)}
 
-    def take(expected: np.ndarray) -> StoredTensor | None:
+    def take(expected: np.ndarray, computed: np.ndarray | None = None) -> StoredTensor | None:
         for tensor in free.values():
-            if tensor.dense.shape == expected.shape and broken_under_rule(tensor, expected) is None:
+            if tensor.dense.shape == expected.shape and broken_under_rule(tensor, expected, computed) is None:
                 return free.pop(tensor.name)
         return None
 
-    def missing(expected: np.ndarray, parameter: str) -> dict:
+    def missing(expected: np.ndarray, computed: np.ndarray, parameter: str) -> dict:
         """The nearest stored tensor of that shape, judged by its rule (what a changed folded value looks like)."""
         same = [t for t in free.values() if t.dense.shape == expected.shape]
         if not same:
@@ -147,7 +156,7 @@ def check_folded(stored: list[StoredTensor], state: dict[str, np.ndarray], pairs
                     "worst": float("inf"), "why": f"no unmatched stored tensor of shape {list(expected.shape)}"}
         nearest = min(same, key=lambda t: float(np.max(np.abs(t.dense - expected))))
         free.pop(nearest.name)
-        return {"tensor": nearest.name, "parameter": parameter, **broken_under_rule(nearest, expected)}
+        return {"tensor": nearest.name, "parameter": parameter, **broken_under_rule(nearest, expected, computed)}
 
     for pair in pairs:
         weight_key = _key(pair.conv, "weight")
@@ -155,20 +164,20 @@ def check_folded(stored: list[StoredTensor], state: dict[str, np.ndarray], pairs
             continue  # stored by name: not folded (its BatchNorm's parameters are stored by name too)
         found = None
         for with_scale in ([True] if pair.scale is not None and pair.scale in state else []) + [False]:
-            weight, bias = folded(state, pair, with_scale)
-            stored_weight = take(weight)
+            weight, bias, weight_rounding, bias_rounding = folded(state, pair, with_scale)
+            stored_weight = take(weight, weight_rounding)
             if stored_weight is not None:
                 found = with_scale, stored_weight
                 break
         if found is None:
             if take(state[weight_key].astype(np.float32)) is not None:
                 continue  # stored unfolded under another name: the program check judges it
-            check.broken.append(missing(weight, f"{weight_key} folded with {pair.norm}"))
+            check.broken.append(missing(weight, weight_rounding, f"{weight_key} folded with {pair.norm}"))
             continue
         with_scale, stored_weight = found
-        stored_bias = take(bias)
+        stored_bias = take(bias, bias_rounding)
         if stored_bias is None:
-            check.broken.append(missing(bias, f"{pair.conv}'s bias folded with {pair.norm}"))
+            check.broken.append(missing(bias, bias_rounding, f"{pair.conv}'s bias folded with {pair.norm}"))
             continue
         check.checked += 2
         carried[weight_key] = stored_weight.dense

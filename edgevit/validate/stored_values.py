@@ -142,12 +142,14 @@ def check_stored(stored: list[StoredTensor], state: dict[str, np.ndarray]) -> tu
     return result, carried
 
 
-def broken_under_rule(tensor: StoredTensor, original: np.ndarray) -> dict | None:
+def broken_under_rule(tensor: StoredTensor, original: np.ndarray, computed: np.ndarray | None = None) -> dict | None:
     """None when every stored value is what its rule makes of the original; else how often and how far off.
 
     Each rule is ``|stored - original| <= exact + slack``: ``exact`` what the format itself allows (0 for a float,
     half a step on a grid, the distance to the nearest entry of a palette) and ``slack`` the rounding of the
-    format's own numbers (fp16 ulps). ``worst`` is how many slacks the worst value lies outside its rule."""
+    format's own numbers (fp16 ulps), plus ``computed`` when ``original`` is itself computed in fp32 (a folded
+    BatchNorm): a bound on that computation's rounding, per element. ``worst`` is how many slacks the worst value
+    lies outside its rule."""
     stored = tensor.dense
     error = np.abs(stored - original)
     if tensor.kind in ("fp32", "fp16"):
@@ -163,6 +165,8 @@ def broken_under_rule(tensor: StoredTensor, original: np.ndarray) -> dict | None
         palette = np.unique(tensor.palette)
         exact = np.min(np.abs(original.reshape(-1, 1) - palette.reshape(1, -1)), axis=1).reshape(original.shape)
         slack = np.broadcast_to(2 * _ulp(np.array(np.max(np.abs(palette))), "fp16"), error.shape)
+    if computed is not None:
+        slack = slack + computed
     bad = error > exact + slack
     if not bad.any():
         return None

@@ -158,3 +158,22 @@ def test_a_node_reading_value_0_has_its_input_scale():
     program = SimpleNamespace(nodes=[{"xnode_union_type": "XNNFullyConnected",
                                       "xnode_union": {"filter_id": 1, "bias_id": 2, "output_id": 5}}], values=values)
     assert reference._bias_layers(program) == [reference.BiasLayer(0, 3, 1, 4, 0.125)]
+
+
+def test_a_program_xnnpack_refuses_is_reported_in_its_words(tmp_path, monkeypatch):
+    """Without the per-use copies the shared conv's float use gets an int32 bias, and XNNPACK refuses the node at
+    load: the error names that node, not only 'Failed to load method forward'."""
+    import edgevit.export.quantize as quantize
+    from edgevit.validate.runtimes import ExecuTorchRunner, RuntimeFailure
+
+    monkeypatch.setattr(quantize, "untie_shared_weights", lambda graph_module: 0)
+    torch.manual_seed(0)
+    model = SharedConvAndLoneNorm().eval()
+    calibration = [torch.randn(1, 3, 16, 16) for _ in range(4)]
+    artifact = tmp_path / "shared.pte"
+    export_executorch(model, calibration[0], artifact, precision="int8", calibration=calibration)
+    with pytest.raises(RuntimeFailure) as refused:
+        ExecuTorchRunner(artifact, "xnnpack")
+    print(f"\n{refused.value}")
+    assert "Failed to create depthwise convolution node" in str(refused.value)
+    assert "xnn_status_invalid_parameter" in str(refused.value)

@@ -36,3 +36,16 @@ def native_stderr_to_log(log: Path = NATIVE_LOG) -> Iterator[Path]:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+def refusals_since(log: Path, offset: int, limit: int = 3) -> str:
+    """The lines a native library wrote to ``log`` after byte ``offset`` that say it failed (XNNPACK's
+    ``Failed to create StaticConstantPad node 94 with code: xnn_status_invalid_parameter``), joined; "" if none."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if "fail" in line.lower()]
+    return "; ".join(lines[:limit])

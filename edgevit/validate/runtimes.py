@@ -20,7 +20,7 @@ from PIL import Image
 
 from edgevit.base.errors import ArtifactError, EdgevitError
 from edgevit.base.naming import target_of
-from edgevit.base.native_output import native_stderr_to_log
+from edgevit.base.native_output import native_stderr_to_log, refusals_since
 
 MIL_REFERENCE = "mil-reference"
 COREML_RUNTIMES = ("coreml", MIL_REFERENCE)
@@ -110,8 +110,19 @@ class ExecuTorchRunner(Runner):
         self.threads = executorch_threads()
         self.path = path
         start = time.perf_counter()
-        with native_stderr_to_log(), runtime_errors("ExecuTorch", "loading", path):
-            self._method = Runtime.get().load_program(str(path)).load_method("forward")
+        with native_stderr_to_log() as log:
+            offset = log.stat().st_size
+            try:
+                with runtime_errors("ExecuTorch", "loading", path):
+                    self._method = Runtime.get().load_program(str(path)).load_method("forward")
+            except RuntimeFailure:
+                said = refusals_since(log, offset)  # the delegate's own words: which node it refused, and why
+                if not said:
+                    raise
+                raise RuntimeFailure(f"ExecuTorch failed loading {Path(path).name}: its delegate refused the "
+                                     f"program ({said}). An artifact edgevit convert just made that fails here is a "
+                                     "program the runtime cannot build (an op or parameter its kernels do not "
+                                     "take); otherwise the file is corrupt or not edgevit's.") from None
         self.load_ms = (time.perf_counter() - start) * 1e3
 
     def run(self, tensor: torch.Tensor, image: Image.Image | None = None) -> np.ndarray:

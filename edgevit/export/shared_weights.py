@@ -10,6 +10,8 @@ the repeated weights and make every use an ordinary conv with its own quantizati
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 # ops whose weight and bias arguments PT2E quantizes per use
@@ -20,13 +22,12 @@ def _is_weighted(node: torch.fx.Node) -> bool:
     return node.op == "call_function" and any(op in str(node.target) for op in WEIGHTED_OPS)
 
 
-def _value(module: torch.nn.Module, target: str) -> torch.Tensor | None:
-    value = module
-    for part in target.split("."):
-        value = getattr(value, part, None)
-        if value is None:
-            return None
-    return value if isinstance(value, torch.Tensor) else None
+def get_attr_value(module: torch.nn.Module, target: str) -> object | None:
+    """What a ``get_attr`` node of ``module`` reads (a dotted path such as ``stem.0.bias``), or None."""
+    try:
+        return operator.attrgetter(str(target))(module)
+    except AttributeError:
+        return None
 
 
 def untie_shared_weights(graph_module: torch.fx.GraphModule) -> int:
@@ -37,8 +38,8 @@ def untie_shared_weights(graph_module: torch.fx.GraphModule) -> int:
         if node.op != "get_attr":
             continue
         users = [user for user in node.users if _is_weighted(user)]
-        value = _value(graph_module, str(node.target))
-        if len(users) < 2 or value is None:
+        value = get_attr_value(graph_module, str(node.target))
+        if len(users) < 2 or not isinstance(value, torch.Tensor):
             continue
         for use, user in enumerate(users[1:], start=1):
             name = f"_untied_{str(node.target).replace('.', '_')}_{use}"

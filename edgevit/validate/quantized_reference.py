@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from edgevit.base.errors import ArtifactError
+from edgevit.export.shared_weights import get_attr_value
 from edgevit.validate.fidelity import Fidelity, judge_outputs
 from edgevit.validate.runtimes import RuntimeUnavailable
 
@@ -323,7 +324,7 @@ class DerivedBias:
 
 
 def _is_derived(bias: bytes, scales: bytes | None, input_scale: float | None, candidate: DerivedBias) -> bool:
-    if input_scale is None or not same_qparams((input_scale, 0), (candidate.input_scale, 0)):
+    if input_scale is None or not same_scale(input_scale, candidate.input_scale):
         return False
     return same_calibrated(bias, candidate.bias) and (scales is None or same_calibrated(scales, candidate.scales))
 
@@ -349,9 +350,15 @@ def _bias_layers(program) -> list[BiasLayer]:
     return found
 
 
+def same_scale(a: float, b: float) -> bool:
+    """Two activation scales equal up to calibration rounding (and flatc's six printed digits); ``b`` the
+    reference's."""
+    return abs(a - b) <= SCALE_TOLERANCE + CALIBRATION_RTOL * abs(b)
+
+
 def same_qparams(a: tuple[float, int], b: tuple[float, int]) -> bool:
     """Two activation quantizations equal up to calibration rounding (and flatc's six printed digits)."""
-    return abs(a[0] - b[0]) <= SCALE_TOLERANCE + CALIBRATION_RTOL * abs(b[0]) and abs(a[1] - b[1]) <= 1
+    return same_scale(a[0], b[0]) and abs(a[1] - b[1]) <= 1
 
 
 def same_calibrated(data: bytes, reference: np.ndarray) -> bool:
@@ -383,8 +390,8 @@ def reference_hashes(converted) -> set[str]:
     than a bias must be byte-identical to."""
     tensors = list(converted.state_dict().values())
     for node in converted.graph.nodes:
-        if node.op == "get_attr" and isinstance(_attr(converted, node.target), torch.Tensor):
-            tensors.append(_attr(converted, node.target))
+        if node.op == "get_attr" and isinstance(get_attr_value(converted, node.target), torch.Tensor):
+            tensors.append(get_attr_value(converted, node.target))
     tensors += _batch_norms_as_depthwise(converted)
     hashes = set()
     for tensor in tensors:
@@ -406,7 +413,7 @@ def _batch_norms_as_depthwise(converted) -> list[torch.Tensor]:
     for node in converted.graph.nodes:
         if node.op != "call_function" or "batch_norm" not in str(node.target):
             continue
-        params = [_attr(converted, a.target) if isinstance(a, torch.fx.Node) and a.op == "get_attr" else None
+        params = [get_attr_value(converted, a.target) if isinstance(a, torch.fx.Node) and a.op == "get_attr" else None
                   for a in node.args[1:5]]
         gamma, beta, mean, var = params
         eps = node.args[7] if "aten.batch_norm" in str(node.target) else node.args[-1]
@@ -414,16 +421,6 @@ def _batch_norms_as_depthwise(converted) -> list[torch.Tensor]:
             continue
         found += list(DecomposeBatchNorm.compute_w_and_b(eps, mean, var, gamma, beta))
     return found
-
-
-def _attr(module, target) -> object:
-    """A get_attr node's value (targets are dotted paths: ``stem.0.bias``)."""
-    value = module
-    for part in str(target).split("."):
-        value = getattr(value, part, None)
-        if value is None:
-            return None
-    return value
 
 
 def _derived_layers(converted) -> list[tuple[torch.Tensor, float, torch.Tensor, torch.Tensor]]:
@@ -440,9 +437,9 @@ def _derived_layers(converted) -> list[tuple[torch.Tensor, float, torch.Tensor, 
         if "dequantize_per_channel" not in str(w.target) or "dequantize_per_tensor" not in str(x.target):
             continue
         in_scale = x.args[1]
-        w_scale = _attr(converted, w.args[1].target) if isinstance(w.args[1], torch.fx.Node) else None
-        weights = _attr(converted, w.args[0].target) if isinstance(w.args[0], torch.fx.Node) else None
-        bias = _attr(converted, b.target) if b.op == "get_attr" else None
+        w_scale = get_attr_value(converted, w.args[1].target) if isinstance(w.args[1], torch.fx.Node) else None
+        weights = get_attr_value(converted, w.args[0].target) if isinstance(w.args[0], torch.fx.Node) else None
+        bias = get_attr_value(converted, b.target) if b.op == "get_attr" else None
         if not isinstance(in_scale, float) or w_scale is None or bias is None or weights is None:
             continue
         scale = w_scale * in_scale
